@@ -1,0 +1,96 @@
+import type { Store } from "../storage/store.js";
+import type { AuditLog } from "./audit-log.js";
+import { digestKey, parseKey } from "./key-format.js";
+import type { RateLimiter } from "./rate-limiter.js";
+import { grants } from "./scopes.js";
+import type { UsageRecorder } from "./usage-recorder.js";
+import { isExpired, type KeyRecord, type RateLimitDecision, type RequestOrigin } from "./types.js";
+
+export type DenialReason =
+  | "malformed"
+  | "unknown"
+  | "expired"
+  | "revoked"
+  | "wrong_instance"
+  | "missing_scope"
+  | "rate_limited";
+
+export interface AuthCheck {
+  /** The instance being accessed; a key bound to another one is denied. */
+  instanceId: string | null;
+  requiredScopes: readonly string[];
+  /** Tokens to take from the customer's bucket; 0 takes none. */
+  charge: number;
+  /** Audit action for a refused charge: `auth.failed` (Authenticate) or `rate_limit.exceeded` (/v1). */
+  rateLimitAction: "auth.failed" | "rate_limit.exceeded";
+}
+
+/** An expected denial is a value, not an exception. */
+export type AuthResult =
+  | { valid: true; key: KeyRecord; rateLimit: RateLimitDecision | null }
+  | { valid: false; reason: DenialReason; key: KeyRecord | null; rateLimit: RateLimitDecision | null };
+
+/** Looks up a key record by digest: the store, or a cache in front of it. */
+export type KeyLookup = (digest: string) => Promise<KeyRecord | null>;
+
+/**
+ * Decides whether a presented key may be used (SPEC §5), in a fixed order: format and checksum
+ * (no storage access), existence, revocation, expiry, instance, scopes, then the rate-limit
+ * charge, so a refused request never takes a token. Every denial is audited.
+ */
+export class Authenticator {
+  constructor(
+    private readonly lookup: KeyLookup,
+    private readonly rateLimiter: RateLimiter,
+    private readonly audit: AuditLog,
+    private readonly usage: UsageRecorder,
+    private readonly now: () => number,
+  ) {}
+
+  static storeLookup(store: Store): KeyLookup {
+    return (digest) => store.findKeyByDigest(digest);
+  }
+
+  async authenticate(presented: string, check: AuthCheck, origin: RequestOrigin): Promise<AuthResult> {
+    const parsed = parseKey(presented);
+    if (!parsed) return this.deny("malformed", null, origin, check);
+    const key = await this.lookup(digestKey(presented));
+    if (!key) return this.deny("unknown", null, origin, check);
+    const now = this.now();
+    if (key.revokedAt !== null && key.revokedAt <= now) return this.deny("revoked", key, origin, check);
+    if (isExpired(key, now)) return this.deny("expired", key, origin, check);
+    if (check.instanceId !== null && key.instanceId !== null && key.instanceId !== check.instanceId) {
+      return this.deny("wrong_instance", key, origin, check);
+    }
+    if (!grants(key.scopes, check.requiredScopes)) return this.deny("missing_scope", key, origin, check);
+    let rateLimit: RateLimitDecision | null = null;
+    if (check.charge > 0) {
+      rateLimit = await this.rateLimiter.charge(key.customerId, check.charge);
+      if (!rateLimit.allowed) return this.deny("rate_limited", key, origin, check, rateLimit);
+    }
+    this.usage.record(key.id, now);
+    return { valid: true, key, rateLimit };
+  }
+
+  private deny(
+    reason: DenialReason,
+    key: KeyRecord | null,
+    origin: RequestOrigin,
+    check: AuthCheck,
+    rateLimit: RateLimitDecision | null = null,
+  ): AuthResult {
+    const event = {
+      customerId: key?.customerId ?? null,
+      action: reason === "rate_limited" ? check.rateLimitAction : ("auth.failed" as const),
+      actor: key ? { type: "key" as const, keyId: key.id, prefix: key.prefix } : { type: "anonymous" as const },
+      target: key ? { keyId: key.id, prefix: key.prefix, name: key.name } : null,
+      outcome: "failure" as const,
+      reason,
+      ...origin,
+    };
+    // Floods of garbage or of refused charges are aggregated; a known key's failure is one event.
+    if (key === null || reason === "rate_limited") this.audit.aggregate(event);
+    else this.audit.record(event);
+    return { valid: false, reason, key, rateLimit };
+  }
+}

@@ -1,0 +1,26 @@
+import { invalid } from "./errors.js";
+
+/**
+ * Opaque page tokens: base64url of the last id of the previous page. Ids are ULIDs, so "id below
+ * the token" continues a newest-first listing with no duplicates and no gaps, even while new rows
+ * arrive.
+ */
+export const encodePageToken = (lastId: string) => Buffer.from(lastId, "utf8").toString("base64url");
+
+export function decodePageToken(token: string, idPattern: RegExp): string | null {
+  if (token === "") return null;
+  const id = /^[A-Za-z0-9_-]{1,64}$/.test(token) ? Buffer.from(token, "base64url").toString("utf8") : "";
+  if (!idPattern.test(id)) throw invalid("page_token is not a token this service issued");
+  return id;
+}
+
+/** Fetches one row more than asked to learn whether another page exists. */
+export async function paginate<T extends { id: string }>(
+  limit: number,
+  fetch: (limitPlusOne: number) => Promise<T[]>,
+): Promise<{ items: T[]; nextPageToken: string | null }> {
+  const rows = await fetch(limit + 1);
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, nextPageToken: rows.length > limit && last ? encodePageToken(last.id) : null };
+}

@@ -1,0 +1,44 @@
+import type { Store } from "../storage/store.js";
+import { invalid } from "./errors.js";
+import { fullBucket, take } from "./token-bucket.js";
+import type { RateLimitDecision, RateLimitPolicy } from "./types.js";
+
+export const POLICY_LIMITS = { capacityMax: 1_000_000, refillMax: 1_000_000 } as const;
+
+/**
+ * Per-customer token buckets (SPEC §6), kept in the store so every process and replica shares
+ * them. A customer is any UUID; an unknown one starts with a full bucket of the defaults or of
+ * its own policy (set by `SetRateLimit`).
+ */
+export class RateLimiter {
+  constructor(
+    private readonly store: Store,
+    private readonly defaults: RateLimitPolicy,
+    private readonly now: () => number,
+  ) {}
+
+  charge(customerId: string, cost: number): Promise<RateLimitDecision> {
+    return this.store.updateBucket(customerId, this.defaults, (state, policy) => {
+      if (cost > policy.capacity) {
+        throw invalid(`cost ${cost} exceeds the bucket capacity of ${policy.capacity}`);
+      }
+      const now = this.now();
+      return take(state ?? fullBucket(policy, now), policy, cost, now);
+    });
+  }
+
+  async policy(customerId: string): Promise<RateLimitPolicy> {
+    return (await this.store.getRateLimitPolicy(customerId)) ?? this.defaults;
+  }
+
+  async setPolicy(customerId: string, policy: RateLimitPolicy): Promise<RateLimitPolicy> {
+    if (!Number.isInteger(policy.capacity) || policy.capacity < 1 || policy.capacity > POLICY_LIMITS.capacityMax) {
+      throw invalid(`capacity must be an integer from 1 to ${POLICY_LIMITS.capacityMax}`);
+    }
+    if (!(policy.refillPerSecond > 0) || policy.refillPerSecond > POLICY_LIMITS.refillMax) {
+      throw invalid(`refill_per_second must be greater than 0 and at most ${POLICY_LIMITS.refillMax}`);
+    }
+    await this.store.setRateLimitPolicy(customerId, policy);
+    return policy;
+  }
+}

@@ -1,0 +1,48 @@
+import type { RateLimitDecision, RateLimitPolicy } from "./types.js";
+
+/**
+ * Token bucket arithmetic (SPEC §6), pure so that every store applies the very same rule inside
+ * whatever atomic step it has (a SQLite transaction, a MongoDB compare-and-set).
+ */
+export interface BucketState {
+  tokens: number;
+  /** Epoch ms at which `tokens` was measured. */
+  at: number;
+}
+
+/** A customer never seen before starts with a full bucket. */
+export const fullBucket = (policy: RateLimitPolicy, now: number): BucketState => ({
+  tokens: policy.capacity,
+  at: now,
+});
+
+export function refill(state: BucketState, policy: RateLimitPolicy, now: number): BucketState {
+  const elapsed = Math.max(0, now - state.at) / 1000;
+  return { tokens: Math.min(policy.capacity, state.tokens + elapsed * policy.refillPerSecond), at: Math.max(now, state.at) };
+}
+
+/**
+ * Takes `cost` tokens if the bucket holds them; a refused request takes nothing. Returns the
+ * decision and the state to persist (unchanged apart from the refill when refused).
+ */
+export function take(
+  state: BucketState,
+  policy: RateLimitPolicy,
+  cost: number,
+  now: number,
+): { next: BucketState; decision: RateLimitDecision } {
+  const current = refill(state, policy, now);
+  const allowed = current.tokens >= cost;
+  const next = allowed ? { tokens: current.tokens - cost, at: current.at } : current;
+  const missing = allowed ? 0 : cost - next.tokens;
+  return {
+    next,
+    decision: {
+      allowed,
+      limit: policy.capacity,
+      remaining: Math.floor(next.tokens),
+      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil(missing / policy.refillPerSecond)),
+      resetAt: next.at + Math.ceil(((policy.capacity - next.tokens) / policy.refillPerSecond) * 1000),
+    },
+  };
+}

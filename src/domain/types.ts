@@ -1,0 +1,90 @@
+import type { Environment } from "./key-format.js";
+
+/** A key as stored: everything but the secret, which is never stored (only its digest). */
+export interface KeyRecord {
+  id: string;
+  customerId: string;
+  instanceId: string | null;
+  name: string;
+  prefix: string;
+  environment: Environment;
+  scopes: string[];
+  metadata: Record<string, string>;
+  digest: string;
+  lastUsedAt: number | null;
+  totalRequests: number;
+  expiresAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  revokedAt: number | null;
+}
+
+export const isExpired = (k: KeyRecord, now: number) => k.expiresAt !== null && k.expiresAt <= now;
+export const isActive = (k: KeyRecord, now: number) => k.revokedAt === null && !isExpired(k, now);
+
+/** Who performs a call: a customer's key, or an internal service holding the internal token. */
+export type Caller =
+  | { kind: "key"; key: KeyRecord }
+  | { kind: "internal"; name: string };
+
+export type AuditAction =
+  | "api_key.issued"
+  | "api_key.updated"
+  | "api_key.revoked"
+  | "auth.failed"
+  | "rate_limit.exceeded"
+  | "rate_limit.updated";
+
+export interface AuditActor {
+  type: "key" | "internal" | "anonymous";
+  keyId?: string;
+  prefix?: string;
+  name?: string;
+}
+
+/** Denormalised so the event outlives the key it points at (SPEC §7). */
+export interface AuditTarget {
+  keyId: string;
+  prefix: string;
+  name: string;
+}
+
+export interface AuditEvent {
+  id: string;
+  customerId: string | null;
+  action: AuditAction;
+  actor: AuditActor;
+  target: AuditTarget | null;
+  outcome: "success" | "failure";
+  reason: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+  time: number;
+  count: number;
+}
+
+/** Where a request came from, for the audit trail and logs. */
+export interface RequestOrigin {
+  requestId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface RateLimitPolicy {
+  capacity: number;
+  refillPerSecond: number;
+}
+
+export interface RateLimitDecision {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  retryAfterSeconds: number;
+  resetAt: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextPageToken: string | null;
+}

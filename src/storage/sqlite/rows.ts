@@ -1,0 +1,104 @@
+import type { Environment } from "../../domain/key-format.js";
+import type { AuditEvent, KeyRecord } from "../../domain/types.js";
+
+/** Row <-> record mapping of the embedded store. */
+export interface KeyRow {
+  id: string;
+  customer_id: string;
+  instance_id: string | null;
+  name: string;
+  prefix: string;
+  environment: string;
+  scopes: string;
+  metadata: string;
+  digest: string;
+  last_used_at: number | null;
+  total_requests: number;
+  expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+  revoked_at: number | null;
+}
+
+export interface AuditRow {
+  id: string;
+  customer_id: string | null;
+  action: string;
+  actor: string;
+  target_key_id: string | null;
+  target: string | null;
+  outcome: string;
+  reason: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  time: number;
+  count: number;
+}
+
+export const keyToRow = (k: KeyRecord): KeyRow => ({
+  id: k.id,
+  customer_id: k.customerId,
+  instance_id: k.instanceId,
+  name: k.name,
+  prefix: k.prefix,
+  environment: k.environment,
+  scopes: JSON.stringify(k.scopes),
+  metadata: JSON.stringify(k.metadata),
+  digest: k.digest,
+  last_used_at: k.lastUsedAt,
+  total_requests: k.totalRequests,
+  expires_at: k.expiresAt,
+  created_at: k.createdAt,
+  updated_at: k.updatedAt,
+  revoked_at: k.revokedAt,
+});
+
+export const rowToKey = (r: KeyRow): KeyRecord => ({
+  id: r.id,
+  customerId: r.customer_id,
+  instanceId: r.instance_id,
+  name: r.name,
+  prefix: r.prefix,
+  environment: r.environment as Environment,
+  scopes: JSON.parse(r.scopes) as string[],
+  metadata: JSON.parse(r.metadata) as Record<string, string>,
+  digest: r.digest,
+  lastUsedAt: r.last_used_at,
+  totalRequests: r.total_requests,
+  expiresAt: r.expires_at,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  revokedAt: r.revoked_at,
+});
+
+export const eventToRow = (e: AuditEvent): AuditRow => ({
+  id: e.id,
+  customer_id: e.customerId,
+  action: e.action,
+  actor: JSON.stringify(e.actor),
+  target_key_id: e.target?.keyId ?? null,
+  target: e.target ? JSON.stringify(e.target) : null,
+  outcome: e.outcome,
+  reason: e.reason,
+  ip: e.ip,
+  user_agent: e.userAgent,
+  request_id: e.requestId,
+  time: e.time,
+  count: e.count,
+});
+
+export const rowToEvent = (r: AuditRow): AuditEvent => ({
+  id: r.id,
+  customerId: r.customer_id,
+  action: r.action as AuditEvent["action"],
+  actor: JSON.parse(r.actor) as AuditEvent["actor"],
+  target: r.target ? (JSON.parse(r.target) as AuditEvent["target"]) : null,
+  outcome: r.outcome as AuditEvent["outcome"],
+  reason: r.reason,
+  ip: r.ip,
+  userAgent: r.user_agent,
+  requestId: r.request_id,
+  time: r.time,
+  count: r.count,
+});

@@ -1,0 +1,52 @@
+/**
+ * The embedded store's schema. Times are epoch milliseconds; scopes, metadata, actor and target
+ * are JSON text. `digest` is the SHA-256 of the key (the secret itself is never stored).
+ */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS api_keys (
+  id             TEXT PRIMARY KEY,
+  customer_id    TEXT NOT NULL,
+  instance_id    TEXT,
+  name           TEXT NOT NULL,
+  prefix         TEXT NOT NULL,
+  environment    TEXT NOT NULL,
+  scopes         TEXT NOT NULL,
+  metadata       TEXT NOT NULL,
+  digest         TEXT NOT NULL UNIQUE,
+  last_used_at   INTEGER,
+  total_requests INTEGER NOT NULL DEFAULT 0,
+  expires_at     INTEGER,
+  created_at     INTEGER NOT NULL,
+  updated_at     INTEGER NOT NULL,
+  revoked_at     INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS api_keys_customer ON api_keys (customer_id, id);
+CREATE INDEX IF NOT EXISTS api_keys_updated ON api_keys (updated_at);
+
+CREATE TABLE IF NOT EXISTS audit_events (
+  id             TEXT PRIMARY KEY,
+  customer_id    TEXT,
+  action         TEXT NOT NULL,
+  actor          TEXT NOT NULL,
+  target_key_id  TEXT,
+  target         TEXT,
+  outcome        TEXT NOT NULL,
+  reason         TEXT,
+  ip             TEXT,
+  user_agent     TEXT,
+  request_id     TEXT,
+  time           INTEGER NOT NULL,
+  count          INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_customer ON audit_events (customer_id, id);
+CREATE INDEX IF NOT EXISTS audit_customer_action ON audit_events (customer_id, action, id);
+CREATE INDEX IF NOT EXISTS audit_target ON audit_events (target_key_id, id);
+
+CREATE TABLE IF NOT EXISTS rate_limits (
+  customer_id        TEXT PRIMARY KEY,
+  tokens             REAL,
+  at                 INTEGER,
+  capacity           INTEGER,
+  refill_per_second  REAL
+) WITHOUT ROWID;
+`;

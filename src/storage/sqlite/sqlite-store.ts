@@ -1,0 +1,194 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { StorageUnavailableError } from "../../domain/errors.js";
+import type { BucketState } from "../../domain/token-bucket.js";
+import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../../domain/types.js";
+import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
+import { type AuditRow, eventToRow, type KeyRow, keyToRow, rowToEvent, rowToKey } from "./rows.js";
+import { SCHEMA } from "./schema.js";
+
+/**
+ * The embedded default store: one SQLite file (`<dataDir>/zpk.sqlite`) in WAL mode, shared by the
+ * server's processes and the `keys` CLI. better-sqlite3 is synchronous; each method is one
+ * transaction, so nothing is ever half-written, and `BEGIN IMMEDIATE` serialises writers across
+ * processes (a busy writer is waited for up to `busy_timeout`).
+ */
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(dataDir: string) {
+    const db = guard(() => {
+      mkdirSync(dataDir, { recursive: true });
+      const d = new Database(join(dataDir, "zpk.sqlite"));
+      d.pragma("journal_mode = WAL");
+      d.pragma("synchronous = NORMAL");
+      d.pragma("busy_timeout = 5000");
+      d.exec(SCHEMA);
+      return d;
+    });
+    this.db = db;
+    this.stmts = {
+      insertKey: db.prepare(`INSERT INTO api_keys VALUES (@id, @customer_id, @instance_id, @name,
+        @prefix, @environment, @scopes, @metadata, @digest, @last_used_at, @total_requests,
+        @expires_at, @created_at, @updated_at, @revoked_at)`),
+      insertEvent: db.prepare(`INSERT INTO audit_events VALUES (@id, @customer_id, @action, @actor,
+        @target_key_id, @target, @outcome, @reason, @ip, @user_agent, @request_id, @time, @count)`),
+      byDigest: db.prepare<[string], KeyRow>(`SELECT * FROM api_keys WHERE digest = ?`),
+      byId: db.prepare<[string, string], KeyRow>(`SELECT * FROM api_keys WHERE customer_id = ? AND id = ?`),
+      update: db.prepare(`UPDATE api_keys SET name = @name, metadata = @metadata,
+        expires_at = @expires_at, updated_at = @updated_at WHERE id = @id`),
+      revoke: db.prepare(`UPDATE api_keys SET revoked_at = @at, updated_at = @at
+        WHERE customer_id = @customer_id AND id = @id AND revoked_at IS NULL`),
+      usage: db.prepare(`UPDATE api_keys SET total_requests = total_requests + @count,
+        last_used_at = max(coalesce(last_used_at, 0), @last_used_at) WHERE id = @id`),
+      bucket: db.prepare<[string], { tokens: number | null; at: number | null; capacity: number | null; refill_per_second: number | null }>(
+        `SELECT tokens, at, capacity, refill_per_second FROM rate_limits WHERE customer_id = ?`),
+      saveBucket: db.prepare(`INSERT INTO rate_limits (customer_id, tokens, at) VALUES (@customer_id, @tokens, @at)
+        ON CONFLICT (customer_id) DO UPDATE SET tokens = excluded.tokens, at = excluded.at`),
+      savePolicy: db.prepare(`INSERT INTO rate_limits (customer_id, capacity, refill_per_second)
+        VALUES (@customer_id, @capacity, @refill) ON CONFLICT (customer_id) DO UPDATE SET
+        capacity = excluded.capacity, refill_per_second = excluded.refill_per_second`),
+      ping: db.prepare(`SELECT 1`),
+    };
+  }
+
+  async insertKey(key: KeyRecord, event: AuditEvent): Promise<void> {
+    this.tx(() => {
+      this.stmts.insertKey.run(keyToRow(key));
+      this.stmts.insertEvent.run(eventToRow(event));
+    });
+  }
+
+  async findKeyByDigest(digest: string): Promise<KeyRecord | null> {
+    const row = guard(() => this.stmts.byDigest.get(digest));
+    return row ? rowToKey(row) : null;
+  }
+
+  async findKey(customerId: string, id: string): Promise<KeyRecord | null> {
+    const row = guard(() => this.stmts.byId.get(customerId, id));
+    return row ? rowToKey(row) : null;
+  }
+
+  async listKeys(q: KeyListQuery): Promise<KeyRecord[]> {
+    const where = ["customer_id = @customerId"];
+    if (q.instanceId !== null) where.push("instance_id = @instanceId");
+    if (!q.includeInactive) where.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)");
+    if (q.beforeId !== null) where.push("id < @beforeId");
+    const sql = `SELECT * FROM api_keys WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT @limit`;
+    return guard(() => this.db.prepare<[typeof q], KeyRow>(sql).all(q)).map(rowToKey);
+  }
+
+  async updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
+    return this.tx(() => {
+      const row = this.stmts.byId.get(customerId, id);
+      if (!row) return null;
+      const current = rowToKey(row);
+      const updated: KeyRecord = {
+        ...current,
+        name: patch.name ?? current.name,
+        metadata: patch.metadata ?? current.metadata,
+        expiresAt: patch.expiresAt === undefined ? current.expiresAt : patch.expiresAt,
+        updatedAt: patch.updatedAt,
+      };
+      this.stmts.update.run({ id, name: updated.name, metadata: JSON.stringify(updated.metadata),
+        expires_at: updated.expiresAt, updated_at: updated.updatedAt });
+      this.stmts.insertEvent.run(eventToRow(event(updated)));
+      return updated;
+    });
+  }
+
+  async revokeKey(customerId: string, id: string, at: number, event: (k: KeyRecord) => AuditEvent) {
+    return this.tx(() => {
+      const changed = this.stmts.revoke.run({ customer_id: customerId, id, at }).changes === 1;
+      const row = this.stmts.byId.get(customerId, id);
+      if (!row) return null;
+      const key = rowToKey(row);
+      if (changed) this.stmts.insertEvent.run(eventToRow(event(key)));
+      return { key, changed };
+    });
+  }
+
+  async recordUsage(deltas: UsageDelta[]): Promise<void> {
+    this.tx(() => {
+      for (const d of deltas) this.stmts.usage.run({ id: d.keyId, count: d.count, last_used_at: d.lastUsedAt });
+    });
+  }
+
+  async appendAuditEvents(events: AuditEvent[]): Promise<void> {
+    this.tx(() => {
+      for (const e of events) this.stmts.insertEvent.run(eventToRow(e));
+    });
+  }
+
+  async listAuditEvents(q: AuditQuery): Promise<AuditEvent[]> {
+    const where: string[] = [];
+    if (q.customerId !== null) where.push("customer_id = @customerId");
+    if (q.action !== null) where.push("action = @action");
+    if (q.targetId !== null) where.push("target_key_id = @targetId");
+    if (q.since !== null) where.push("time >= @since");
+    if (q.until !== null) where.push("time < @until");
+    if (q.beforeId !== null) where.push("id < @beforeId");
+    const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
+    const sql = `SELECT * FROM audit_events ${filter} ORDER BY id DESC LIMIT @limit`;
+    return guard(() => this.db.prepare<[typeof q], AuditRow>(sql).all(q)).map(rowToEvent);
+  }
+
+  async updateBucket(
+    customerId: string,
+    defaults: RateLimitPolicy,
+    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: RateLimitDecision },
+  ): Promise<RateLimitDecision> {
+    return this.tx(() => {
+      const row = this.stmts.bucket.get(customerId);
+      const policy = row?.capacity != null && row.refill_per_second != null
+        ? { capacity: row.capacity, refillPerSecond: row.refill_per_second }
+        : defaults;
+      const state = row?.tokens != null && row.at != null ? { tokens: row.tokens, at: row.at } : null;
+      const { next, decision } = decide(state, policy);
+      this.stmts.saveBucket.run({ customer_id: customerId, tokens: next.tokens, at: next.at });
+      return decision;
+    });
+  }
+
+  async getRateLimitPolicy(customerId: string): Promise<RateLimitPolicy | null> {
+    const row = guard(() => this.stmts.bucket.get(customerId));
+    return row?.capacity != null && row.refill_per_second != null
+      ? { capacity: row.capacity, refillPerSecond: row.refill_per_second }
+      : null;
+  }
+
+  async setRateLimitPolicy(customerId: string, policy: RateLimitPolicy): Promise<void> {
+    guard(() => this.stmts.savePolicy.run({ customer_id: customerId, capacity: policy.capacity, refill: policy.refillPerSecond }));
+  }
+
+  async ping(): Promise<void> {
+    guard(() => this.stmts.ping.get());
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  /** One IMMEDIATE transaction: all of `fn` or none of it. */
+  private tx<T>(fn: () => T): T {
+    return guard(() => this.db.transaction(fn).immediate());
+  }
+}
+
+/** SQLite failures that mean "the store cannot serve now" (read-only, disk full, I/O, locked). */
+const UNAVAILABLE = /^SQLITE_(READONLY|FULL|IOERR|BUSY|LOCKED|CANTOPEN|PERM|NOTADB|CORRUPT)/;
+
+function guard<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && UNAVAILABLE.test(code)) throw new StorageUnavailableError(undefined, e);
+    if (e instanceof TypeError && /database connection is not open/.test(e.message)) {
+      throw new StorageUnavailableError("storage is closed", e);
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,97 @@
+import type { BucketState } from "../domain/token-bucket.js";
+import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../domain/types.js";
+
+/**
+ * The storage interface: one implementation per store (SQLite embedded, MongoDB), all passing the
+ * shared contract suite in test/storage. Stores hold data and provide atomic steps; every rule
+ * (validation, scopes, visibility, bucket arithmetic) lives in the domain.
+ *
+ * A store throws `StorageUnavailableError` when it cannot do what was asked, and never leaves a
+ * half-applied write visible.
+ */
+export interface Store {
+  /** Stores a new key and its `api_key.issued` event. */
+  insertKey(key: KeyRecord, event: AuditEvent): Promise<void>;
+  /** The key whose digest this is, of any customer, or null. */
+  findKeyByDigest(digest: string): Promise<KeyRecord | null>;
+  /** The customer's key with this id, or null. */
+  findKey(customerId: string, id: string): Promise<KeyRecord | null>;
+  /** A page of the customer's keys, newest (highest id) first. */
+  listKeys(query: KeyListQuery): Promise<KeyRecord[]>;
+  /** Applies `patch` and appends the event built from the updated key; null if no such key. */
+  updateKey(
+    customerId: string,
+    id: string,
+    patch: KeyPatch,
+    event: (updated: KeyRecord) => AuditEvent,
+  ): Promise<KeyRecord | null>;
+  /**
+   * Sets `revokedAt` if the key is not revoked yet, and only then appends the event.
+   * Null if no such key; `changed` false when it was already revoked.
+   */
+  revokeKey(
+    customerId: string,
+    id: string,
+    at: number,
+    event: (revoked: KeyRecord) => AuditEvent,
+  ): Promise<{ key: KeyRecord; changed: boolean } | null>;
+  /** Adds usage counted in memory (write-behind): `$inc` total, `$max` last used. */
+  recordUsage(deltas: UsageDelta[]): Promise<void>;
+  appendAuditEvents(events: AuditEvent[]): Promise<void>;
+  /** A page of audit events, newest (highest id) first. */
+  listAuditEvents(query: AuditQuery): Promise<AuditEvent[]>;
+  /**
+   * Atomically reads the customer's bucket (full if none), lets `decide` compute the decision and
+   * the next state, and stores it. Concurrent callers on any number of processes never both
+   * spend the same tokens.
+   */
+  updateBucket(
+    customerId: string,
+    defaults: RateLimitPolicy,
+    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: RateLimitDecision },
+  ): Promise<RateLimitDecision>;
+  /** The customer's policy override, or null for the defaults. */
+  getRateLimitPolicy(customerId: string): Promise<RateLimitPolicy | null>;
+  setRateLimitPolicy(customerId: string, policy: RateLimitPolicy): Promise<void>;
+  /** Resolves when the store answers; throws StorageUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KeyListQuery {
+  customerId: string;
+  /** Only keys bound to this instance. */
+  instanceId: string | null;
+  /** False: only keys that are neither revoked nor expired at `now`. */
+  includeInactive: boolean;
+  now: number;
+  /** Only ids below this one (the last id of the previous page). */
+  beforeId: string | null;
+  limit: number;
+}
+
+export interface AuditQuery {
+  /** Null: every customer's events and the customer-less ones (internal callers only). */
+  customerId: string | null;
+  action: string | null;
+  targetId: string | null;
+  /** Epoch ms, inclusive. */
+  since: number | null;
+  /** Epoch ms, exclusive. */
+  until: number | null;
+  beforeId: string | null;
+  limit: number;
+}
+
+export interface KeyPatch {
+  name?: string;
+  metadata?: Record<string, string>;
+  expiresAt?: number | null;
+  updatedAt: number;
+}
+
+export interface UsageDelta {
+  keyId: string;
+  lastUsedAt: number;
+  count: number;
+}
