@@ -12,6 +12,7 @@ export type ErrorCode =
   | "key_revoked"
   | "permission_denied"
   | "not_found"
+  | "method_not_allowed"
   | "payload_too_large"
   | "rate_limited"
   | "internal"

@@ -1,0 +1,84 @@
+import type { AddressInfo } from "node:net";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import type { Config } from "./config/config.js";
+import { createDomain } from "./domain/domain.js";
+import { createApiKeyService } from "./service/api-key-service.js";
+import { Credentials } from "./service/credentials.js";
+import { openStore } from "./storage/open-store.js";
+import { connectRoutes, nodeContextValues } from "./transport/connect/routes.js";
+import { createDualProtocolServer } from "./transport/http/dual-protocol-server.js";
+import { createFallback } from "./transport/http/fallback.js";
+import { createRestHandler } from "./transport/rest/rest-handler.js";
+
+/**
+ * Wires the layers: store -> domain -> one service implementation -> transports. Data flows one
+ * way; nothing below the service knows about protobuf or HTTP.
+ */
+export async function createService(config: Config, log: Logger) {
+  const store = await openStore(config);
+  const domain = createDomain(store, {
+    rateLimit: { capacity: config.RATE_LIMIT_CAPACITY, refillPerSecond: config.RATE_LIMIT_REFILL_PER_SEC },
+    usageFlushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS,
+    auditFlushIntervalMs: config.AUDIT_FLUSH_INTERVAL_MS,
+    auditAggregateIntervalMs: config.AUDIT_AGGREGATE_INTERVAL_MS,
+  }, log);
+  const impl = createApiKeyService({
+    credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),
+    keys: domain.keys,
+    authenticator: domain.authenticator,
+    rateLimiter: domain.rateLimiter,
+    audit: domain.audit,
+    log,
+    now: domain.now,
+  });
+  return { store, domain, impl };
+}
+
+export async function createApp(config: Config, log: Logger) {
+  const { store, domain, impl } = await createService(config, log);
+  let draining = false;
+  const rest = createRestHandler(impl, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues });
+  const handler = connectNodeAdapter({
+    routes: connectRoutes(impl),
+    contextValues: nodeContextValues,
+    readMaxBytes: config.BODY_LIMIT_BYTES,
+    fallback: createFallback({ rest, store, log, isDraining: () => draining }),
+  });
+  const http = createDualProtocolServer(handler);
+
+  return {
+    impl,
+    domain,
+    async start(): Promise<{ port: number }> {
+      domain.start();
+      await listen(http.server, config.HOST, config.PORT);
+      const port = (http.server.address() as AddressInfo).port;
+      log.info({ host: config.HOST, port }, "serving HTTP/1.1 + HTTP/2 (REST, Connect, gRPC, gRPC-Web)");
+      return { port };
+    },
+    /** Drains requests (bounded by SHUTDOWN_TIMEOUT_MS), then flushes buffered writes. */
+    async stop(): Promise<void> {
+      draining = true;
+      await http.close(config.SHUTDOWN_TIMEOUT_MS);
+      await domain.flush();
+      await store.close();
+    },
+  };
+}
+
+/** Listens on HOST; "::" (the default) falls back to 0.0.0.0 where IPv6 is unavailable. */
+function listen(server: import("node:net").Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      if (host === "::" && (err.code === "EAFNOSUPPORT" || err.code === "EADDRNOTAVAIL")) {
+        server.listen(port, "0.0.0.0", () => resolve());
+      } else reject(err);
+    };
+    server.once("error", onError);
+    server.listen(port, host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}

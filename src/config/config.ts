@@ -1,0 +1,44 @@
+import { z } from "zod";
+
+/**
+ * The service's whole configuration: environment variables, validated once at start (zod) so a
+ * typo fails fast with one line naming the variable, instead of misbehaving later.
+ */
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const positive = z.coerce.number().positive().finite();
+
+const schema = z.object({
+  HOST: z.string().min(1).default("::"),
+  PORT: int(0, 65535).default(8080),
+  GRPC_PORT: int(0, 65535).default(9090),
+  DATA_DIR: z.string().min(1).default("./data"),
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, "must start with mongodb:// or mongodb+srv://").optional(),
+  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, "must be a database name").default("apikeys"),
+  INTERNAL_TOKEN: z.string().min(16, "must be at least 16 characters").regex(/^\S+$/, "must not contain spaces").optional(),
+  RATE_LIMIT_CAPACITY: int(1, 1_000_000).default(60),
+  RATE_LIMIT_REFILL_PER_SEC: positive.max(1_000_000).default(1),
+  WORKERS: z.union([z.literal("auto"), int(1, 256)]).default(1),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  BODY_LIMIT_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),
+  USAGE_FLUSH_INTERVAL_MS: int(10, 60_000).default(1000),
+  AUDIT_FLUSH_INTERVAL_MS: int(10, 1000).default(250),
+  AUDIT_AGGREGATE_INTERVAL_MS: int(10, 3_600_000).default(10_000),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+});
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {}
+
+/** Parses the environment; empty strings count as unset. Throws ConfigError with one line. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(
+    Object.keys(schema.shape).flatMap((k) => (env[k] !== undefined && env[k] !== "" ? [[k, env[k]]] : [])),
+  );
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const name = String(issue.path[0]);
+  const shown = name === "INTERNAL_TOKEN" || name === "MONGODB_URI" ? "(value hidden)" : JSON.stringify(env[name]);
+  throw new ConfigError(`invalid configuration: ${name} ${issue.message} (got ${shown})`);
+}

@@ -1,0 +1,54 @@
+import type { Logger } from "pino";
+import type { Store } from "../storage/store.js";
+import { AuditLog } from "./audit-log.js";
+import { Authenticator } from "./authenticator.js";
+import { KeyManager } from "./key-manager.js";
+import { RateLimiter } from "./rate-limiter.js";
+import type { RateLimitPolicy } from "./types.js";
+import { UsageRecorder } from "./usage-recorder.js";
+
+export interface DomainOptions {
+  rateLimit: RateLimitPolicy;
+  usageFlushIntervalMs: number;
+  auditFlushIntervalMs: number;
+  auditAggregateIntervalMs: number;
+  now?: () => number;
+}
+
+/**
+ * The domain, assembled over one store. Background writers (usage, audit) start with `start()`
+ * and are flushed by `flush()`, which shutdown calls after the last request has finished.
+ */
+export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
+  const now = opts.now ?? Date.now;
+  const audit = new AuditLog(store, now, {
+    flushIntervalMs: opts.auditFlushIntervalMs,
+    aggregateIntervalMs: opts.auditAggregateIntervalMs,
+    maxAggregates: 10_000,
+  }, log);
+  const usage = new UsageRecorder(store, opts.usageFlushIntervalMs, log);
+  const rateLimiter = new RateLimiter(store, opts.rateLimit, now);
+  const authenticator = new Authenticator(Authenticator.storeLookup(store), rateLimiter, audit, usage, now);
+  const keys = new KeyManager(store, audit, usage, now);
+  return {
+    store,
+    audit,
+    usage,
+    rateLimiter,
+    authenticator,
+    keys,
+    now,
+    start() {
+      audit.start();
+      usage.start();
+    },
+    async flush() {
+      audit.stop();
+      usage.stop();
+      await usage.flush();
+      await audit.flush();
+    },
+  };
+}
+
+export type Domain = ReturnType<typeof createDomain>;

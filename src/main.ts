@@ -1,0 +1,40 @@
+import { ConfigError, loadConfig } from "./config/config.js";
+import { createLogger } from "./observability/logger.js";
+import { createApp } from "./app.js";
+
+/**
+ * `npm start`: validate configuration, serve, and on SIGTERM/SIGINT drain in-flight requests and
+ * flush buffered writes before exiting.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`zpk: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.LOG_LEVEL);
+  const app = await createApp(config, log);
+  await app.start();
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "shutting down: draining requests");
+    await app.stop();
+    log.info("stopped");
+    log.flush();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`zpk: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,36 @@
+import { randomUUID } from "node:crypto";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { RequestOrigin } from "../domain/types.js";
+
+/**
+ * What a transport adapter tells the service about a call beyond its headers: the peer address.
+ * Every adapter (connect-node, REST, grpc-js) sets it in the HandlerContext's values.
+ */
+export const kPeerAddress = createContextKey<string | null>(null, { description: "peer address" });
+
+const REQUEST_ID_HEADER = "x-request-id";
+const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The call's request id, decided once: the caller's `x-request-id` if it is sane, else a new
+ * one. It is echoed as a response header on every transport.
+ */
+export function requestIdOf(ctx: HandlerContext): string {
+  const decided = ctx.responseHeader.get(REQUEST_ID_HEADER);
+  if (decided) return decided;
+  const incoming = ctx.requestHeader.get(REQUEST_ID_HEADER);
+  const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) ? incoming : `req_${randomUUID()}`;
+  ctx.responseHeader.set(REQUEST_ID_HEADER, id);
+  return id;
+}
+
+/** Request id, client ip and user agent, as recorded in the audit trail. */
+export function originOf(ctx: HandlerContext): RequestOrigin {
+  return {
+    requestId: requestIdOf(ctx),
+    ip: normalizeIp(ctx.values.get(kPeerAddress)),
+    userAgent: ctx.requestHeader.get("user-agent")?.slice(0, 256) ?? null,
+  };
+}
+
+const normalizeIp = (ip: string | null) => (ip?.startsWith("::ffff:") ? ip.slice(7) : ip);

@@ -1,0 +1,95 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { HandlerContext } from "@connectrpc/connect";
+import type { Authenticator } from "../domain/authenticator.js";
+import { DomainError, forbidden } from "../domain/errors.js";
+import type { Caller, RateLimitDecision } from "../domain/types.js";
+import { originOf } from "./call-context.js";
+
+/**
+ * Who is calling, decided once per call for every transport: the internal credential
+ * (`authorization: Bearer <INTERNAL_TOKEN>`, compared in constant time) or a customer key
+ * (`authorization: Bearer zpk_…` or `x-api-key: zpk_…`), which is authenticated and charged one
+ * token from its customer's bucket (SPEC §3, §6), with the bucket's state in `x-ratelimit-*`.
+ */
+export class Credentials {
+  private readonly internalDigest: Buffer | null;
+
+  constructor(
+    internalToken: string | null,
+    private readonly authenticator: Authenticator,
+  ) {
+    this.internalDigest = internalToken ? sha256(internalToken) : null;
+  }
+
+  /** For RPCs any caller may use: a customer key or the internal credential. */
+  async caller(ctx: HandlerContext): Promise<Caller> {
+    const presented = presentedCredential(ctx);
+    if (this.isInternal(presented)) return { kind: "internal", name: internalName(ctx) };
+    const result = await this.authenticator.authenticate(
+      presented,
+      { instanceId: null, requiredScopes: [], charge: 1, rateLimitAction: "rate_limit.exceeded" },
+      originOf(ctx),
+    );
+    if (result.rateLimit) setRateLimitHeaders(ctx, result.rateLimit);
+    if (result.valid) return { kind: "key", key: result.key };
+    switch (result.reason) {
+      case "expired":
+        throw new DomainError("key_expired", "this API key has expired");
+      case "revoked":
+        throw new DomainError("key_revoked", "this API key has been revoked");
+      case "rate_limited":
+        throw new DomainError("rate_limited", "rate limit exceeded: retry after the Retry-After delay", {
+          "retry-after": String(result.rateLimit?.retryAfterSeconds ?? 1),
+          ...rateLimitHeaders(result.rateLimit),
+        });
+      default:
+        throw new DomainError("unauthenticated", "invalid API key");
+    }
+  }
+
+  /** For internal RPCs: only the internal credential; a customer key is refused outright. */
+  internal(ctx: HandlerContext): Caller {
+    if (this.internalDigest === null) {
+      throw new DomainError(
+        "unauthenticated",
+        "internal RPCs are disabled: start the service with INTERNAL_TOKEN set and send authorization: Bearer <INTERNAL_TOKEN>",
+      );
+    }
+    const presented = presentedCredential(ctx);
+    if (this.isInternal(presented)) return { kind: "internal", name: internalName(ctx) };
+    if (presented.startsWith("zpk_")) throw forbidden("this RPC is for internal services; customer keys cannot call it");
+    throw new DomainError("unauthenticated", "invalid internal credential");
+  }
+
+  private isInternal(presented: string): boolean {
+    if (this.internalDigest === null) return false;
+    return timingSafeEqual(sha256(presented), this.internalDigest);
+  }
+}
+
+function presentedCredential(ctx: HandlerContext): string {
+  const auth = ctx.requestHeader.get("authorization");
+  if (auth !== null) {
+    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(auth);
+    if (m?.[1]) return m[1];
+    throw new DomainError("unauthenticated", "the authorization header must be: Bearer <key>");
+  }
+  const apiKey = ctx.requestHeader.get("x-api-key")?.trim();
+  if (apiKey) return apiKey;
+  throw new DomainError("unauthenticated", "missing API key: send authorization: Bearer <key>");
+}
+
+/** The internal caller's self-declared name (`x-caller`), for the audit actor. */
+const internalName = (ctx: HandlerContext) => {
+  const name = ctx.requestHeader.get("x-caller");
+  return name && /^[A-Za-z0-9._-]{1,64}$/.test(name) ? name : "internal";
+};
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest();
+
+const rateLimitHeaders = (d: RateLimitDecision | null): Record<string, string> =>
+  d ? { "x-ratelimit-limit": String(d.limit), "x-ratelimit-remaining": String(d.remaining) } : {};
+
+function setRateLimitHeaders(ctx: HandlerContext, d: RateLimitDecision): void {
+  for (const [k, v] of Object.entries(rateLimitHeaders(d))) ctx.responseHeader.set(k, v);
+}

@@ -1,0 +1,85 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { NodeRequest, NodeResponse } from "./json-response.js";
+
+/**
+ * One cleartext port for curl (HTTP/1.1) and gRPC (HTTP/2 with prior knowledge).
+ * `http2.createServer({allowHTTP1})` only falls back to HTTP/1.1 over TLS (ALPN), so we look at a
+ * connection's first bytes: the HTTP/2 connection preface starts with `PRI * HTTP/2.0`, no
+ * HTTP/1.x request does. The socket, with those bytes put back, goes to an `http` or an `http2`
+ * server; both run the same request handler.
+ *
+ * Limits against slow or abusive clients: header and request timeouts, idle keep-alive timeout,
+ * a cap on concurrent HTTP/2 streams per connection and on connections overall.
+ */
+export interface DualServerOptions {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConcurrentStreams: number;
+  maxConnections: number;
+}
+
+export const DEFAULT_LIMITS: DualServerOptions = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConcurrentStreams: 128,
+  maxConnections: 20_000,
+};
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeResponse) => void, opts = DEFAULT_LIMITS) {
+  const h1 = http.createServer(
+    { headersTimeout: opts.headersTimeoutMs, requestTimeout: opts.requestTimeoutMs, keepAliveTimeout: opts.keepAliveTimeoutMs },
+    handler,
+  );
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxConcurrentStreams } }, handler);
+  h2.setTimeout(opts.requestTimeoutMs * 4); // idle HTTP/2 sessions are closed
+  h2.on("timeout", (session: http2.ServerHttp2Session) => session.close?.());
+  const sockets = new Set<net.Socket>();
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    // A connection that never sends its first bytes is dropped after the header timeout.
+    socket.setTimeout(opts.headersTimeoutMs, () => socket.destroy());
+    socket.once("data", (first: Buffer) => {
+      socket.setTimeout(0);
+      socket.pause();
+      socket.unshift(first);
+      const n = Math.min(first.length, PREFACE.length);
+      const target = first.subarray(0, n).equals(PREFACE.subarray(0, n)) ? h2 : h1;
+      target.emit("connection", socket);
+      process.nextTick(() => socket.resume());
+    });
+  });
+  server.maxConnections = opts.maxConnections;
+
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  return {
+    server,
+    /**
+     * Graceful stop: no new connections; HTTP/2 sessions get GOAWAY and finish their streams;
+     * HTTP/1.1 keep-alive connections close as soon as they are idle; whatever is still open at
+     * the deadline is cut.
+     */
+    async close(deadlineMs: number): Promise<void> {
+      server.close();
+      for (const session of sessions) session.close();
+      const deadline = Date.now() + deadlineMs;
+      while (sockets.size > 0 && Date.now() < deadline) {
+        h1.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { randomUUID } from "node:crypto";
+import type * as http from "node:http";
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import { ConnectError } from "@connectrpc/connect";
+import { DomainError } from "../../domain/errors.js";
+import { ERROR_CODE_HEADER, ERROR_TABLE, errorCodeOf, httpStatusOf } from "../../service/error-codes.js";
+
+/** The request and response types connect-node hands its fallback, for HTTP/1.1 and HTTP/2. */
+type NodeHandlerFn = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+export type NodeRequest = Parameters<NodeHandlerFn>[0];
+export type NodeResponse = Parameters<NodeHandlerFn>[1];
+
+/** Writes a JSON response (or an empty one for 204) with the given headers. */
+export function sendJson(res: NodeResponse, status: number, body: unknown, headers: Headers = new Headers()): void {
+  if (res.headersSent) return;
+  const out: Record<string, string> = {};
+  headers.forEach((v, k) => {
+    if (k !== ERROR_CODE_HEADER) out[k] = v;
+  });
+  if ("stream" in res) delete out.connection; // connection-specific headers are illegal in HTTP/2
+  if (status === 204 || body === undefined) {
+    (res as http.ServerResponse).writeHead(status, out);
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  out["content-type"] = "application/json";
+  out["content-length"] = String(Buffer.byteLength(text));
+  (res as http.ServerResponse).writeHead(status, out);
+  res.end(text);
+}
+
+/**
+ * Renders any failure as SPEC §3's `{"error":{"code","message"},"request_id"}` with the status of
+ * the one error table. Unknown errors were already logged by the service; here they are `internal`.
+ */
+export function sendError(res: NodeResponse, err: unknown, headers: Headers = new Headers()): void {
+  let code: keyof typeof ERROR_TABLE = "internal";
+  let status = 500;
+  let message = "internal error";
+  if (err instanceof DomainError) {
+    code = err.code;
+    status = ERROR_TABLE[code].http;
+    message = err.message;
+    for (const [k, v] of Object.entries(err.headers)) headers.set(k, v);
+  } else if (err instanceof ConnectError) {
+    code = errorCodeOf(err);
+    status = httpStatusOf(err);
+    message = err.rawMessage;
+    err.metadata.forEach((v, k) => headers.set(k, v));
+  }
+  const requestId = headers.get("x-request-id") ?? `req_${randomUUID()}`;
+  headers.set("x-request-id", requestId);
+  sendJson(res, status, { error: { code, message }, request_id: requestId }, headers);
+}

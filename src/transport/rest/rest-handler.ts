@@ -1,0 +1,119 @@
+import type { JsonValue, Message } from "@bufbuild/protobuf";
+import { createHandlerContext, type ContextValues, type ServiceImpl } from "@connectrpc/connect";
+import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
+import { DomainError, invalid } from "../../domain/errors.js";
+import { requestIdOf } from "../../service/call-context.js";
+import { type NodeRequest, type NodeResponse, sendError, sendJson } from "../http/json-response.js";
+import { decodeRequest } from "./decode-request.js";
+import { present, presentFlattened } from "./present.js";
+import { type RestRoute, restRoutes } from "./routes.js";
+
+type Impl = ServiceImpl<typeof ApiKeyService>;
+type UnaryFn = (req: Message, ctx: ReturnType<typeof createHandlerContext>) => Promise<Message>;
+
+/** How a successful REST response differs from "200 with the response (or its response_body)". */
+const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: string } }) => string; flatten?: string }> = {
+  IssueKey: { status: 201, location: (res) => `/v1/api-keys/${res.key?.id ?? ""}`, flatten: "key" },
+  RevokeKey: { status: 204 },
+};
+
+/**
+ * The REST/JSON face of SPEC §3: routes from the proto's `google.api.http` options, mapped onto
+ * the very same ServiceImpl methods the RPC transports call, with a HandlerContext of protocol
+ * `rest`. Credentials, request ids, rate-limit headers and errors are the service's own; this
+ * adapter only decodes the HTTP request and shapes the HTTP response.
+ */
+export function createRestHandler(impl: Impl, opts: { bodyLimitBytes: number; contextValues: (req: NodeRequest) => ContextValues }) {
+  const routes = restRoutes();
+
+  return async function handleRest(req: NodeRequest, res: NodeResponse, url: URL): Promise<void> {
+    const matches = routes
+      .map((route) => ({ route, m: route.pattern.exec(url.pathname) }))
+      .filter((x): x is { route: RestRoute; m: RegExpExecArray } => x.m !== null);
+    if (matches.length === 0) return sendError(res, new DomainError("not_found", `no route for ${req.method} ${url.pathname}`));
+    const hit = matches.find((x) => x.route.httpMethod === req.method);
+    if (!hit) {
+      const allow = matches.map((x) => x.route.httpMethod).join(", ");
+      return sendError(res, new DomainError("method_not_allowed", `${req.method} is not allowed on ${url.pathname}; use ${allow}`), new Headers({ allow }));
+    }
+    const { route, m } = hit;
+    const ctx = createHandlerContext({
+      service: ApiKeyService,
+      method: route.method,
+      protocolName: "rest",
+      requestMethod: req.method ?? "GET",
+      url: url.toString(),
+      requestHeader: headersOf(req),
+      contextValues: opts.contextValues(req),
+    });
+    requestIdOf(ctx);
+    res.on("close", () => ctx.abort());
+    try {
+      const body = route.body === "*" ? await readJson(req, opts.bodyLimitBytes) : undefined;
+      const params = Object.fromEntries(route.params.map((p, i) => [p, decodeURIComponent(m[i + 1]!)]));
+      const input = decodeRequest(route, params, url.searchParams, body);
+      const fn = (impl as unknown as Record<string, UnaryFn>)[route.method.localName]!;
+      const output = await fn(input, ctx);
+      const shape = SUCCESS[route.method.name];
+      const status = shape?.status ?? 200;
+      if (shape?.location) ctx.responseHeader.set("location", shape.location(output as { key?: { id: string } }));
+      if (status === 204) return sendJson(res, 204, undefined, ctx.responseHeader);
+      sendJson(res, status, shapeBody(route, output, shape?.flatten), ctx.responseHeader);
+    } catch (err) {
+      sendError(res, err, ctx.responseHeader);
+    }
+  };
+}
+
+function shapeBody(route: RestRoute, output: Message, flatten?: string): JsonValue {
+  if (flatten) return presentFlattened(route.method.output, output, flatten);
+  const whole = present(route.method.output, output);
+  return route.responseBody ? (whole[route.responseBody] ?? null) : whole;
+}
+
+function headersOf(req: NodeRequest): Headers {
+  const h = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k.startsWith(":") || v === undefined) continue;
+    h.set(k, Array.isArray(v) ? v.join(", ") : v);
+  }
+  return h;
+}
+
+/** Reads the JSON body, refusing more than `limit` bytes (413) and malformed JSON (400). */
+async function readJson(req: NodeRequest, limit: number): Promise<JsonValue | undefined> {
+  const text = await readBody(req, limit);
+  if (text.trim() === "") return undefined;
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    throw invalid("malformed JSON in request body");
+  }
+}
+
+/**
+ * Collects the body up to `limit` bytes. Past it we stop reading (no draining an endless upload)
+ * and answer 413 with `connection: close`, so the socket is dropped once the answer is sent.
+ */
+function readBody(req: NodeRequest, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    if (Number(req.headers["content-length"] ?? 0) > limit) return reject(tooLarge(limit));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off("data", onData);
+        req.pause();
+        return reject(tooLarge(limit));
+      }
+      chunks.push(chunk);
+    };
+    req.on("data", onData);
+    req.once("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.once("error", reject);
+  });
+}
+
+const tooLarge = (limit: number) =>
+  new DomainError("payload_too_large", `request body exceeds ${limit} bytes`, { connection: "close" });
