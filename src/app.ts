@@ -55,6 +55,7 @@ export async function createApp(config: Config, log: Logger) {
       await listen(http.server, config.HOST, config.PORT);
       const port = (http.server.address() as AddressInfo).port;
       log.info({ host: config.HOST, port }, "serving HTTP/1.1 + HTTP/2 (REST, Connect, gRPC, gRPC-Web)");
+      log.info({ port }, "ready");
       return { port };
     },
     /** Drains requests (bounded by SHUTDOWN_TIMEOUT_MS), then flushes buffered writes. */
