@@ -6,7 +6,11 @@ import { createDomain } from "./domain/domain.js";
 import { createApiKeyService } from "./service/api-key-service.js";
 import { Credentials } from "./service/credentials.js";
 import { openStore } from "./storage/open-store.js";
+import { healthRoutes } from "./transport/connect/health-service.js";
+import { reflectionRoutes } from "./transport/connect/reflection-service.js";
 import { connectRoutes, nodeContextValues } from "./transport/connect/routes.js";
+import { createGrpcJsServer } from "./transport/grpc/grpc-js-server.js";
+import { HealthState } from "./transport/health-state.js";
 import { createDualProtocolServer } from "./transport/http/dual-protocol-server.js";
 import { createFallback } from "./transport/http/fallback.js";
 import { createRestHandler } from "./transport/rest/rest-handler.js";
@@ -38,30 +42,39 @@ export async function createService(config: Config, log: Logger) {
 export async function createApp(config: Config, log: Logger) {
   const { store, domain, impl } = await createService(config, log);
   let draining = false;
+  const health = new HealthState();
   const rest = createRestHandler(impl, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues });
   const handler = connectNodeAdapter({
-    routes: connectRoutes(impl),
+    routes: (router) => {
+      connectRoutes(impl)(router);
+      healthRoutes(health)(router);
+      reflectionRoutes()(router);
+    },
     contextValues: nodeContextValues,
     readMaxBytes: config.BODY_LIMIT_BYTES,
     fallback: createFallback({ rest, store, log, isDraining: () => draining }),
   });
   const http = createDualProtocolServer(handler);
+  const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });
 
   return {
     impl,
     domain,
-    async start(): Promise<{ port: number }> {
+    async start(): Promise<{ port: number; grpcPort: number }> {
       domain.start();
       await listen(http.server, config.HOST, config.PORT);
       const port = (http.server.address() as AddressInfo).port;
       log.info({ host: config.HOST, port }, "serving HTTP/1.1 + HTTP/2 (REST, Connect, gRPC, gRPC-Web)");
-      log.info({ port }, "ready");
-      return { port };
+      const grpcPort = await grpcJs.listen(config.HOST, config.GRPC_PORT);
+      log.info({ host: config.HOST, grpcPort }, "serving native gRPC (grpc-js)");
+      log.info({ port, grpcPort }, "ready");
+      return { port, grpcPort };
     },
     /** Drains requests (bounded by SHUTDOWN_TIMEOUT_MS), then flushes buffered writes. */
     async stop(): Promise<void> {
       draining = true;
-      await http.close(config.SHUTDOWN_TIMEOUT_MS);
+      health.setServing(false);
+      await Promise.all([http.close(config.SHUTDOWN_TIMEOUT_MS), grpcJs.close(config.SHUTDOWN_TIMEOUT_MS)]);
       await domain.flush();
       await store.close();
     },

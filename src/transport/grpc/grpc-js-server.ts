@@ -1,0 +1,106 @@
+import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { ConnectError, createContextValues, createHandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
+import { kPeerAddress } from "../../service/call-context.js";
+import type { HealthState } from "../health-state.js";
+import { addGrpcJsHealthAndReflection } from "./grpc-js-extras.js";
+
+type UnaryFn = (req: unknown, ctx: ReturnType<typeof createHandlerContext>) => Promise<unknown>;
+
+/**
+ * Native gRPC on `GRPC_PORT`: @grpc/grpc-js's server hosting the very same ServiceImpl as
+ * connect-node (3-6x its unary throughput on Node 20, hence the hot path for internal callers).
+ * This adapter only translates: a method table from the generated descriptor, protobuf-es
+ * binary (de)serializers, a HandlerContext per call built from the metadata and peer, and
+ * ConnectError -> gRPC status. Credentials, request ids and errors stay in the service.
+ */
+export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts: { maxMessageBytes: number; health: HealthState; log: Logger }) {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": opts.maxMessageBytes,
+    "grpc.max_concurrent_streams": 256,
+    "grpc.keepalive_permit_without_calls": 1,
+  });
+  const definition: Record<string, grpc.MethodDefinition<any, any>> = {};
+  const handlers: Record<string, grpc.handleUnaryCall<any, any>> = {};
+  for (const method of ApiKeyService.methods) {
+    const path = `/${ApiKeyService.typeName}/${method.name}`;
+    definition[method.localName] = {
+      path,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (m: MessageShape<DescMessage>) => Buffer.from(toBinary(method.input, m)),
+      requestDeserialize: (b: Buffer) => fromBinary(method.input, b),
+      responseSerialize: (m: MessageShape<DescMessage>) => Buffer.from(toBinary(method.output, create(method.output, m as never))),
+      responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
+    };
+    const fn = (impl as unknown as Record<string, UnaryFn>)[method.localName]!.bind(impl);
+    handlers[method.localName] = (call, callback) => {
+      const ctx = createHandlerContext({
+        service: ApiKeyService,
+        method,
+        protocolName: "grpc",
+        requestMethod: "POST",
+        url: path,
+        requestHeader: headersOf(call.metadata),
+        contextValues: createContextValues().set(kPeerAddress, peerAddress(call.getPeer())),
+      });
+      call.once("cancelled", () => ctx.abort());
+      fn(call.request, ctx).then(
+        (out) => {
+          call.sendMetadata(metadataOf(ctx.responseHeader));
+          callback(null, out);
+        },
+        (err: unknown) => {
+          const ce = ConnectError.from(err);
+          callback({ code: ce.code as number as grpc.status, details: ce.rawMessage, metadata: metadataOf(ce.metadata) });
+        },
+      );
+    };
+  }
+  server.addService(definition as grpc.ServiceDefinition, handlers);
+  addGrpcJsHealthAndReflection(server, opts.health);
+
+  return {
+    async listen(host: string, port: number): Promise<number> {
+      const address = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+      return new Promise((resolve, reject) =>
+        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+      );
+    },
+    /** Graceful: refuses new calls, lets running ones finish, then forces after the deadline. */
+    close(deadlineMs: number): Promise<void> {
+      return new Promise((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, deadlineMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+function headersOf(md: grpc.Metadata): Headers {
+  const h = new Headers();
+  for (const [k, v] of Object.entries(md.getMap())) if (typeof v === "string") h.set(k, v);
+  return h;
+}
+
+function metadataOf(h: Headers): grpc.Metadata {
+  const md = new grpc.Metadata();
+  h.forEach((v, k) => {
+    if (!k.startsWith("grpc-") && k !== "content-type") md.set(k, v);
+  });
+  return md;
+}
+
+/** "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" / "127.0.0.1:5000" -> the address. */
+function peerAddress(peer: string): string | null {
+  const m = /^(?:ipv[46]:)?\[?([^\]]+?)\]?:\d+$/.exec(peer);
+  return m?.[1] ?? null;
+}

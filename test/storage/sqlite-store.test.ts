@@ -1,0 +1,142 @@
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { StorageUnavailableError } from "../../src/domain/errors.js";
+import { SqliteStore } from "../../src/storage/sqlite/sqlite-store.js";
+import { auditEvent, describeStoreContract, issuedEvent, keyRecord, T0 } from "./store-contract.js";
+
+const dirs: string[] = [];
+function freshDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "zpk-sqlite-"));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) {
+    try {
+      chmodSync(d, 0o755);
+    } catch {
+      /* already gone */
+    }
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+describeStoreContract("SqliteStore", async () => {
+  const dir = freshDir();
+  const store = new SqliteStore(dir);
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe("SqliteStore (embedded only)", () => {
+  it("keeps keys, usage, audit events, buckets and policies across close and reopen of the same dir", async () => {
+    const dir = freshDir();
+    const first = new SqliteStore(dir);
+    const key = keyRecord({ scopes: ["a:b"], metadata: { k: "v" }, instanceId: crypto.randomUUID(), expiresAt: T0 + 10_000 });
+    const issued = issuedEvent(key);
+    const failed = auditEvent({ customerId: key.customerId, action: "auth.failed", reason: "revoked", time: T0 + 5 });
+    await first.insertKey(key, issued);
+    await first.appendAuditEvents([failed]);
+    await first.recordUsage([{ keyId: key.id, lastUsedAt: T0 + 42, count: 5 }]);
+    await first.revokeKey(key.customerId, key.id, T0 + 100, (k) => auditEvent({ customerId: k.customerId, action: "api_key.revoked", time: T0 + 100 }));
+    await first.setRateLimitPolicy(key.customerId, { capacity: 90, refillPerSecond: 3 });
+    await first.updateBucket(key.customerId, { capacity: 60, refillPerSecond: 1 }, (_s, p) => ({
+      next: { tokens: 12.5, at: T0 + 7 },
+      decision: { allowed: true, limit: p.capacity, remaining: 12, retryAfterSeconds: 0, resetAt: T0 },
+    }));
+    await first.close();
+
+    const second = new SqliteStore(dir);
+    try {
+      const expected = { ...key, totalRequests: 5, lastUsedAt: T0 + 42, revokedAt: T0 + 100 };
+      expect({ ...(await second.findKeyByDigest(key.digest)), updatedAt: 0 }).toEqual({ ...expected, updatedAt: 0 });
+      const events = await second.listAuditEvents({
+        customerId: key.customerId, action: null, targetId: null, since: null, until: null, beforeId: null, limit: 10,
+      });
+      expect(events.map((e) => e.action).sort()).toEqual(["api_key.issued", "api_key.revoked", "auth.failed"]);
+      expect(events).toContainEqual(issued);
+      expect(events).toContainEqual(failed);
+      expect(await second.getRateLimitPolicy(key.customerId)).toEqual({ capacity: 90, refillPerSecond: 3 });
+      let state: unknown;
+      await second.updateBucket(key.customerId, { capacity: 60, refillPerSecond: 1 }, (s, p) => {
+        state = [s, p];
+        return { next: s!, decision: { allowed: true, limit: p.capacity, remaining: 12, retryAfterSeconds: 0, resetAt: T0 } };
+      });
+      expect(state).toEqual([{ tokens: 12.5, at: T0 + 7 }, { capacity: 90, refillPerSecond: 3 }]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("two stores open on one dir (server and keys CLI) see each other's writes and share buckets", async () => {
+    const dir = freshDir();
+    const server = new SqliteStore(dir);
+    const cli = new SqliteStore(dir);
+    try {
+      const key = keyRecord();
+      await cli.insertKey(key, issuedEvent(key));
+      expect(await server.findKeyByDigest(key.digest)).toEqual(key);
+
+      const customer = crypto.randomUUID();
+      const policy = { capacity: 10, refillPerSecond: 1 };
+      const takeOne = (s: { tokens: number; at: number } | null, p: typeof policy) => {
+        const tokens = s ? s.tokens : p.capacity;
+        const allowed = tokens >= 1;
+        return {
+          next: { tokens: allowed ? tokens - 1 : tokens, at: T0 },
+          decision: { allowed, limit: p.capacity, remaining: Math.floor(allowed ? tokens - 1 : tokens), retryAfterSeconds: 0, resetAt: T0 },
+        };
+      };
+      const results = await Promise.all(
+        Array.from({ length: 16 }, (_, i) => (i % 2 ? server : cli).updateBucket(customer, policy, takeOne)),
+      );
+      expect(results.filter((r) => r.allowed)).toHaveLength(10);
+    } finally {
+      await server.close();
+      await cli.close();
+    }
+  });
+
+  it("after close, calls fail with StorageUnavailableError rather than a driver error", async () => {
+    const dir = freshDir();
+    const store = new SqliteStore(dir);
+    await store.close();
+    await expect(store.ping()).rejects.toBeInstanceOf(StorageUnavailableError);
+    await expect(store.findKeyByDigest("x")).rejects.toBeInstanceOf(StorageUnavailableError);
+  });
+
+  // chmod does not stop root from writing, so this check only means something for other users;
+  // when the suite runs as root it is not registered at all.
+  if (process.getuid?.() !== 0) {
+    it("a read-only data dir fails with StorageUnavailableError and writes nothing", async () => {
+      const dir = freshDir();
+      const seed = new SqliteStore(dir);
+      const kept = keyRecord();
+      await seed.insertKey(kept, issuedEvent(kept));
+      await seed.close();
+      chmodSync(join(dir, "zpk.sqlite"), 0o444);
+      chmodSync(dir, 0o555);
+
+      let store: SqliteStore;
+      try {
+        store = new SqliteStore(dir);
+      } catch (e) {
+        expect(e).toBeInstanceOf(StorageUnavailableError);
+        return;
+      }
+      try {
+        const key = keyRecord();
+        await expect(store.insertKey(key, issuedEvent(key))).rejects.toBeInstanceOf(StorageUnavailableError);
+      } finally {
+        await store.close();
+      }
+    });
+  }
+});

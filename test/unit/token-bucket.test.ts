@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { type BucketState, fullBucket, refill, take } from "../../src/domain/token-bucket.js";
+import type { RateLimitPolicy } from "../../src/domain/types.js";
+
+const DEFAULT: RateLimitPolicy = { capacity: 60, refillPerSecond: 1 };
+const T0 = Date.UTC(2026, 0, 1);
+
+describe("fullBucket", () => {
+  it("starts at capacity", () => {
+    expect(fullBucket(DEFAULT, T0)).toEqual({ tokens: 60, at: T0 });
+    expect(fullBucket({ capacity: 5, refillPerSecond: 2 }, T0).tokens).toBe(5);
+  });
+});
+
+describe("refill", () => {
+  it("adds elapsed × rate", () => {
+    expect(refill({ tokens: 10, at: T0 }, DEFAULT, T0 + 5_000).tokens).toBeCloseTo(15);
+    expect(refill({ tokens: 0, at: T0 }, { capacity: 100, refillPerSecond: 4 }, T0 + 2_500).tokens).toBeCloseTo(10);
+    expect(refill({ tokens: 0, at: T0 }, DEFAULT, T0 + 500).tokens).toBeCloseTo(0.5);
+  });
+
+  it("caps at capacity however long the bucket sat idle", () => {
+    expect(refill({ tokens: 59, at: T0 }, DEFAULT, T0 + 10_000).tokens).toBe(60);
+    expect(refill({ tokens: 0, at: T0 }, DEFAULT, T0 + 86_400_000).tokens).toBe(60);
+  });
+
+  it("never removes tokens when the clock goes backwards", () => {
+    const s = refill({ tokens: 10, at: T0 }, DEFAULT, T0 - 5_000);
+    expect(s.tokens).toBe(10);
+    expect(s.at).toBe(T0);
+  });
+});
+
+describe("take", () => {
+  it("an allowed take removes exactly the cost", () => {
+    const { next, decision } = take({ tokens: 60, at: T0 }, DEFAULT, 3, T0);
+    expect(decision.allowed).toBe(true);
+    expect(next.tokens).toBe(57);
+    expect(decision).toMatchObject({ limit: 60, remaining: 57, retryAfterSeconds: 0 });
+  });
+
+  it("a refused take consumes nothing", () => {
+    const state: BucketState = { tokens: 2, at: T0 };
+    const { next, decision } = take(state, DEFAULT, 3, T0);
+    expect(decision.allowed).toBe(false);
+    expect(next.tokens).toBe(2);
+    expect(decision.remaining).toBe(2);
+    // and the tokens are still there for a smaller take
+    const again = take(next, DEFAULT, 2, T0);
+    expect(again.decision.allowed).toBe(true);
+    expect(again.next.tokens).toBe(0);
+  });
+
+  it("retryAfterSeconds rounds the wait up to whole seconds, at least 1", () => {
+    // 0.5 tokens missing at 1/s -> 0.5 s -> 1
+    expect(take({ tokens: 0.5, at: T0 }, DEFAULT, 1, T0).decision.retryAfterSeconds).toBe(1);
+    // 2.5 tokens missing at 1/s -> 2.5 s -> 3
+    expect(take({ tokens: 0.5, at: T0 }, DEFAULT, 3, T0).decision.retryAfterSeconds).toBe(3);
+    // exactly 2 missing at 1/s -> 2
+    expect(take({ tokens: 0, at: T0 }, DEFAULT, 2, T0).decision.retryAfterSeconds).toBe(2);
+    // 1 missing at 10/s -> 0.1 s -> still at least 1
+    expect(take({ tokens: 0, at: T0 }, { capacity: 60, refillPerSecond: 10 }, 1, T0).decision.retryAfterSeconds).toBe(1);
+    // 5 missing at 0.5/s -> 10 s
+    expect(take({ tokens: 0, at: T0 }, { capacity: 60, refillPerSecond: 0.5 }, 5, T0).decision.retryAfterSeconds).toBe(10);
+  });
+
+  it("remaining is floored to whole tokens", () => {
+    const { decision } = take({ tokens: 10, at: T0 }, DEFAULT, 1, T0 + 700);
+    expect(decision.remaining).toBe(9); // 10.7 - 1 = 9.7
+  });
+
+  it("resetAt is when the bucket is full again", () => {
+    const { decision } = take({ tokens: 60, at: T0 }, DEFAULT, 10, T0);
+    expect(decision.resetAt).toBe(T0 + 10_000);
+  });
+
+  it("a 60/1s bucket allows 60 takes at one instant, refuses the 61st, and allows again 1 s later", () => {
+    let state = fullBucket(DEFAULT, T0);
+    for (let i = 1; i <= 60; i++) {
+      const r = take(state, DEFAULT, 1, T0);
+      expect(r.decision.allowed, `take ${i}`).toBe(true);
+      expect(r.decision.remaining).toBe(60 - i);
+      state = r.next;
+    }
+    const refused = take(state, DEFAULT, 1, T0);
+    expect(refused.decision.allowed).toBe(false);
+    expect(refused.decision.retryAfterSeconds).toBe(1);
+    expect(refused.decision.remaining).toBe(0);
+    state = refused.next;
+
+    // 999 ms later: still not a whole token
+    expect(take(state, DEFAULT, 1, T0 + 999).decision.allowed).toBe(false);
+
+    const later = take(state, DEFAULT, 1, T0 + 1_000);
+    expect(later.decision.allowed).toBe(true);
+    expect(later.decision.remaining).toBe(0);
+    expect(take(later.next, DEFAULT, 1, T0 + 1_000).decision.allowed).toBe(false);
+  });
+});
