@@ -1,0 +1,61 @@
+import { spawn } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { REPO, tempDir } from "../helpers/server.js";
+
+/** SPEC §9: configuration is validated at start with one clear line naming the variable. */
+function startWith(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: REPO,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        HOST: "127.0.0.1",
+        PORT: "0",
+        GRPC_PORT: "0",
+        DATA_DIR: tempDir(),
+        INTERNAL_TOKEN: "test-internal-token-0123456789",
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`server with ${JSON.stringify(env)} did not exit within 20 s:\n${stdout}${stderr}`));
+    }, 20_000);
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+// Each case is a separate process that exits at once; run them side by side.
+describe.concurrent("configuration validation", () => {
+  it.each([
+    ["PORT", "abc"],
+    ["RATE_LIMIT_CAPACITY", "-1"],
+    ["BODY_LIMIT_BYTES", "lots"],
+  ])("%s=%s makes the server exit with code 2 and one stderr line naming the variable", async (name, value) => {
+    const r = await startWith({ [name]: value });
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split("\n").filter((l) => l.trim() !== "");
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toContain(name);
+    expect(lines[0]).toContain(value);
+    expect(lines[0]).not.toMatch(/\n\s+at |node_modules/);
+    expect(r.stdout).not.toContain('"msg":"ready"');
+  });
+
+  it("a short INTERNAL_TOKEN is refused without echoing its value", async () => {
+    const r = await startWith({ INTERNAL_TOKEN: "short-secret" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("INTERNAL_TOKEN");
+    expect(r.stderr).not.toContain("short-secret");
+  });
+});
