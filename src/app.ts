@@ -26,6 +26,12 @@ export async function createService(config: Config, log: Logger) {
     usageFlushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS,
     auditFlushIntervalMs: config.AUDIT_FLUSH_INTERVAL_MS,
     auditAggregateIntervalMs: config.AUDIT_AGGREGATE_INTERVAL_MS,
+    keyCache: {
+      maxKeys: config.KEY_CACHE_SIZE,
+      maxUnknown: config.KEY_CACHE_NEGATIVE_SIZE,
+      ttlMs: config.KEY_CACHE_TTL_MS,
+      pollIntervalMs: config.REVOCATION_POLL_MS,
+    },
   }, log);
   const impl = createApiKeyService({
     credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),

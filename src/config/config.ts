@@ -24,6 +24,10 @@ const schema = z.object({
   AUDIT_FLUSH_INTERVAL_MS: int(10, 1000).default(250),
   AUDIT_AGGREGATE_INTERVAL_MS: int(10, 3_600_000).default(10_000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  KEY_CACHE_SIZE: int(1, 10_000_000).default(50_000),
+  KEY_CACHE_NEGATIVE_SIZE: int(1, 10_000_000).default(100_000),
+  KEY_CACHE_TTL_MS: int(1, 86_400_000).default(60_000),
+  REVOCATION_POLL_MS: int(10, 60_000).default(500),
 });
 
 export type Config = z.infer<typeof schema>;

@@ -1,4 +1,3 @@
-import type { Store } from "../storage/store.js";
 import type { AuditLog } from "./audit-log.js";
 import { digestKey, parseKey } from "./key-format.js";
 import type { RateLimiter } from "./rate-limiter.js";
@@ -46,10 +45,6 @@ export class Authenticator {
     private readonly usage: UsageRecorder,
     private readonly now: () => number,
   ) {}
-
-  static storeLookup(store: Store): KeyLookup {
-    return (digest) => store.findKeyByDigest(digest);
-  }
 
   async authenticate(presented: string, check: AuthCheck, origin: RequestOrigin): Promise<AuthResult> {
     const parsed = parseKey(presented);

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Store } from "../storage/store.js";
 import { AuditLog } from "./audit-log.js";
 import { Authenticator } from "./authenticator.js";
+import { KeyCache, type KeyCacheOptions } from "./key-cache.js";
 import { KeyManager } from "./key-manager.js";
 import { RateLimiter } from "./rate-limiter.js";
 import type { RateLimitPolicy } from "./types.js";
@@ -12,6 +13,7 @@ export interface DomainOptions {
   usageFlushIntervalMs: number;
   auditFlushIntervalMs: number;
   auditAggregateIntervalMs: number;
+  keyCache: KeyCacheOptions;
   now?: () => number;
 }
 
@@ -28,23 +30,27 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
   }, log);
   const usage = new UsageRecorder(store, opts.usageFlushIntervalMs, log);
   const rateLimiter = new RateLimiter(store, opts.rateLimit, now);
-  const authenticator = new Authenticator(Authenticator.storeLookup(store), rateLimiter, audit, usage, now);
-  const keys = new KeyManager(store, audit, usage, now);
+  const cache = new KeyCache(store, opts.keyCache, now, log);
+  const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now);
+  const keys = new KeyManager(store, audit, usage, now, (key) => cache.invalidate(key.digest));
   return {
     store,
     audit,
     usage,
     rateLimiter,
+    cache,
     authenticator,
     keys,
     now,
     start() {
       audit.start();
       usage.start();
+      cache.start();
     },
     async flush() {
       audit.stop();
       usage.stop();
+      cache.stop();
       await usage.flush();
       await audit.flush();
     },

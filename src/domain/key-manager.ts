@@ -53,6 +53,8 @@ export class KeyManager {
     private readonly audit: AuditLog,
     private readonly usage: UsageRecorder,
     private readonly now: () => number,
+    /** Told about every key this process changes, so its cache drops the old record at once. */
+    private readonly onChanged: (key: KeyRecord) => void = () => {},
   ) {}
 
   async issue(caller: Caller, customerId: string, input: IssueInput, origin: RequestOrigin) {
@@ -135,6 +137,7 @@ export class KeyManager {
       this.audit.build(this.success("api_key.updated", caller, k, origin)),
     );
     if (!updated) throw notFound();
+    this.onChanged(updated);
     return this.usage.overlay(updated);
   }
 
@@ -145,6 +148,7 @@ export class KeyManager {
       this.audit.build(this.success("api_key.revoked", caller, k, origin)),
     );
     if (!result) throw notFound();
+    this.onChanged(result.key);
     return this.usage.overlay(result.key);
   }
 

@@ -35,6 +35,11 @@ export interface Store {
     at: number,
     event: (revoked: KeyRecord) => AuditEvent,
   ): Promise<{ key: KeyRecord; changed: boolean } | null>;
+  /**
+   * Digests of keys whose `updatedAt` is at or after `sinceMs` (issued, updated or revoked since),
+   * for caches in other processes to invalidate. Usage writes do not count as changes.
+   */
+  changedKeyDigests(sinceMs: number): Promise<string[]>;
   /** Adds usage counted in memory (write-behind): `$inc` total, `$max` last used. */
   recordUsage(deltas: UsageDelta[]): Promise<void>;
   appendAuditEvents(events: AuditEvent[]): Promise<void>;

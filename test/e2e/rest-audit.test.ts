@@ -83,6 +83,17 @@ describe("audit events", () => {
     expect(e.actor.key_id ?? null).toBeNull();
   });
 
+  it("a client-supplied X-Request-Id is echoed and recorded on the event", async () => {
+    const { root } = await customer();
+    const requestId = `client-req-${Date.now()}`;
+    const res = await rest(server, "POST", "/v1/api-keys", { key: root.secret, body: { name: "traced" }, headers: { "x-request-id": requestId } });
+    expect(res.status).toBe(201);
+    secrets.push(res.body.secret);
+    expect(res.headers.get("x-request-id")).toBe(requestId);
+    const events = await rest(server, "GET", `/v1/audit-events?target_id=${res.body.id}`, { key: root.secret });
+    expect(events.body.data[0].request_id).toBe(requestId);
+  });
+
   it("the event keeps the name the key had at the time, after later renames", async () => {
     const { root } = await customer();
     const k = await issue(root.secret, { name: "old" });
@@ -150,13 +161,14 @@ describe("secrets are shown once", () => {
   it("no list, GET, or audit response, nor the server's logs, ever contains an issued secret", async () => {
     // a little of everything, so there is plenty to search
     const { customerId, root } = await customer();
-    const keys = [];
-    for (let i = 0; i < 4; i++) keys.push(await issue(root.secret, { name: `k${i}`, metadata: { i: String(i) } }));
-    await rest(server, "PATCH", `/v1/api-keys/${keys[0].id}`, { key: root.secret, body: { name: "renamed" } });
-    await rest(server, "DELETE", `/v1/api-keys/${keys[1].id}`, { key: root.secret });
-    await rest(server, "GET", "/v1/api-keys", { key: keys[1].secret }); // auth.failed with a known key
-    await rest(server, "GET", "/v1/api-keys", { key: keys[2].secret.slice(0, -1) + "x" }); // malformed
-    await rest(server, "GET", `/v1/api-keys?api_key=${keys[3].secret}`); // key in URL
+    const issued = [];
+    for (let i = 0; i < 4; i++) issued.push(await issue(root.secret, { name: `k${i}`, metadata: { i: String(i) } }));
+    const [k0, k1, k2, k3] = [issued[0]!, issued[1]!, issued[2]!, issued[3]!];
+    await rest(server, "PATCH", `/v1/api-keys/${k0.id}`, { key: root.secret, body: { name: "renamed" } });
+    await rest(server, "DELETE", `/v1/api-keys/${k1.id}`, { key: root.secret });
+    await rest(server, "GET", "/v1/api-keys", { key: k1.secret }); // auth.failed with a known key
+    await rest(server, "GET", "/v1/api-keys", { key: k2.secret.slice(0, -1) + "x" }); // malformed
+    await rest(server, "GET", `/v1/api-keys?api_key=${k3.secret}`); // key in URL
     await sleep(600);
 
     const bodies: string[] = [];
@@ -166,12 +178,12 @@ describe("secrets are shown once", () => {
       bodies.push(JSON.stringify(res.body));
     };
     await collect("/v1/api-keys?include_inactive=true&page_size=100", root.secret);
-    for (const k of [root, ...keys]) await collect(`/v1/api-keys/${k.id}`, root.secret);
+    for (const k of [root, ...issued]) await collect(`/v1/api-keys/${k.id}`, root.secret);
     await collect("/v1/audit-events?page_size=100", root.secret);
     await collect("/v1/audit-events?page_size=100", server.internalToken); // every customer's events
     bodies.push(JSON.stringify(await auditTrail(server, customerId)));
     const everything = bodies.join("\n");
-    expect(everything).toContain(keys[0].prefix); // the search does see the keys' data
+    expect(everything).toContain(k0.prefix); // the search does see the keys' data
 
     const logs = server.output();
     expect(logs.length).toBeGreaterThan(0);

@@ -69,6 +69,31 @@ describe("400 invalid_argument", () => {
     expect(await keyCount()).toBe(before);
   });
 
+  it("more than 20 metadata entries, a malformed scope, or control characters in the name are 400 naming the field", async () => {
+    const metadata: Record<string, string> = {};
+    for (let i = 0; i < 21; i++) metadata[`k${i}`] = "v";
+    expectError(await post({ name: "x", metadata }), 400, "invalid_argument", "metadata");
+    expectError(await post({ name: "x", scopes: ["has space"] }), 400, "invalid_argument", "scopes");
+    expectError(await post({ name: "x", scopes: [""] }), 400, "invalid_argument", "scopes");
+    expectError(await post({ name: "a\u0000b" }), 400, "invalid_argument", "name");
+  });
+
+  it("a query parameter given twice is 400", async () => {
+    expectError(await rest(server, "GET", "/v1/api-keys?page_size=1&page_size=2", { key: root.secret }), 400, "invalid_argument", "page_size");
+  });
+
+  it("a malformed percent-encoding in the key id is a client error (400/404), not a 500", async () => {
+    for (const [method, path] of [
+      ["GET", "/v1/api-keys/%E0%A4%A"],
+      ["PATCH", "/v1/api-keys/%ZZ"],
+      ["DELETE", "/v1/api-keys/key_%"],
+    ] as const) {
+      const res = await rest(server, method, path, { key: root.secret, ...(method === "PATCH" ? { body: { name: "x" } } : {}) });
+      expect([400, 404], `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`).toContain(res.status);
+      expectError(res, res.status, res.status === 400 ? "invalid_argument" : "not_found");
+    }
+  });
+
   it("a name over 128 characters is 400 naming name", async () => {
     expectError(await post({ name: "n".repeat(129) }), 400, "invalid_argument", "name");
   });

@@ -84,11 +84,23 @@ describe("POST /v1/api-keys", () => {
     expect(got.body.id).toBe(b.id);
   });
 
-  it("accepts a name of exactly 128 characters", async () => {
+  it("accepts a name of exactly 128 characters, counting characters rather than bytes", async () => {
     const { root } = await customer();
     const name = "n".repeat(128);
     const k = await issueWith(server, root.secret, { name });
     expect(k.name).toBe(name);
+    const emoji = "\u{1F600}".repeat(128);
+    const e = await issueWith(server, root.secret, { name: emoji });
+    expect(e.name).toBe(emoji);
+    const got = await rest(server, "GET", `/v1/api-keys/${e.id}`, { key: root.secret });
+    expect(got.body.name).toBe(emoji);
+  });
+
+  it("an expires_at with a UTC offset is stored as that instant and returned in UTC", async () => {
+    const { root } = await customer();
+    const k = await issueWith(server, root.secret, { expires_at: "2030-01-01T02:00:00+02:00" });
+    expect(k.expires_at).toMatch(ISO_UTC);
+    expect(Date.parse(k.expires_at)).toBe(Date.parse("2030-01-01T00:00:00Z"));
   });
 });
 

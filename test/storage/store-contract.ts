@@ -274,6 +274,25 @@ export function describeStoreContract(
       });
     });
 
+    describe("changedKeyDigests", () => {
+      it("returns the digests of keys issued, updated or revoked at or after the time, and not usage", async () => {
+        const customer = randomUUID();
+        const old = keyRecord({ customerId: customer, createdAt: T0, updatedAt: T0 });
+        const updated = keyRecord({ customerId: customer, createdAt: T0, updatedAt: T0 });
+        const revoked = keyRecord({ customerId: customer, createdAt: T0, updatedAt: T0 });
+        const fresh = keyRecord({ customerId: customer, createdAt: T0 + 10_000, updatedAt: T0 + 10_000 });
+        for (const k of [old, updated, revoked, fresh]) await store.insertKey(k, issuedEvent(k));
+        await store.updateKey(customer, updated.id, { name: "renamed", updatedAt: T0 + 10_000 }, updatedEvent);
+        await store.revokeKey(customer, revoked.id, T0 + 12_000, revokedEvent);
+        await store.recordUsage([{ keyId: old.id, lastUsedAt: T0 + 20_000, count: 3 }]);
+
+        expect((await store.changedKeyDigests(T0 + 10_000)).sort()).toEqual([updated.digest, revoked.digest, fresh.digest].sort());
+        expect(await store.changedKeyDigests(T0 + 12_000)).toEqual([revoked.digest]);
+        expect(await store.changedKeyDigests(T0 + 12_001)).toEqual([]);
+        expect((await store.changedKeyDigests(T0)).length).toBe(4);
+      });
+    });
+
     describe("recordUsage", () => {
       it("adds counts and keeps the latest lastUsedAt, whatever order the deltas arrive in", async () => {
         const fresh = keyRecord();

@@ -129,6 +129,12 @@ export class MongoStore implements Store {
     });
   }
 
+  changedKeyDigests(sinceMs: number): Promise<string[]> {
+    return guard(async () =>
+      (await this.keys.find({ updated_at: { $gte: new Date(sinceMs) } }, { projection: { digest: 1 } }).toArray()).map((d) => d.digest),
+    );
+  }
+
   recordUsage(deltas: UsageDelta[]): Promise<void> {
     if (deltas.length === 0) return Promise.resolve();
     return guard(async () => {

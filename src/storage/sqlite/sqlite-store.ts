@@ -50,6 +50,7 @@ export class SqliteStore implements Store {
       savePolicy: db.prepare(`INSERT INTO rate_limits (customer_id, capacity, refill_per_second)
         VALUES (@customer_id, @capacity, @refill) ON CONFLICT (customer_id) DO UPDATE SET
         capacity = excluded.capacity, refill_per_second = excluded.refill_per_second`),
+      changed: db.prepare<[number], { digest: string }>(`SELECT digest FROM api_keys WHERE updated_at >= ?`),
       ping: db.prepare(`SELECT 1`),
     };
   }
@@ -108,6 +109,10 @@ export class SqliteStore implements Store {
       if (changed) this.stmts.insertEvent.run(eventToRow(event(key)));
       return { key, changed };
     });
+  }
+
+  async changedKeyDigests(sinceMs: number): Promise<string[]> {
+    return guard(() => this.stmts.changed.all(sinceMs)).map((r) => r.digest);
   }
 
   async recordUsage(deltas: UsageDelta[]): Promise<void> {

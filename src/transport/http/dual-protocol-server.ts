@@ -57,6 +57,9 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
     });
   });
   server.maxConnections = opts.maxConnections;
+  // The http server never listens itself, yet its timeouts (headersTimeout, requestTimeout) and
+  // closeIdleConnections() depend on connection tracking that starts on "listening".
+  server.on("listening", () => h1.emit("listening"));
 
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session: http2.ServerHttp2Session) => {
@@ -73,6 +76,7 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
      */
     async close(deadlineMs: number): Promise<void> {
       server.close();
+      h1.close(() => {}); // stops h1's connection-tracking timer; the net server holds the port
       for (const session of sessions) session.close();
       const deadline = Date.now() + deadlineMs;
       while (sockets.size > 0 && Date.now() < deadline) {

@@ -50,7 +50,7 @@ export function createRestHandler(impl: Impl, opts: { bodyLimitBytes: number; co
     res.on("close", () => ctx.abort());
     try {
       const body = route.body === "*" ? await readJson(req, opts.bodyLimitBytes) : undefined;
-      const params = Object.fromEntries(route.params.map((p, i) => [p, decodeURIComponent(m[i + 1]!)]));
+      const params = Object.fromEntries(route.params.map((p, i) => [p, decodePathParam(p, m[i + 1]!)]));
       const input = decodeRequest(route, params, url.searchParams, body);
       const fn = (impl as unknown as Record<string, UnaryFn>)[route.method.localName]!;
       const output = await fn(input, ctx);
@@ -69,6 +69,14 @@ function shapeBody(route: RestRoute, output: Message, flatten?: string): JsonVal
   if (flatten) return presentFlattened(route.method.output, output, flatten);
   const whole = present(route.method.output, output);
   return route.responseBody ? (whole[route.responseBody] ?? null) : whole;
+}
+
+function decodePathParam(name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw invalid(`malformed percent-encoding in ${name}`);
+  }
 }
 
 function headersOf(req: NodeRequest): Headers {
