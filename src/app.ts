@@ -73,7 +73,6 @@ export async function createApp(config: Config, log: Logger) {
       log.info({ host: config.HOST, port }, "serving HTTP/1.1 + HTTP/2 (REST, Connect, gRPC, gRPC-Web)");
       const grpcPort = await grpcJs.listen(config.HOST, config.GRPC_PORT);
       log.info({ host: config.HOST, grpcPort }, "serving native gRPC (grpc-js)");
-      log.info({ port, grpcPort }, "ready");
       return { port, grpcPort };
     },
     /** Drains requests (bounded by SHUTDOWN_TIMEOUT_MS), then flushes buffered writes. */

@@ -1,10 +1,12 @@
+import cluster from "node:cluster";
+import { runPrimary, workerCount } from "./cluster.js";
 import { ConfigError, loadConfig } from "./config/config.js";
 import { createLogger } from "./observability/logger.js";
 import { createApp } from "./app.js";
 
 /**
- * `npm start`: validate configuration, serve, and on SIGTERM/SIGINT drain in-flight requests and
- * flush buffered writes before exiting.
+ * `npm start`: validate configuration, serve (in this process, or in `WORKERS` cluster workers),
+ * and on SIGTERM/SIGINT drain in-flight requests and flush buffered writes before exiting.
  */
 async function main(): Promise<void> {
   let config;
@@ -18,8 +20,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.LOG_LEVEL);
+  const workers = workerCount(config.WORKERS);
+  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, log);
   const app = await createApp(config, log);
-  await app.start();
+  const ports = await app.start();
+  if (cluster.isWorker) process.send?.({ type: "ready", ...ports });
+  else log.info(ports, "ready");
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -1,15 +1,19 @@
-import { fileURLToPath } from "node:url";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
+import {
+  type ServerReflectionRequest,
+  ServerReflectionRequestSchema,
+  type ServerReflectionResponse,
+  ServerReflectionResponseSchema,
+} from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { HEALTH_SERVICES, type HealthState } from "../health-state.js";
-
-const PROTO_DIR = fileURLToPath(new URL("../../../proto", import.meta.url));
+import { createReflection } from "../reflection.js";
 
 /**
- * `grpc.health.v1.Health` (grpc-health-check) and server reflection v1/v1alpha (@grpc/reflection)
- * on the grpc-js server, so load balancers and grpcurl-style tools work on `GRPC_PORT`.
+ * `grpc.health.v1.Health` (the grpc-health-check package) and server reflection v1 (the same
+ * transport-neutral answers as on `PORT`) on the grpc-js server, so load balancers and
+ * grpcurl-style tools work on `GRPC_PORT`.
  */
 export function addGrpcJsHealthAndReflection(server: grpc.Server, health: HealthState): void {
   const status = () => (health.isServing ? "SERVING" : "NOT_SERVING");
@@ -18,8 +22,26 @@ export function addGrpcJsHealthAndReflection(server: grpc.Server, health: Health
     for (const s of HEALTH_SERVICES) impl.setStatus(s, status());
   });
   impl.addToServer(server);
-  const definition = loadSync(["apikeys/v1/api_key_service.proto", "grpc/health/v1/health.proto"], {
-    includeDirs: [PROTO_DIR],
-  });
-  new ReflectionService(definition).addToServer(server);
+
+  const answer = createReflection();
+  server.addService(
+    {
+      serverReflectionInfo: {
+        path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: (m: ServerReflectionRequest) => Buffer.from(toBinary(ServerReflectionRequestSchema, m)),
+        requestDeserialize: (b: Buffer) => fromBinary(ServerReflectionRequestSchema, b),
+        responseSerialize: (m: ServerReflectionResponse) => Buffer.from(toBinary(ServerReflectionResponseSchema, m)),
+        responseDeserialize: (b: Buffer) => fromBinary(ServerReflectionResponseSchema, b),
+      },
+    },
+    {
+      serverReflectionInfo: (call: grpc.ServerDuplexStream<ServerReflectionRequest, ServerReflectionResponse>) => {
+        call.on("data", (req: ServerReflectionRequest) => call.write(create(ServerReflectionResponseSchema, answer(req))));
+        call.on("end", () => call.end());
+        call.on("error", () => call.end());
+      },
+    },
+  );
 }
