@@ -5,6 +5,8 @@ import type { Config } from "./config/config.js";
 import { createDomain } from "./domain/domain.js";
 import { createApiKeyService } from "./service/api-key-service.js";
 import { Credentials } from "./service/credentials.js";
+import { instrumentStore } from "./observability/instrument-store.js";
+import { createMetrics, registerGauges } from "./observability/metrics.js";
 import { openStore } from "./storage/open-store.js";
 import { healthRoutes } from "./transport/connect/health-service.js";
 import { reflectionRoutes } from "./transport/connect/reflection-service.js";
@@ -20,7 +22,8 @@ import { createRestHandler } from "./transport/rest/rest-handler.js";
  * way; nothing below the service knows about protobuf or HTTP.
  */
 export async function createService(config: Config, log: Logger) {
-  const store = await openStore(config);
+  const metrics = createMetrics();
+  const store = instrumentStore(await openStore(config), metrics);
   const domain = createDomain(store, {
     rateLimit: { capacity: config.RATE_LIMIT_CAPACITY, refillPerSecond: config.RATE_LIMIT_REFILL_PER_SEC },
     usageFlushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS,
@@ -32,7 +35,16 @@ export async function createService(config: Config, log: Logger) {
       ttlMs: config.KEY_CACHE_TTL_MS,
       pollIntervalMs: config.REVOCATION_POLL_MS,
     },
+    observe: {
+      auth: (outcome) => metrics.authOutcomes.inc({ outcome }),
+      rateLimit: (allowed) => metrics.rateLimitDecisions.inc({ result: allowed ? "allowed" : "refused" }),
+    },
   }, log);
+  registerGauges(metrics, {
+    cache: domain.cache,
+    usageDepth: () => domain.usage.depth,
+    auditPending: () => domain.audit.depth,
+  });
   const impl = createApiKeyService({
     credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),
     keys: domain.keys,
@@ -40,13 +52,14 @@ export async function createService(config: Config, log: Logger) {
     rateLimiter: domain.rateLimiter,
     audit: domain.audit,
     log,
+    metrics,
     now: domain.now,
   });
-  return { store, domain, impl };
+  return { store, domain, impl, metrics };
 }
 
 export async function createApp(config: Config, log: Logger) {
-  const { store, domain, impl } = await createService(config, log);
+  const { store, domain, impl, metrics } = await createService(config, log);
   let draining = false;
   const health = new HealthState();
   const rest = createRestHandler(impl, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues });
@@ -66,6 +79,7 @@ export async function createApp(config: Config, log: Logger) {
   return {
     impl,
     domain,
+    metrics,
     async start(): Promise<{ port: number; grpcPort: number }> {
       domain.start();
       await listen(http.server, config.HOST, config.PORT);

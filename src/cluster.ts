@@ -18,7 +18,7 @@ export interface ReadyMessage {
  * flush. Workers share nothing in memory: the store holds the rate-limit buckets, and key caches
  * are kept coherent by polling (see key-cache.ts), so limits and revocation hold across them.
  */
-export function runPrimary(count: number, log: Logger): void {
+export function runPrimary(count: number, log: Logger, extra: Record<string, number> = {}): void {
   let stopping = false;
   let ready = 0;
   const readyWorkers = new WeakSet<Worker>();
@@ -28,7 +28,7 @@ export function runPrimary(count: number, log: Logger): void {
       if (msg?.type !== "ready") return;
       readyWorkers.add(worker);
       ready++;
-      if (ready === count) log.info({ workers: count, port: msg.port, grpcPort: msg.grpcPort }, "ready");
+      if (ready === count) log.info({ workers: count, port: msg.port, grpcPort: msg.grpcPort, ...extra }, "ready");
     });
     return worker;
   };

@@ -2,7 +2,9 @@ import cluster from "node:cluster";
 import { runPrimary, workerCount } from "./cluster.js";
 import { ConfigError, loadConfig } from "./config/config.js";
 import { createLogger } from "./observability/logger.js";
+import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.js";
+import { startMetricsServer } from "./observability/metrics-server.js";
 
 /**
  * `npm start`: validate configuration, serve (in this process, or in `WORKERS` cluster workers),
@@ -21,11 +23,20 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.LOG_LEVEL);
   const workers = workerCount(config.WORKERS);
-  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, log);
+  if (workers > 1 && cluster.isPrimary) {
+    const metrics = await startMetricsServer(config.HOST, config.METRICS_PORT, "cluster");
+    return runPrimary(workers, log, { metricsPort: metrics.port });
+  }
   const app = await createApp(config, log);
   const ports = await app.start();
-  if (cluster.isWorker) process.send?.({ type: "ready", ...ports });
-  else log.info(ports, "ready");
+  if (cluster.isWorker) {
+    new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
+    AggregatorRegistry.setRegistries([app.metrics.registry]);
+    process.send?.({ type: "ready", ...ports });
+  } else {
+    const metrics = await startMetricsServer(config.HOST, config.METRICS_PORT, app.metrics.registry);
+    log.info({ ...ports, metricsPort: metrics.port }, "ready");
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

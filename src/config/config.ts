@@ -11,6 +11,7 @@ const schema = z.object({
   HOST: z.string().min(1).default("::"),
   PORT: int(0, 65535).default(8080),
   GRPC_PORT: int(0, 65535).default(9090),
+  METRICS_PORT: int(0, 65535).default(9464),
   DATA_DIR: z.string().min(1).default("./data"),
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, "must start with mongodb:// or mongodb+srv://").optional(),
   MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, "must be a database name").default("apikeys"),

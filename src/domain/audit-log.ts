@@ -35,6 +35,11 @@ export class AuditLog {
     private readonly log: Logger,
   ) {}
 
+  /** Events and aggregates waiting in memory for the next write. */
+  get depth(): number {
+    return this.pending.length + this.aggregates.size;
+  }
+
   start(): void {
     this.timers.push(setInterval(() => void this.flushPending(), this.opts.flushIntervalMs).unref());
     this.timers.push(setInterval(() => void this.flushAggregates(), this.opts.aggregateIntervalMs).unref());

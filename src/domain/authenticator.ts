@@ -44,6 +44,8 @@ export class Authenticator {
     private readonly audit: AuditLog,
     private readonly usage: UsageRecorder,
     private readonly now: () => number,
+    /** Told every outcome ("valid" or the denial reason), for metrics. */
+    private readonly observe: (outcome: "valid" | DenialReason) => void = () => {},
   ) {}
 
   async authenticate(presented: string, check: AuthCheck, origin: RequestOrigin): Promise<AuthResult> {
@@ -64,6 +66,7 @@ export class Authenticator {
       if (!rateLimit.allowed) return this.deny("rate_limited", key, origin, check, rateLimit);
     }
     this.usage.record(key.id, now);
+    this.observe("valid");
     return { valid: true, key, rateLimit };
   }
 
@@ -74,6 +77,7 @@ export class Authenticator {
     check: AuthCheck,
     rateLimit: RateLimitDecision | null = null,
   ): AuthResult {
+    this.observe(reason);
     const event = {
       customerId: key?.customerId ?? null,
       action: reason === "rate_limited" ? check.rateLimitAction : ("auth.failed" as const),

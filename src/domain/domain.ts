@@ -15,6 +15,8 @@ export interface DomainOptions {
   auditAggregateIntervalMs: number;
   keyCache: KeyCacheOptions;
   now?: () => number;
+  /** Outcome hooks for metrics. */
+  observe?: { auth?: (outcome: string) => void; rateLimit?: (allowed: boolean) => void };
 }
 
 /**
@@ -29,9 +31,9 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     maxAggregates: 10_000,
   }, log);
   const usage = new UsageRecorder(store, opts.usageFlushIntervalMs, log);
-  const rateLimiter = new RateLimiter(store, opts.rateLimit, now);
+  const rateLimiter = new RateLimiter(store, opts.rateLimit, now, opts.observe?.rateLimit);
   const cache = new KeyCache(store, opts.keyCache, now, log);
-  const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now);
+  const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth);
   const keys = new KeyManager(store, audit, usage, now, (key) => cache.invalidate(key.digest));
   return {
     store,

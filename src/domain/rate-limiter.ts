@@ -15,16 +15,20 @@ export class RateLimiter {
     private readonly store: Store,
     private readonly defaults: RateLimitPolicy,
     private readonly now: () => number,
+    /** Told every decision, for metrics. */
+    private readonly observe: (allowed: boolean) => void = () => {},
   ) {}
 
-  charge(customerId: string, cost: number): Promise<RateLimitDecision> {
-    return this.store.updateBucket(customerId, this.defaults, (state, policy) => {
+  async charge(customerId: string, cost: number): Promise<RateLimitDecision> {
+    const decision = await this.store.updateBucket(customerId, this.defaults, (state, policy) => {
       if (cost > policy.capacity) {
         throw invalid(`cost ${cost} exceeds the bucket capacity of ${policy.capacity}`);
       }
       const now = this.now();
       return take(state ?? fullBucket(policy, now), policy, cost, now);
     });
+    this.observe(decision.allowed);
+    return decision;
   }
 
   async policy(customerId: string): Promise<RateLimitPolicy> {

@@ -1,4 +1,4 @@
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import { ApiKeyService, DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
@@ -16,7 +16,8 @@ import {
   validScopes,
   validUuid,
 } from "../domain/validation.js";
-import { originOf, requestIdOf } from "./call-context.js";
+import type { Metrics } from "../observability/metrics.js";
+import { kCallerPrefix, originOf, requestIdOf } from "./call-context.js";
 import type { Credentials } from "./credentials.js";
 import { auditEventMessage, keyMessage, msOf } from "./messages.js";
 import { toConnectError } from "./to-connect-error.js";
@@ -28,6 +29,7 @@ export interface ServiceDeps {
   rateLimiter: RateLimiter;
   audit: AuditLog;
   log: Logger;
+  metrics: Metrics;
   now: () => number;
 }
 
@@ -52,21 +54,27 @@ const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
  * maps results back to messages. It is the only layer that produces ConnectErrors.
  */
 export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKeyService> {
-  const { credentials, keys, authenticator, rateLimiter, audit, log, now } = deps;
+  const { credentials, keys, authenticator, rateLimiter, audit, log, metrics, now } = deps;
 
-  /** Runs one RPC: request id first, every failure through toConnectError, one log line. */
+  /** Runs one RPC: request id first, every failure through toConnectError, one log line, metrics. */
   async function run<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
     const started = performance.now();
     const requestId = requestIdOf(ctx);
     const rpc = ctx.method.name;
+    let code = "ok";
     try {
-      const out = await fn();
-      log[HOT.has(rpc) ? "debug" : "info"]({ rpc, requestId, code: "ok", ms: +(performance.now() - started).toFixed(2) }, "rpc");
-      return out;
+      return await fn();
     } catch (err) {
       const ce = toConnectError(err, ctx, log);
-      log.info({ rpc, requestId, code: ce.code, ms: +(performance.now() - started).toFixed(2) }, "rpc failed");
+      code = Code[ce.code] ?? String(ce.code);
       throw ce;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      const transport = ctx.protocolName;
+      metrics.requests.inc({ method: rpc, transport, code });
+      metrics.duration.observe({ method: rpc, transport }, seconds);
+      const line = { rpc, transport, requestId, code, ms: +(seconds * 1000).toFixed(2), keyPrefix: ctx.values.get(kCallerPrefix) ?? undefined };
+      log[HOT.has(rpc) && code === "ok" ? "debug" : "info"](line, code === "ok" ? "rpc" : "rpc failed");
     }
   }
 

@@ -8,6 +8,9 @@ import type { RequestOrigin } from "../domain/types.js";
  */
 export const kPeerAddress = createContextKey<string | null>(null, { description: "peer address" });
 
+/** The calling key's prefix (never the key), set once the caller is known, for the call's log line. */
+export const kCallerPrefix = createContextKey<string | null>(null, { description: "caller key prefix" });
+
 const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

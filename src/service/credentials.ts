@@ -3,7 +3,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { Authenticator } from "../domain/authenticator.js";
 import { DomainError, forbidden } from "../domain/errors.js";
 import type { Caller, RateLimitDecision } from "../domain/types.js";
-import { originOf } from "./call-context.js";
+import { kCallerPrefix, originOf } from "./call-context.js";
 
 /**
  * Who is calling, decided once per call for every transport: the internal credential
@@ -31,6 +31,7 @@ export class Credentials {
       originOf(ctx),
     );
     if (result.rateLimit) setRateLimitHeaders(ctx, result.rateLimit);
+    if (result.key) ctx.values.set(kCallerPrefix, result.key.prefix);
     if (result.valid) return { kind: "key", key: result.key };
     switch (result.reason) {
       case "expired":

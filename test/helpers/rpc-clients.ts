@@ -52,7 +52,7 @@ export const grpcWebClient = (baseUrl: string) =>
   connectEsClient("grpc-web", createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }));
 
 /** The reference gRPC client: @grpc/grpc-js with protobuf-es serializers. */
-export function grpcJsClient(address: string, label = "grpc-js"): RpcClient {
+export function grpcJsClient(address: string, label = "grpc-js", options: grpc.ChannelOptions = {}): RpcClient {
   const definition: Record<string, grpc.MethodDefinition<any, any>> = {};
   for (const m of ApiKeyService.methods) {
     definition[m.localName] = {
@@ -66,7 +66,7 @@ export function grpcJsClient(address: string, label = "grpc-js"): RpcClient {
     };
   }
   const Ctor = grpc.makeGenericClientConstructor(definition, ApiKeyService.typeName);
-  const client = new Ctor(address, grpc.credentials.createInsecure()) as unknown as Record<string, Function> & grpc.Client;
+  const client = new Ctor(address, grpc.credentials.createInsecure(), options) as unknown as Record<string, Function> & grpc.Client;
   return {
     name: label,
     call(method, req, headers = {}) {

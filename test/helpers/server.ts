@@ -10,6 +10,8 @@ export interface RunningServer {
   port: number;
   /** The native gRPC port (grpc-js), when the server reported one. */
   grpcPort: number | null;
+  /** The Prometheus /metrics port. */
+  metricsPort: number | null;
   dataDir: string;
   internalToken: string;
   env: Record<string, string>;
@@ -39,6 +41,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
     HOST: "127.0.0.1",
     PORT: "0",
     GRPC_PORT: "0",
+    METRICS_PORT: "0",
     DATA_DIR: dataDir,
     INTERNAL_TOKEN,
     LOG_LEVEL: "debug",
@@ -58,14 +61,14 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
-  const ports = await new Promise<{ port: number; grpcPort: number | null }>((resolve, reject) => {
+  const ports = await new Promise<{ port: number; grpcPort: number | null; metricsPort: number | null }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${out}`)), 30_000);
     const check = () => {
       const line = out.split("\n").find((l) => l.includes('"msg":"ready"'));
       if (!line) return;
       clearTimeout(timer);
-      const ready = JSON.parse(line) as { port: number; grpcPort?: number };
-      resolve({ port: ready.port, grpcPort: ready.grpcPort ?? null });
+      const ready = JSON.parse(line) as { port: number; grpcPort?: number; metricsPort?: number };
+      resolve({ port: ready.port, grpcPort: ready.grpcPort ?? null, metricsPort: ready.metricsPort ?? null });
     };
     child.stdout!.on("data", check);
     child.stderr!.on("data", check);
@@ -79,6 +82,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
     url: `http://127.0.0.1:${ports.port}`,
     port: ports.port,
     grpcPort: ports.grpcPort,
+    metricsPort: ports.metricsPort,
     dataDir,
     internalToken: fullEnv.INTERNAL_TOKEN ?? "",
     env: fullEnv,
