@@ -246,7 +246,7 @@ export const queryParams: fc.Arbitrary<Array<[string, string]>> = fc.array(
       { arbitrary: ref("customerId"), weight: 1 },
       { arbitrary: fc.oneof(checksumValidKey, malformedKey), weight: 1 },
       { arbitrary: ref("secret"), weight: 1 },
-      { arbitrary: anyString(6_000), weight: 3 },
+      { arbitrary: anyString(3_000), weight: 3 },
     ),
   ),
   { maxLength: 4 },
@@ -523,8 +523,6 @@ export const rpcSpec = fc.oneof(
     }),
   },
 );
-
-export type RpcSpec = { transport: number; auth: RpcAuth; requestId: string | null; call: fc.Arbitrary<unknown> extends never ? never : any };
 
 export const rpcCall = fc.record({
   transport: fc.nat(),

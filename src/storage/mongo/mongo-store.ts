@@ -48,7 +48,9 @@ export class MongoStore implements Store {
       appName: "zpk",
     });
     return guard(async () => {
-      await client.connect();
+      await client.connect().catch((e: unknown) => {
+        throw new StorageUnavailableError(`cannot reach MongoDB at ${hostsOf(uri)}: ${(e as Error).message}`, e);
+      });
       const db: Db = client.db(dbName);
       await ensureIndexes(db);
       return new MongoStore(
@@ -244,6 +246,9 @@ export class MongoStore implements Store {
     await this.client.close();
   }
 }
+
+/** The URI's hosts without credentials, for error messages. */
+const hostsOf = (uri: string) => uri.replace(/^mongodb(\+srv)?:\/\/([^@/]*@)?/, "").split("/")[0];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
