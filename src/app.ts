@@ -50,7 +50,6 @@ export async function createService(config: Config, log: Logger) {
     keys: domain.keys,
     authenticator: domain.authenticator,
     rateLimiter: domain.rateLimiter,
-    audit: domain.audit,
     log,
     metrics,
     now: domain.now,

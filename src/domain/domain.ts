@@ -31,7 +31,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     maxAggregates: 10_000,
   }, log);
   const usage = new UsageRecorder(store, opts.usageFlushIntervalMs, log);
-  const rateLimiter = new RateLimiter(store, opts.rateLimit, now, opts.observe?.rateLimit);
+  const rateLimiter = new RateLimiter(store, opts.rateLimit, audit, now, opts.observe?.rateLimit);
   const cache = new KeyCache(store, opts.keyCache, now, log);
   const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth);
   const keys = new KeyManager(store, audit, usage, now, (key) => cache.invalidate(key.digest));

@@ -1,7 +1,8 @@
 import type { Store } from "../storage/store.js";
+import type { AuditLog } from "./audit-log.js";
 import { invalid } from "./errors.js";
 import { fullBucket, take } from "./token-bucket.js";
-import type { RateLimitDecision, RateLimitPolicy } from "./types.js";
+import type { AuditActor, RateLimitDecision, RateLimitPolicy, RequestOrigin } from "./types.js";
 
 export const POLICY_LIMITS = { capacityMax: 1_000_000, refillMax: 1_000_000 } as const;
 
@@ -14,6 +15,7 @@ export class RateLimiter {
   constructor(
     private readonly store: Store,
     private readonly defaults: RateLimitPolicy,
+    private readonly audit: AuditLog,
     private readonly now: () => number,
     /** Told every decision, for metrics. */
     private readonly observe: (allowed: boolean) => void = () => {},
@@ -35,7 +37,8 @@ export class RateLimiter {
     return (await this.store.getRateLimitPolicy(customerId)) ?? this.defaults;
   }
 
-  async setPolicy(customerId: string, policy: RateLimitPolicy): Promise<RateLimitPolicy> {
+  /** Sets a customer's bucket (SPEC §6: "raisable per customer by an internal call"), audited. */
+  async setPolicy(customerId: string, policy: RateLimitPolicy, actor: AuditActor, origin: RequestOrigin): Promise<RateLimitPolicy> {
     if (!Number.isInteger(policy.capacity) || policy.capacity < 1 || policy.capacity > POLICY_LIMITS.capacityMax) {
       throw invalid(`capacity must be an integer from 1 to ${POLICY_LIMITS.capacityMax}`);
     }
@@ -43,6 +46,15 @@ export class RateLimiter {
       throw invalid(`refill_per_second must be greater than 0 and at most ${POLICY_LIMITS.refillMax}`);
     }
     await this.store.setRateLimitPolicy(customerId, policy);
+    this.audit.record({
+      customerId,
+      action: "rate_limit.updated",
+      actor,
+      target: null,
+      outcome: "success",
+      reason: `capacity=${policy.capacity} refill_per_second=${policy.refillPerSecond}`,
+      ...origin,
+    });
     return policy;
   }
 }

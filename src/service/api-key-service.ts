@@ -4,9 +4,8 @@ import type { Logger } from "pino";
 import { ApiKeyService, DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import type { Authenticator } from "../domain/authenticator.js";
 import { forbidden, invalid } from "../domain/errors.js";
-import type { KeyManager } from "../domain/key-manager.js";
+import { actorOf, type KeyManager } from "../domain/key-manager.js";
 import type { RateLimiter } from "../domain/rate-limiter.js";
-import type { AuditLog } from "../domain/audit-log.js";
 import type { Caller } from "../domain/types.js";
 import {
   optionalUuid,
@@ -27,7 +26,6 @@ export interface ServiceDeps {
   keys: KeyManager;
   authenticator: Authenticator;
   rateLimiter: RateLimiter;
-  audit: AuditLog;
   log: Logger;
   metrics: Metrics;
   now: () => number;
@@ -54,7 +52,7 @@ const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
  * maps results back to messages. It is the only layer that produces ConnectErrors.
  */
 export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKeyService> {
-  const { credentials, keys, authenticator, rateLimiter, audit, log, metrics, now } = deps;
+  const { credentials, keys, authenticator, rateLimiter, log, metrics, now } = deps;
 
   /** Runs one RPC: request id first, every failure through toConnectError, one log line, metrics. */
   async function run<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
@@ -235,19 +233,12 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
       run(ctx, async () => {
         const caller = credentials.internal(ctx);
         const customerId = validUuid(req.customerId, "customer_id");
-        const policy = await rateLimiter.setPolicy(customerId, {
-          capacity: req.capacity,
-          refillPerSecond: req.refillPerSecond,
-        });
-        audit.record({
+        const policy = await rateLimiter.setPolicy(
           customerId,
-          action: "rate_limit.updated",
-          actor: { type: "internal", name: caller.kind === "internal" ? caller.name : "internal" },
-          target: null,
-          outcome: "success",
-          reason: `capacity=${policy.capacity} refill_per_second=${policy.refillPerSecond}`,
-          ...originOf(ctx),
-        });
+          { capacity: req.capacity, refillPerSecond: req.refillPerSecond },
+          actorOf(caller),
+          originOf(ctx),
+        );
         return { customerId, capacity: policy.capacity, refillPerSecond: policy.refillPerSecond };
       }),
   };
