@@ -78,7 +78,7 @@ export class SqliteStore implements Store {
     if (!q.includeInactive) where.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)");
     if (q.beforeId !== null) where.push("id < @beforeId");
     const sql = `SELECT * FROM api_keys WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT @limit`;
-    return guard(() => this.db.prepare<[typeof q], KeyRow>(sql).all(q)).map(rowToKey);
+    return guard(() => this.prepared<KeyRow>(sql).all(q)).map(rowToKey);
   }
 
   async updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
@@ -137,7 +137,7 @@ export class SqliteStore implements Store {
     if (q.beforeId !== null) where.push("id < @beforeId");
     const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const sql = `SELECT * FROM audit_events ${filter} ORDER BY id DESC LIMIT @limit`;
-    return guard(() => this.db.prepare<[typeof q], AuditRow>(sql).all(q)).map(rowToEvent);
+    return guard(() => this.prepared<AuditRow>(sql).all(q)).map(rowToEvent);
   }
 
   async updateBucket(
@@ -174,6 +174,18 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  /** Statements for the few filter combinations of the list queries, prepared once each. */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private prepared<Row>(sql: string): Database.Statement<[object], Row> {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt as Database.Statement<[object], Row>;
   }
 
   /** One IMMEDIATE transaction: all of `fn` or none of it. */
