@@ -33,7 +33,12 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeResponse) => void, opts = DEFAULT_LIMITS) {
   const h1 = http.createServer(
-    { headersTimeout: opts.headersTimeoutMs, requestTimeout: opts.requestTimeoutMs, keepAliveTimeout: opts.keepAliveTimeoutMs },
+    {
+      headersTimeout: opts.headersTimeoutMs,
+      requestTimeout: opts.requestTimeoutMs,
+      keepAliveTimeout: opts.keepAliveTimeoutMs,
+      connectionsCheckingInterval: 1000, // how often those timeouts are enforced (Node's default: 30 s)
+    },
     handler,
   );
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxConcurrentStreams } }, handler);
