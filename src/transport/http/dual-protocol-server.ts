@@ -46,7 +46,7 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
   h2.on("timeout", (session: http2.ServerHttp2Session) => session.close?.());
   const sockets = new Set<net.Socket>();
 
-  const server = net.createServer((socket) => {
+  const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     // A connection that never sends its first bytes is dropped after the header timeout.

@@ -47,7 +47,10 @@ export function createRestHandler(impl: Impl, opts: { bodyLimitBytes: number; co
       contextValues: opts.contextValues(req),
     });
     requestIdOf(ctx);
-    res.on("close", () => ctx.abort());
+    // Abort the handler only if the client went away early (an abort allocates a DOMException).
+    res.on("close", () => {
+      if (!res.writableFinished) ctx.abort();
+    });
     try {
       const body = route.body === "*" ? await readJson(req, opts.bodyLimitBytes) : undefined;
       const params = Object.fromEntries(route.params.map((p, i) => [p, decodePathParam(p, m[i + 1]!)]));
