@@ -11,6 +11,8 @@ import type { KeyRecord } from "./types.js";
 export class UsageRecorder {
   private pending = new Map<string, UsageDelta>();
   private timer: NodeJS.Timeout | null = null;
+  /** The flush under way: flushes never overlap (a store may not merge concurrent increments). */
+  private inFlight: Promise<void> | null = null;
 
   constructor(
     private readonly store: Store,
@@ -48,6 +50,12 @@ export class UsageRecorder {
   }
 
   async flush(): Promise<void> {
+    while (this.inFlight) await this.inFlight;
+    this.inFlight = this.write().finally(() => (this.inFlight = null));
+    await this.inFlight;
+  }
+
+  private async write(): Promise<void> {
     if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     this.pending = new Map();

@@ -133,7 +133,8 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
       run(ctx, async () => {
         const caller = await credentials.caller(ctx);
         const customerId = customerFor(caller, req.customerId);
-        const paths = req.updateMask?.paths ?? [];
+        // customer_id addresses the key (internal callers); it is never a field to change.
+        const paths = (req.updateMask?.paths ?? []).filter((p) => p !== "customer_id");
         const unknown = paths.filter((p) => !["name", "metadata", "expires_at"].includes(p));
         if (unknown.length) throw invalid(`update_mask may name name, metadata, expires_at; not ${unknown.join(", ")}`);
         const has = (p: string, set: boolean) => (paths.length ? paths.includes(p) : set);

@@ -47,6 +47,16 @@ export interface BucketDoc {
   v: number;
   tokens: number;
   at: number;
+  /** When this version was written; old versions are deleted after a minute. */
+  created: Date;
+}
+
+/** Usage counted by one process for one key (`_id` = `<key id>:<writer>`); a key's usage is the sum. */
+export interface UsageDoc {
+  _id: string;
+  key_id: string;
+  total_requests: number;
+  last_used_at: Date | null;
 }
 
 /** A customer's rate-limit override (SetRateLimit); `_id` is the customer id. */

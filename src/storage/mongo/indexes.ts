@@ -17,6 +17,7 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { target_id: 1, _id: -1 }, name: "target" },
   ],
   rate_limits: [{ key: { customer_id: 1, v: -1 }, name: "customer_version" }],
+  api_key_usage: [{ key: { key_id: 1 }, name: "key" }],
 };
 
 /**

@@ -1,11 +1,15 @@
+import { randomBytes } from "node:crypto";
 import { type Collection, type Db, MongoClient, MongoError, type Filter } from "mongodb";
 import { StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../../domain/types.js";
 import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
-import { type AuditDoc, type BucketDoc, type PolicyDoc, docToEvent, docToKey, eventToDoc, type KeyDoc, keyToDoc } from "./documents.js";
+import { type AuditDoc, type BucketDoc, type PolicyDoc, type UsageDoc, docToEvent, docToKey, eventToDoc, type KeyDoc, keyToDoc } from "./documents.js";
 import { ensureIndexes } from "./indexes.js";
 import { KeyedQueue } from "./keyed-queue.js";
+
+/** Bucket versions are kept this long (far above any request's duration) before being deleted. */
+const BUCKET_VERSION_TTL_MS = 60_000;
 
 /** How many times a bucket compare-and-set is retried under contention before giving up (503). */
 const CAS_ATTEMPTS = 64;
@@ -32,9 +36,14 @@ export class MongoStore implements Store {
     private readonly events: Collection<AuditDoc>,
     private readonly buckets: Collection<BucketDoc>,
     private readonly policies: Collection<PolicyDoc>,
+    private readonly usage: Collection<UsageDoc>,
   ) {}
 
+  /** This process's usage documents are `<key id>:<writer>`: no two processes write the same one. */
+  private readonly writer = randomBytes(8).toString("hex");
+
   private readonly bucketLocks = new KeyedQueue();
+  private readonly keyLocks = new KeyedQueue();
 
   /** Connects and creates indexes; throws StorageUnavailableError when the server is unreachable. */
   static async connect(uri: string, dbName: string, opts: { timeoutMs?: number } = {}): Promise<MongoStore> {
@@ -59,6 +68,7 @@ export class MongoStore implements Store {
         db.collection("audit_events"),
         db.collection("rate_limits"),
         db.collection("rate_limit_policies"),
+        db.collection("api_key_usage"),
       );
     });
   }
@@ -78,14 +88,14 @@ export class MongoStore implements Store {
   findKeyByDigest(digest: string): Promise<KeyRecord | null> {
     return guard(async () => {
       const doc = await this.keys.findOne({ digest });
-      return doc ? docToKey(doc) : null;
+      return doc ? docToKey(doc) : null; // Authenticate needs no usage counters
     });
   }
 
   findKey(customerId: string, id: string): Promise<KeyRecord | null> {
     return guard(async () => {
       const doc = await this.keys.findOne({ _id: id, customer_id: customerId });
-      return doc ? docToKey(doc) : null;
+      return doc ? (await this.withUsage([docToKey(doc)]))[0]! : null;
     });
   }
 
@@ -97,10 +107,14 @@ export class MongoStore implements Store {
       filter.$or = [{ expires_at: null }, { expires_at: { $gt: new Date(q.now) } }];
     }
     if (q.beforeId !== null) filter._id = { $lt: q.beforeId };
-    return guard(async () => (await this.keys.find(filter).sort({ _id: -1 }).limit(q.limit).toArray()).map(docToKey));
+    return guard(async () => this.withUsage((await this.keys.find(filter).sort({ _id: -1 }).limit(q.limit).toArray()).map(docToKey)));
   }
 
   updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
+    return this.keyLocks.run(id, () => this.updateKeyNow(customerId, id, patch, event));
+  }
+
+  private updateKeyNow(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
     const set: Partial<KeyDoc> = { updated_at: new Date(patch.updatedAt) };
     if (patch.name !== undefined) set.name = patch.name;
     if (patch.metadata !== undefined) set.metadata = patch.metadata;
@@ -108,13 +122,18 @@ export class MongoStore implements Store {
     return guard(async () => {
       const doc = await this.keys.findOneAndUpdate({ _id: id, customer_id: customerId }, { $set: set }, { returnDocument: "after" });
       if (!doc) return null;
-      const updated = docToKey(doc);
-      await this.events.insertOne(eventToDoc(event(updated)));
-      return updated;
+      const [updated] = await this.withUsage([docToKey(doc)]);
+      await this.events.insertOne(eventToDoc(event(updated!)));
+      return updated!;
     });
   }
 
+  /** Key writes are queued per key in this process (FerretDB may lose concurrent updates to one document). */
   revokeKey(customerId: string, id: string, at: number, event: (k: KeyRecord) => AuditEvent) {
+    return this.keyLocks.run(id, () => this.revokeKeyNow(customerId, id, at, event));
+  }
+
+  private revokeKeyNow(customerId: string, id: string, at: number, event: (k: KeyRecord) => AuditEvent) {
     return guard(async () => {
       const doc = await this.keys.findOneAndUpdate(
         { _id: id, customer_id: customerId, revoked_at: null },
@@ -122,12 +141,12 @@ export class MongoStore implements Store {
         { returnDocument: "after" },
       );
       if (doc) {
-        const key = docToKey(doc);
-        await this.events.insertOne(eventToDoc(event(key)));
-        return { key, changed: true };
+        const [key] = await this.withUsage([docToKey(doc)]);
+        await this.events.insertOne(eventToDoc(event(key!)));
+        return { key: key!, changed: true };
       }
       const existing = await this.keys.findOne({ _id: id, customer_id: customerId });
-      return existing ? { key: docToKey(existing), changed: false } : null;
+      return existing ? { key: (await this.withUsage([docToKey(existing)]))[0]!, changed: false } : null;
     });
   }
 
@@ -137,18 +156,49 @@ export class MongoStore implements Store {
     );
   }
 
+  /**
+   * Usage lives in `api_key_usage`, one document per key per writing process, so key documents
+   * are only written by user actions (update, revoke) and no two processes ever `$inc` the same
+   * document. (FerretDB 1.24 loses concurrent updates to one document, which made a usage flush
+   * racing a revoke undo the revoke.) Readers sum a key's documents.
+   */
   recordUsage(deltas: UsageDelta[]): Promise<void> {
     if (deltas.length === 0) return Promise.resolve();
     return guard(async () => {
-      await this.keys.bulkWrite(
+      await this.usage.bulkWrite(
         deltas.map((d) => ({
           updateOne: {
-            filter: { _id: d.keyId },
-            update: { $inc: { total_requests: d.count }, $max: { last_used_at: new Date(d.lastUsedAt) } },
+            filter: { _id: `${d.keyId}:${this.writer}` },
+            update: {
+              $inc: { total_requests: d.count },
+              $max: { last_used_at: new Date(d.lastUsedAt) },
+              $set: { key_id: d.keyId },
+            },
+            upsert: true,
           },
         })),
         { ordered: false },
       );
+    });
+  }
+
+  /** Adds the summed usage documents to each record. */
+  private async withUsage(keys: KeyRecord[]): Promise<KeyRecord[]> {
+    if (keys.length === 0) return keys;
+    const docs = await this.usage.find({ key_id: { $in: keys.map((k) => k.id) } }).toArray();
+    const byKey = new Map<string, { total: number; last: number | null }>();
+    for (const d of docs) {
+      const u = byKey.get(d.key_id) ?? { total: 0, last: null };
+      u.total += d.total_requests;
+      const last = d.last_used_at?.getTime() ?? null;
+      if (last !== null && (u.last === null || last > u.last)) u.last = last;
+      byKey.set(d.key_id, u);
+    }
+    return keys.map((k) => {
+      const u = byKey.get(k.id);
+      if (!u) return k;
+      const last = u.last === null ? k.lastUsedAt : Math.max(u.last, k.lastUsedAt ?? 0);
+      return { ...k, totalRequests: k.totalRequests + u.total, lastUsedAt: last };
     });
   }
 
@@ -207,12 +257,24 @@ export class MongoStore implements Store {
         const { next, decision } = decide(latest ? { tokens: latest.tokens, at: latest.at } : null, policy);
         const v = (latest?.v ?? 0) + 1;
         try {
-          await this.buckets.insertOne({ _id: `${customerId}:${v}`, customer_id: customerId, v, tokens: next.tokens, at: next.at });
+          await this.buckets.insertOne({
+            _id: `${customerId}:${v}`,
+            customer_id: customerId,
+            v,
+            tokens: next.tokens,
+            at: next.at,
+            created: new Date(),
+          });
         } catch (e) {
           if (isDuplicateKey(e)) continue;
           throw e;
         }
-        if (latest) void this.buckets.deleteMany({ customer_id: customerId, v: { $lt: v } }).catch(() => {});
+        // Only versions older than any request can take are deleted: a version that a slow reader
+        // could still try to insert again must keep existing, or its insert would not conflict.
+        if (latest && v % 64 === 0) {
+          const old = new Date(Date.now() - BUCKET_VERSION_TTL_MS);
+          void this.buckets.deleteMany({ customer_id: customerId, v: { $lt: v }, created: { $lt: old } }).catch(() => {});
+        }
         return decision;
       }
       throw new StorageUnavailableError("rate limit is under heavy contention, try again");
@@ -267,6 +329,11 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
       if (/Network|Timeout|ServerSelection|NotConnected|Topology|PoolCleared|Closed/.test(name) || e.hasErrorLabel?.("RetryableWriteError")) {
         throw new StorageUnavailableError(undefined, e);
       }
+    }
+    // The driver can also surface a bare socket error when the server dies mid-write.
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^(EPIPE|ECONNRESET|ECONNREFUSED|ETIMEDOUT|ECONNABORTED|EHOSTUNREACH)$/.test(code)) {
+      throw new StorageUnavailableError(undefined, e);
     }
     throw e;
   }

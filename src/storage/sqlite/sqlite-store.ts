@@ -24,7 +24,7 @@ export class SqliteStore implements Store {
       const d = new Database(join(dataDir, "zpk.sqlite"));
       d.pragma("journal_mode = WAL");
       d.pragma("synchronous = NORMAL");
-      d.pragma("busy_timeout = 5000");
+      d.pragma("busy_timeout = 2000"); // better-sqlite3 waits synchronously: keep it short
       d.exec(SCHEMA);
       return d;
     });
@@ -51,7 +51,7 @@ export class SqliteStore implements Store {
         VALUES (@customer_id, @capacity, @refill) ON CONFLICT (customer_id) DO UPDATE SET
         capacity = excluded.capacity, refill_per_second = excluded.refill_per_second`),
       changed: db.prepare<[number], { digest: string }>(`SELECT digest FROM api_keys WHERE updated_at >= ?`),
-      ping: db.prepare(`SELECT 1`),
+      ping: db.prepare(`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`),
     };
   }
 
@@ -168,8 +168,9 @@ export class SqliteStore implements Store {
     guard(() => this.stmts.savePolicy.run({ customer_id: customerId, capacity: policy.capacity, refill: policy.refillPerSecond }));
   }
 
+  /** A one-row write, so readiness fails when writes would (disk full, read-only, lock held). */
   async ping(): Promise<void> {
-    guard(() => this.stmts.ping.get());
+    guard(() => this.stmts.ping.run(Date.now()));
   }
 
   async close(): Promise<void> {

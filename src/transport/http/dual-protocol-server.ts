@@ -29,6 +29,9 @@ export const DEFAULT_LIMITS: DualServerOptions = {
   maxConnections: 20_000,
 };
 
+/** During shutdown, how long keep-alive connections get to send a request that is on its way. */
+const KEEP_ALIVE_GRACE_MS = 1_000;
+
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeResponse) => void, opts = DEFAULT_LIMITS) {
@@ -66,6 +69,10 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
   // closeIdleConnections() depend on connection tracking that starts on "listening".
   server.on("listening", () => h1.emit("listening"));
 
+  let draining = false;
+  h1.prependListener("request", (_req, res) => {
+    if (draining) res.setHeader("connection", "close");
+  });
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
@@ -80,10 +87,15 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
      * the deadline is cut.
      */
     async close(deadlineMs: number): Promise<void> {
+      draining = true;
       server.close();
-      h1.close(() => {}); // stops h1's connection-tracking timer; the net server holds the port
       for (const session of sessions) session.close();
       const deadline = Date.now() + deadlineMs;
+      // A keep-alive client may have sent its next request already: for a grace period, answer
+      // with `connection: close` instead of cutting idle-looking connections.
+      const graceEnd = Math.min(deadline, Date.now() + KEEP_ALIVE_GRACE_MS);
+      while (sockets.size > 0 && Date.now() < graceEnd) await new Promise((r) => setTimeout(r, 25));
+      h1.close(() => {}); // stops h1's connection-tracking timer; the net server holds the port
       while (sockets.size > 0 && Date.now() < deadline) {
         h1.closeIdleConnections();
         await new Promise((r) => setTimeout(r, 25));
