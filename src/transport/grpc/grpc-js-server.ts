@@ -46,13 +46,17 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
         requestHeader: headersOf(call.metadata),
         contextValues: createContextValues().set(kPeerAddress, peerAddress(call.getPeer())),
       });
-      call.once("cancelled", () => ctx.abort());
+      let done = false;
+      // grpc-js also reports "cancelled" after a normal end; abort (which allocates) only before it.
+      call.once("cancelled", () => done || ctx.abort());
       fn(call.request, ctx).then(
         (out) => {
+          done = true;
           call.sendMetadata(metadataOf(ctx.responseHeader));
           callback(null, out);
         },
         (err: unknown) => {
+          done = true;
           const ce = ConnectError.from(err);
           callback({ code: ce.code as number as grpc.status, details: ce.rawMessage, metadata: metadataOf(ce.metadata) });
         },
