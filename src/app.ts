@@ -61,7 +61,7 @@ export async function createApp(config: Config, log: Logger) {
   const { store, domain, impl, metrics } = await createService(config, log);
   let draining = false;
   const health = new HealthState();
-  const rest = createRestHandler(impl, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues });
+  const rest = createRestHandler(impl, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues, log });
   const handler = connectNodeAdapter({
     routes: (router) => {
       connectRoutes(impl)(router);

@@ -66,8 +66,11 @@ export function validEnvironment(env: string): Environment {
   return env as Environment;
 }
 
+/** 9999-12-31T23:59:59.999Z: the last instant RFC 3339 (and protobuf's Timestamp JSON) can write. */
+const LAST_TIMESTAMP_MS = 253_402_300_799_999;
+
 export function validFutureTime(at: number, now: number, field = "expires_at"): number {
-  if (!Number.isFinite(at)) throw invalid(`${field} must be a valid timestamp`);
+  if (!Number.isFinite(at) || at > LAST_TIMESTAMP_MS) throw invalid(`${field} must be a valid timestamp before year 10000`);
   if (at <= now) throw invalid(`${field} must be in the future`);
   return at;
 }

@@ -31,12 +31,22 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
       requestStream: false,
       responseStream: false,
       requestSerialize: (m: MessageShape<DescMessage>) => Buffer.from(toBinary(method.input, m)),
-      requestDeserialize: (b: Buffer) => fromBinary(method.input, b),
+      requestDeserialize: (b: Buffer) => {
+        try {
+          return fromBinary(method.input, b);
+        } catch (e) {
+          return new UnparsableRequest(e instanceof Error ? e.message : String(e));
+        }
+      },
       responseSerialize: (m: MessageShape<DescMessage>) => Buffer.from(toBinary(method.output, create(method.output, m as never))),
       responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
     };
     const fn = (impl as unknown as Record<string, UnaryFn>)[method.localName]!.bind(impl);
     handlers[method.localName] = (call, callback) => {
+      if (call.request instanceof UnparsableRequest) {
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed protobuf request: ${call.request.reason}` });
+        return;
+      }
       const ctx = createHandlerContext({
         service: ApiKeyService,
         method,
@@ -87,6 +97,11 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
       });
     },
   };
+}
+
+/** What requestDeserialize hands on when the bytes are not a valid message (grpc-js would say INTERNAL). */
+class UnparsableRequest {
+  constructor(readonly reason: string) {}
 }
 
 function headersOf(md: grpc.Metadata): Headers {

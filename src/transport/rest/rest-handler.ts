@@ -1,5 +1,6 @@
 import type { JsonValue, Message } from "@bufbuild/protobuf";
-import { createHandlerContext, type ContextValues, type ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, createHandlerContext, type ContextValues, type ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
 import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import { DomainError, invalid } from "../../domain/errors.js";
 import { requestIdOf } from "../../service/call-context.js";
@@ -23,7 +24,10 @@ const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: s
  * `rest`. Credentials, request ids, rate-limit headers and errors are the service's own; this
  * adapter only decodes the HTTP request and shapes the HTTP response.
  */
-export function createRestHandler(impl: Impl, opts: { bodyLimitBytes: number; contextValues: (req: NodeRequest) => ContextValues }) {
+export function createRestHandler(
+  impl: Impl,
+  opts: { bodyLimitBytes: number; contextValues: (req: NodeRequest) => ContextValues; log: Logger },
+) {
   const routes = restRoutes();
 
   return async function handleRest(req: NodeRequest, res: NodeResponse, url: URL): Promise<void> {
@@ -63,6 +67,9 @@ export function createRestHandler(impl: Impl, opts: { bodyLimitBytes: number; co
       if (status === 204) return sendJson(res, 204, undefined, ctx.responseHeader);
       sendJson(res, status, shapeBody(route, output, shape?.flatten), ctx.responseHeader);
     } catch (err) {
+      if (!(err instanceof DomainError) && !(err instanceof ConnectError)) {
+        opts.log.error({ err, requestId: ctx.responseHeader.get("x-request-id") }, "REST response failed");
+      }
       sendError(res, err, ctx.responseHeader);
     }
   };
