@@ -229,7 +229,7 @@ export const anyBody: fc.Arbitrary<{ json?: unknown; raw?: string | Uint8Array }
 // ---------------------------------------------------------------- query, path, headers
 
 /** Query parameters: the documented ones, credential-named ones, unknown ones; odd values. */
-export const queryParams: fc.Arbitrary<Array<[string, string]>> = fc.array(
+export const queryParams: fc.Arbitrary<Array<[string, string | Ref]>> = fc.array(
   fc.tuple(
     fc.oneof(
       { arbitrary: fc.constantFrom("page_size", "page_token", "include_inactive", "instance_id", "action", "target_id", "since", "until", "customer_id"), weight: 8 },
@@ -255,7 +255,7 @@ export const queryParams: fc.Arbitrary<Array<[string, string]>> = fc.array(
 export type PathPart = string | Ref | { pct: string };
 
 /** Paths under /v1 (and a few around it), as parts resolved and percent-encoded at request time. */
-export const pathParts: fc.Arbitrary<PathPart[]> = fc.oneof(
+export const pathParts = fc.oneof(
   { arbitrary: fc.constantFrom(["/v1/api-keys"], ["/v1/audit-events"]), weight: 8 },
   { arbitrary: fc.oneof(ref("targetId"), ref("ownId"), ref("foreignId")).map((r) => ["/v1/api-keys/", r]), weight: 8 },
   { arbitrary: keyId.map((id) => ["/v1/api-keys/", id]), weight: 2 },
@@ -273,7 +273,7 @@ export const pathParts: fc.Arbitrary<PathPart[]> = fc.oneof(
   },
   { arbitrary: fc.array(fc.oneof(weirdString, fc.constantFrom("api-keys", "audit-events", "..", ".")), { minLength: 1, maxLength: 4 }).map((segs) => ["/v1", ...segs.flatMap((s) => ["/", { pct: s }])]), weight: 2 },
   { arbitrary: fc.integer({ min: 100, max: 8_000 }).map((n) => ["/v1/api-keys/", "k".repeat(n)]), weight: 1 },
-);
+) as unknown as fc.Arbitrary<PathPart[]>;
 
 export const methods = fc.oneof(
   { arbitrary: fc.constantFrom("GET", "POST", "PATCH", "DELETE"), weight: 12 },
@@ -343,7 +343,8 @@ export interface RestSpec {
   body: { json?: unknown; raw?: string | Uint8Array } | undefined;
 }
 
-export const restSpec: fc.Arbitrary<RestSpec> = fc.record({
+/** Anything at all: random method, path, query, auth, headers and body. */
+export const randomRestSpec: fc.Arbitrary<RestSpec> = fc.record({
   method: methods,
   path: pathParts,
   query: queryParams,
@@ -351,6 +352,57 @@ export const restSpec: fc.Arbitrary<RestSpec> = fc.record({
   headers: extraHeaders,
   body: anyBody,
 });
+
+/** A PATCH body a well-behaved client could send. */
+export const plausiblePatchBody: fc.Arbitrary<Record<string, unknown>> = fc.record(
+  {
+    name: fc.string({ minLength: 1, maxLength: 30 }).filter((s) => s.trim() !== "" && !/[\u0000-\u001f\u007f]/.test(s)),
+    metadata: fc.dictionary(fc.string({ minLength: 1, maxLength: 40 }), fc.string({ maxLength: 50 }), { maxKeys: 5 }),
+    expires_at: fc.oneof(fc.constant(null), fc.integer({ min: 3600, max: 10 * 365 * 86_400 }).map((s) => new Date(Date.now() + s * 1000).toISOString())),
+  },
+  { requiredKeys: [] },
+);
+
+const ownOrTarget = fc.oneof({ arbitrary: ref("targetId"), weight: 3 }, { arbitrary: ref("ownId"), weight: 2 }, { arbitrary: ref("foreignId"), weight: 2 }, { arbitrary: keyId, weight: 1 });
+const mostlyValidAuth: fc.Arbitrary<AuthSpec> = fc.oneof({ arbitrary: ref("credential").map((cred) => ({ kind: "bearer" as const, cred })), weight: 8 }, { arbitrary: authSpec, weight: 2 });
+const someQuery = (q: fc.Arbitrary<Array<[string, string | Ref]>>) => fc.oneof({ arbitrary: fc.constant([] as Array<[string, string | Ref]>), weight: 2 }, { arbitrary: q, weight: 1 });
+const listQuery: fc.Arbitrary<Array<[string, string | Ref]>> = fc.array(
+  fc.oneof(
+    fc.tuple(fc.constant("page_size"), fc.constantFrom("1", "2", "50", "100")),
+    fc.tuple(fc.constant("include_inactive"), fc.constantFrom("true", "false")),
+    fc.tuple(fc.constant("instance_id"), ref("instanceId")),
+    fc.tuple(fc.constant("customer_id"), ref("customerId")),
+    fc.tuple(fc.constant("action"), fc.constantFrom("api_key.issued", "api_key.revoked", "auth.failed")),
+    fc.tuple(fc.constant("target_id"), ref("targetId")),
+  ),
+  { maxLength: 3 },
+);
+
+/** A request shaped like one of SPEC §3's routes, with hostile values: reaches the handlers. */
+export const routeRestSpec: fc.Arbitrary<RestSpec> = fc.oneof(
+  fc.record({ method: fc.constant("GET"), path: fc.constant<PathPart[]>(["/v1/api-keys"]), query: someQuery(fc.oneof(listQuery, queryParams)), auth: mostlyValidAuth, headers: extraHeaders, body: fc.constant(undefined) }),
+  fc.record({ method: fc.constant("GET"), path: fc.constant<PathPart[]>(["/v1/audit-events"]), query: someQuery(fc.oneof(listQuery, queryParams)), auth: mostlyValidAuth, headers: extraHeaders, body: fc.constant(undefined) }),
+  fc.record({ method: fc.constant("GET"), path: ownOrTarget.map((r): PathPart[] => ["/v1/api-keys/", r]), query: someQuery(listQuery), auth: mostlyValidAuth, headers: extraHeaders, body: fc.constant(undefined) }),
+  fc.record({
+    method: fc.constant("POST"),
+    path: fc.constant<PathPart[]>(["/v1/api-keys"]),
+    query: fc.oneof({ arbitrary: fc.constant([] as Array<[string, string | Ref]>), weight: 6 }, { arbitrary: queryParams, weight: 1 }),
+    auth: mostlyValidAuth,
+    headers: extraHeaders.map((h) => ({ ...h, "content-type": "application/json" })),
+    body: fc.oneof({ arbitrary: plausibleBody.map((json) => ({ json })), weight: 3 }, { arbitrary: anyBody, weight: 2 }),
+  }),
+  fc.record({
+    method: fc.constant("PATCH"),
+    path: ownOrTarget.map((r): PathPart[] => ["/v1/api-keys/", r]),
+    query: fc.oneof({ arbitrary: fc.constant([] as Array<[string, string | Ref]>), weight: 6 }, { arbitrary: queryParams, weight: 1 }),
+    auth: mostlyValidAuth,
+    headers: extraHeaders,
+    body: fc.oneof({ arbitrary: plausiblePatchBody.map((json) => ({ json })), weight: 3 }, { arbitrary: anyBody, weight: 2 }),
+  }),
+  fc.record({ method: fc.constant("DELETE"), path: ownOrTarget.map((r): PathPart[] => ["/v1/api-keys/", r]), query: someQuery(listQuery), auth: mostlyValidAuth, headers: extraHeaders, body: fc.constant(undefined) }),
+);
+
+export const restSpec: fc.Arbitrary<RestSpec> = fc.oneof({ arbitrary: routeRestSpec, weight: 3 }, { arbitrary: randomRestSpec, weight: 2 });
 
 // ---------------------------------------------------------------- raw HTTP/1.1
 
@@ -543,5 +595,23 @@ export const connectRaw = fc.record({
     fc.record({ key: fc.oneof(checksumValidKey, malformedKey, weirdString), charge: fc.oneof(uint32, anyJson), requiredScopes: anyJson }, { requiredKeys: [] }).map((j) => JSON.stringify(j) as string | Uint8Array),
     rawBodyText,
     fc.uint8Array({ maxLength: 200 }),
+  ),
+});
+
+// ---------------------------------------------------------------- gRPC, raw message bytes
+
+/**
+ * A gRPC call whose message bytes are a valid request mangled on the wire (truncated, extended,
+ * bit-flipped) or plain random bytes: what a buggy or hostile client in another language sends.
+ */
+export const grpcRaw = fc.record({
+  target: fc.constantFrom("PORT" as const, "GRPC_PORT" as const),
+  auth: rpcAuth,
+  call: rpcSpec,
+  mangle: fc.oneof(
+    fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
+    fc.record({ kind: fc.constant("append" as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
+    fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
+    fc.record({ kind: fc.constant("random" as const), bytes: fc.uint8Array({ maxLength: 300 }) }),
   ),
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
 
@@ -48,6 +48,20 @@ export const STATUS_OF_CODE: Record<string, number> = {
   unavailable: 503,
 };
 
+/**
+ * Drops sockets idle for 2 s, well before the server's keep-alive timeout (5 s): Node's agent
+ * honours the server's `Keep-Alive: timeout=…` hint only when the response carries it, and a
+ * socket reused just as the server closes it fails with ECONNRESET (a client-side race).
+ */
+class ShortKeepAliveAgent extends http.Agent {
+  override keepSocketAlive(socket: net.Socket): boolean {
+    // Node returns whether the socket may be kept (typed `void` in @types/node).
+    const keep = (super.keepSocketAlive(socket) as unknown as boolean | undefined) !== false;
+    socket.setTimeout(2_000);
+    return keep;
+  }
+}
+
 export class FuzzHttpClient {
   readonly agent: http.Agent;
   constructor(
@@ -55,15 +69,23 @@ export class FuzzHttpClient {
     private readonly port: number,
     maxSockets = 16,
   ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+    // With an agent timeout set, Node honours the server's `Keep-Alive: timeout=5` hint and drops
+    // idle sockets a second before the server does; without one it ignores the hint and may reuse a
+    // socket the server is closing (ECONNRESET: a client-side race, not a server fault).
+    this.agent = new ShortKeepAliveAgent({ keepAlive: true, maxSockets, timeout: 60_000 });
   }
 
   /**
    * Sends one request. Rejects only on a transport failure (reset, timeout): callers decide
    * whether that is acceptable (e.g. a body over the limit may be cut while it is still being sent).
    */
-  request(method: string, path: string, headers: Record<string, string>, body?: Buffer, timeoutMs = 15_000): Promise<RawResponse> {
+  request(method: string, path: string, headers: Record<string, string>, body?: Buffer, timeoutMs = 15_000, note = ""): Promise<RawResponse> {
     const started = performance.now();
+    // node:http sends a GET/DELETE body with neither Content-Length nor chunked encoding (so the
+    // server would read it as the next request): always frame the body explicitly.
+    if (body !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === "content-length")) {
+      headers = { ...headers, "content-length": String(body.length) };
+    }
     return new Promise((resolve, reject) => {
       const req = http.request(
         { host: this.host, port: this.port, method, path, headers, agent: this.agent, timeout: timeoutMs },
@@ -82,7 +104,32 @@ export class FuzzHttpClient {
         },
       );
       req.on("timeout", () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-      req.on("error", reject);
+      // What went over this keep-alive connection before: a reset is often the previous request's doing.
+      let socket: (net.Socket & { history?: string[]; requests?: number; born?: number; lastDone?: number }) | undefined;
+      let sentAt = 0;
+      const what = `${method} ${path.slice(0, 80)} body ${body?.length ?? 0} B ${note}`.trim();
+      req.on("socket", (s) => {
+        socket = s;
+        socket.born ??= Date.now();
+        socket.requests = (socket.requests ?? 0) + 1;
+        socket.history ??= [];
+      });
+      req.on("error", (e: Error) => {
+        if (socket?.history?.length) {
+          const now = Date.now();
+          e.message += ` [request #${socket.requests} on a connection opened ${((now - socket.born!) / 1000).toFixed(1)} s ago; sent ${sentAt ? now - sentAt : "?"} ms before the error, ${sentAt && socket.lastDone ? sentAt - socket.lastDone : "?"} ms after the previous answer; earlier on this connection: ${socket.history.join(" | ")}]`;
+        }
+        reject(e);
+      });
+      req.on("finish", () => (sentAt = Date.now()));
+      req.on("response", (res) => {
+        res.on("end", () => {
+          if (!socket) return;
+          socket.lastDone = Date.now();
+          socket.history!.push(`${what} -> ${res.statusCode} in ${Date.now() - sentAt} ms`);
+          if (socket.history!.length > 3) socket.history!.shift();
+        });
+      });
       if (body !== undefined) req.end(body);
       else req.end();
     });
@@ -216,8 +263,29 @@ export function rssMiB(pid: number): number {
   return Math.round((Number(m[1]) / 1024) * 10) / 10;
 }
 
-/** The server's JSON log lines that mention `requestId`. */
-export function logLinesFor(output: string, requestId: string): string[] {
+/** The server's JSON log lines that mention `requestId` (errors first, at most `max`). */
+export function logLinesFor(output: string, requestId: string, max = 6): string[] {
   if (!requestId) return [];
-  return output.split("\n").filter((l) => l.includes(requestId));
+  const lines = output.split("\n").filter((l) => l.includes(`"${requestId}"`));
+  const errors = lines.filter((l) => /"level":(50|60)/.test(l));
+  return [...errors, ...lines.filter((l) => !errors.includes(l))].slice(0, max);
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat (Linux). */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
+}
+
+/** Open sockets of a process (TCP and Unix), from /proc/<pid>/fd (Linux). */
+export function socketCount(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) n++;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return n;
 }
