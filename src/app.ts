@@ -13,7 +13,7 @@ import { reflectionRoutes } from "./transport/connect/reflection-service.js";
 import { connectRoutes, nodeContextValues } from "./transport/connect/routes.js";
 import { createGrpcJsServer } from "./transport/grpc/grpc-js-server.js";
 import { HealthState } from "./transport/health-state.js";
-import { createDualProtocolServer } from "./transport/http/dual-protocol-server.js";
+import { createDualProtocolServer, DEFAULT_LIMITS } from "./transport/http/dual-protocol-server.js";
 import { createFallback } from "./transport/http/fallback.js";
 import { createRestHandler } from "./transport/rest/rest-handler.js";
 
@@ -72,7 +72,7 @@ export async function createApp(config: Config, log: Logger) {
     readMaxBytes: config.BODY_LIMIT_BYTES,
     fallback: createFallback({ rest, store, log, isDraining: () => draining }),
   });
-  const http = createDualProtocolServer(handler);
+  const http = createDualProtocolServer(handler, { ...DEFAULT_LIMITS, bodyLimitBytes: config.BODY_LIMIT_BYTES });
   const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });
 
   return {

@@ -349,6 +349,7 @@ async function sendRest(spec: RestSpec): Promise<void> {
   // RPC paths (`/apikeys.v1.ApiKeyService/…`) are connect-node's: Connect error shapes, checked below.
   const rpcPath = parsed?.pathname.startsWith("/apikeys.") ?? false;
   if (rpcPath && res.status === 501 && /"unimplemented".*compression/.test(res.text)) return void bump(notes, "Connect 501 unimplemented for an unsupported Content-Encoding (as the Connect protocol specifies)");
+  if (rpcPath && res.status === 500 && isConnectParseBinary(res.text)) return void bump(notes, CONNECT_PARSE_BINARY);
   if (rpcPath && res.status >= 500) return violate(connectSignature(res.status, res.text), details("5xx"));
   if (res.status >= 500) return violate(`REST ${res.status} on ${spec.method} ${spec.path.map((p) => (typeof p === "string" ? p : "pct" in p ? "{raw}" : `{${p.ref}}`)).join("")}`, details("5xx"));
   if (!REST_STATUSES.has(res.status) && !(rpcPath && res.status === 415)) violate(`REST unexpected status ${res.status}`, details("status"));

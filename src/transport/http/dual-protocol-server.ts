@@ -19,6 +19,8 @@ export interface DualServerOptions {
   keepAliveTimeoutMs: number;
   maxConcurrentStreams: number;
   maxConnections: number;
+  /** Requests declaring a larger body are answered and then their connection is closed. */
+  bodyLimitBytes: number;
 }
 
 export const DEFAULT_LIMITS: DualServerOptions = {
@@ -27,6 +29,7 @@ export const DEFAULT_LIMITS: DualServerOptions = {
   keepAliveTimeoutMs: 5_000,
   maxConcurrentStreams: 128,
   maxConnections: 20_000,
+  bodyLimitBytes: 64 * 1024,
 };
 
 /** During shutdown, how long keep-alive connections get to send a request that is on its way. */
@@ -70,8 +73,10 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
   server.on("listening", () => h1.emit("listening"));
 
   let draining = false;
-  h1.prependListener("request", (_req, res) => {
-    if (draining) res.setHeader("connection", "close");
+  h1.prependListener("request", (req, res) => {
+    // An oversized body is refused without being read (by us or by connect-node); the unread rest
+    // would be taken for the next request on a keep-alive connection, so that connection ends.
+    if (draining || Number(req.headers["content-length"] ?? 0) > opts.bodyLimitBytes) res.shouldKeepAlive = false;
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session: http2.ServerHttp2Session) => {
