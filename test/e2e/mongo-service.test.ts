@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
@@ -6,7 +5,8 @@ import { freshDbName, mongoServer, mongoUri } from "../helpers/mongo.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { auditTrail, eventually, expectError, issueWith, KEY_FIELDS, SECRET_PATTERN, wellFormedUnknownKey, withWrongChecksum } from "../helpers/rest-support.js";
 import { grpcJsClient, type RpcClient, type RpcResult, type MethodName } from "../helpers/rpc-clients.js";
-import { REPO, type RunningServer, sleep, startServer } from "../helpers/server.js";
+import { type RunningServer, sleep, startServer } from "../helpers/server.js";
+import { keysCli as runKeysCli } from "../helpers/run-process.js";
 
 /**
  * The service on the MongoDB store (issue 5, SPEC §5, §6, §8): the real server process with
@@ -267,25 +267,4 @@ describe("service on the MongoDB store", () => {
   }, 60_000);
 });
 
-function keysCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("npm", ["run", "-s", "keys", "--", ...args], {
-      cwd: REPO,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", MONGODB_URI: mongoUri(), MONGODB_DB: DB },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`keys CLI did not exit within 40 s:\n${stdout}\n${stderr}`));
-    }, 40_000);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const keysCli = (args: string[]) => runKeysCli(args, { MONGODB_URI: mongoUri(), MONGODB_DB: DB });

@@ -1,8 +1,8 @@
-import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rest, uuid } from "../helpers/rest.js";
 import { auditTrail, expectError, KEY_FIELDS, SECRET_PATTERN } from "../helpers/rest-support.js";
-import { REPO, type RunningServer, startServer } from "../helpers/server.js";
+import { type RunningServer, startServer } from "../helpers/server.js";
+import { keysCli as runKeysCli } from "../helpers/run-process.js";
 
 /** SPEC §9: `npm run keys -- issue …` prints the first key for a customer, usable at once. */
 let server: RunningServer;
@@ -13,28 +13,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function keysCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("npm", ["run", "-s", "keys", "--", ...args], {
-      cwd: REPO,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATA_DIR: server.dataDir },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`keys CLI did not exit within 25 s:\n${stdout}\n${stderr}`));
-    }, 25_000);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const keysCli = (args: string[]) => runKeysCli(args, { DATA_DIR: server.dataDir }, 25_000);
 
 // Each case is its own CLI process (npm + tsx start-up dominates); run them side by side.
 describe.concurrent("keys CLI", () => {

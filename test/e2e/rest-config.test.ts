@@ -1,39 +1,22 @@
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { REPO, tempDir } from "../helpers/server.js";
+import { runToExit } from "../helpers/run-process.js";
+import { tempDir } from "../helpers/server.js";
 
 /** SPEC §9: configuration is validated at start with one clear line naming the variable. */
-function startWith(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      cwd: REPO,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "",
-        HOST: "127.0.0.1",
-        PORT: "0",
-        GRPC_PORT: "0",
-        DATA_DIR: tempDir(),
-        INTERNAL_TOKEN: "test-internal-token-0123456789",
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`server with ${JSON.stringify(env)} did not exit within 20 s:\n${stdout}${stderr}`));
-    }, 20_000);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const startWith = (env: Record<string, string>) =>
+  runToExit(
+    process.execPath,
+    ["--import", "tsx", "src/main.ts"],
+    {
+      HOST: "127.0.0.1",
+      PORT: "0",
+      GRPC_PORT: "0",
+      DATA_DIR: tempDir(),
+      INTERNAL_TOKEN: "test-internal-token-0123456789",
+      ...env,
+    },
+    20_000,
+  );
 
 // Each case is a separate process that exits at once; run them side by side.
 describe.concurrent("configuration validation", () => {
