@@ -1,10 +1,10 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { connect, createServer } from "node:net";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { MongoClient } from "mongodb";
 import { checksum } from "../../src/domain/key-format.js";
+import { freePort, tcpOpen } from "../../test/helpers/loopback.js";
 import { killTree, processTree, removeDir, sleep, spawnTracked, tempDir } from "./proc.js";
 
 /** The real server, started as `npm start` starts it, on loopback ports the bench picked. */
@@ -42,28 +42,6 @@ export interface StartOptions {
   workers: string;
   mongoUri?: string;
   env?: Record<string, string>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(port, "127.0.0.1");
-    sock.once("connect", () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once("error", () => resolve(false));
-  });
 }
 
 /** Node flags for the server, e.g. BENCH_CPU_PROF=dir adds --cpu-prof (profiles written on exit). */

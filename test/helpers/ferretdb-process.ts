@@ -1,8 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort, tcpOpen } from "./loopback.js";
 
 /**
  * A FerretDB process of a test's own (SQLite backend, telemetry off, loopback only), for tests
@@ -83,29 +83,11 @@ export async function startFerretDb(): Promise<FerretDbProcess> {
   return handle;
 }
 
-/** A TCP port nothing listens on right now (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitForPort(port: number, output: () => string, dead: () => boolean): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     if (dead()) throw new Error(`FerretDB exited before it listened on ${port}:\n${output()}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const sock = connect(port, "127.0.0.1", () => {
-        sock.destroy();
-        resolve(true);
-      });
-      sock.once("error", () => resolve(false));
-    });
+    const ok = await tcpOpen(port);
     if (ok) return;
     await new Promise((r) => setTimeout(r, 50));
   }
