@@ -18,6 +18,7 @@ const schema = z.object({
   INTERNAL_TOKEN: z.string().min(16, "must be at least 16 characters").regex(/^\S+$/, "must not contain spaces").optional(),
   RATE_LIMIT_CAPACITY: int(1, 1_000_000).default(60),
   RATE_LIMIT_REFILL_PER_SEC: positive.max(1_000_000).default(1),
+  RATE_LIMIT_LEASE_MS: int(0, 10_000).default(250),
   WORKERS: z.union([z.literal("auto"), int(1, 256)]).default("auto"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   BODY_LIMIT_BYTES: int(1024, 16 * 1024 * 1024).default(64 * 1024),

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 
 /**
@@ -41,9 +41,12 @@ export function checksum(body: string): string {
   return out.padStart(CHECKSUM_LENGTH, "0");
 }
 
-/** SHA-256 of the whole key, hex: the only form in which a key is stored and looked up. */
+/**
+ * SHA-256 of the whole key, hex: the only form in which a key is stored and looked up.
+ * crypto.hash is the one-shot form (no Hash object): this runs on every Authenticate.
+ */
 export function digestKey(secret: string): string {
-  return createHash("sha256").update(secret).digest("hex");
+  return hash("sha256", secret, "hex");
 }
 
 export function generateKey(environment: Environment): GeneratedKey {

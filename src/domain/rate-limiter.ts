@@ -1,7 +1,7 @@
 import type { Store } from "../storage/store.js";
 import type { AuditLog } from "./audit-log.js";
 import { invalid } from "./errors.js";
-import { fullBucket, take } from "./token-bucket.js";
+import type { RateLimitLeases } from "./rate-limit-leases.js";
 import type { AuditActor, RateLimitDecision, RateLimitPolicy, RequestOrigin } from "./types.js";
 
 export const POLICY_LIMITS = { capacityMax: 1_000_000, refillMax: 1_000_000 } as const;
@@ -9,11 +9,13 @@ export const POLICY_LIMITS = { capacityMax: 1_000_000, refillMax: 1_000_000 } as
 /**
  * Per-customer token buckets (SPEC §6), kept in the store so every process and replica shares
  * them. A customer is any UUID; an unknown one starts with a full bucket of the defaults or of
- * its own policy (set by `SetRateLimit`).
+ * its own policy (set by `SetRateLimit`). Charges go through this process's reserves
+ * (rate-limit-leases.ts), which keep large buckets off the store on the hot path.
  */
 export class RateLimiter {
   constructor(
     private readonly store: Store,
+    private readonly leases: RateLimitLeases,
     private readonly defaults: RateLimitPolicy,
     private readonly audit: AuditLog,
     private readonly now: () => number,
@@ -22,12 +24,8 @@ export class RateLimiter {
   ) {}
 
   async charge(customerId: string, cost: number): Promise<RateLimitDecision> {
-    const decision = await this.store.updateBucket(customerId, this.defaults, (state, policy) => {
-      if (cost > policy.capacity) {
-        throw invalid(`cost ${cost} exceeds the bucket capacity of ${policy.capacity}`);
-      }
-      const now = this.now();
-      return take(state ?? fullBucket(policy, now), policy, cost, now);
+    const decision = await this.leases.charge(customerId, cost, (policy) => {
+      if (cost > policy.capacity) throw invalid(`cost ${cost} exceeds the bucket capacity of ${policy.capacity}`);
     });
     this.observe(decision.allowed);
     return decision;
@@ -46,6 +44,8 @@ export class RateLimiter {
       throw invalid(`refill_per_second must be greater than 0 and at most ${POLICY_LIMITS.refillMax}`);
     }
     await this.store.setRateLimitPolicy(customerId, policy);
+    // This process's reserve was sized for the old policy; other processes' expire within leaseMs.
+    await this.leases.release(customerId);
     this.audit.record({
       customerId,
       action: "rate_limit.updated",

@@ -46,3 +46,23 @@ export function take(
     },
   };
 }
+
+/**
+ * One atomic step for a process that keeps a local reserve of tokens (rate-limit-leases.ts):
+ * first put back `returned` unused tokens (never above capacity), then take `cost` as `take`
+ * does and, only if that is allowed, up to `reserve` more that are left. A refusal takes nothing.
+ */
+export function exchange(
+  state: BucketState,
+  policy: RateLimitPolicy,
+  now: number,
+  op: { returned: number; cost: number; reserve: number },
+): { next: BucketState; decision: RateLimitDecision; reserved: number } {
+  const current = refill(state, policy, now);
+  const restored = { tokens: Math.min(policy.capacity, current.tokens + op.returned), at: current.at };
+  if (op.cost === 0) return { ...take(restored, policy, 0, now), reserved: 0 };
+  const { next, decision } = take(restored, policy, op.cost, now);
+  if (!decision.allowed) return { next, decision, reserved: 0 };
+  const reserved = Math.max(0, Math.min(op.reserve, Math.floor(next.tokens)));
+  return { next: { tokens: next.tokens - reserved, at: next.at }, decision, reserved };
+}

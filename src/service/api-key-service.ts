@@ -71,8 +71,12 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
       const transport = ctx.protocolName;
       metrics.requests.inc({ method: rpc, transport, code });
       metrics.duration.observe({ method: rpc, transport }, seconds);
-      const line = { rpc, transport, requestId, code, ms: +(seconds * 1000).toFixed(2), keyPrefix: ctx.values.get(kCallerPrefix) ?? undefined };
-      log[HOT.has(rpc) && code === "ok" ? "debug" : "info"](line, code === "ok" ? "rpc" : "rpc failed");
+      const level = HOT.has(rpc) && code === "ok" ? "debug" : "info";
+      // The line is built only when it will be written: hot RPCs run at LOG_LEVEL=info by default.
+      if (log.isLevelEnabled(level)) {
+        const line = { rpc, transport, requestId, code, ms: +(seconds * 1000).toFixed(2), keyPrefix: ctx.values.get(kCallerPrefix) ?? undefined };
+        log[level](line, code === "ok" ? "rpc" : "rpc failed");
+      }
     }
   }
 

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Authenticator } from "../domain/authenticator.js";
 import { DomainError, forbidden } from "../domain/errors.js";
@@ -86,7 +86,8 @@ const internalName = (ctx: HandlerContext) => {
   return name && /^[A-Za-z0-9._-]{1,64}$/.test(name) ? name : "internal";
 };
 
-const sha256 = (s: string) => createHash("sha256").update(s).digest();
+/** One-shot SHA-256 (crypto.hash: no Hash object per call, this runs on every internal RPC). */
+const sha256 = (s: string) => hash("sha256", s, "buffer");
 
 const rateLimitHeaders = (d: RateLimitDecision | null): Record<string, string> =>
   d ? { "x-ratelimit-limit": String(d.limit), "x-ratelimit-remaining": String(d.remaining) } : {};

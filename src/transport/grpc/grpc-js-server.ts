@@ -1,13 +1,13 @@
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { ConnectError, createContextValues, createHandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
-import { kPeerAddress } from "../../service/call-context.js";
 import type { HealthState } from "../health-state.js";
+import { GrpcJsCallContext } from "./grpc-js-context.js";
 import { addGrpcJsHealthAndReflection } from "./grpc-js-extras.js";
 
-type UnaryFn = (req: unknown, ctx: ReturnType<typeof createHandlerContext>) => Promise<unknown>;
+type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
 /**
  * Native gRPC on `GRPC_PORT`: @grpc/grpc-js's server hosting the very same ServiceImpl as
@@ -47,18 +47,10 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
         callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed protobuf request: ${call.request.reason}` });
         return;
       }
-      const ctx = createHandlerContext({
-        service: ApiKeyService,
-        method,
-        protocolName: "grpc",
-        requestMethod: "POST",
-        url: path,
-        requestHeader: headersOf(call.metadata),
-        contextValues: createContextValues().set(kPeerAddress, peerAddress(call.getPeer())),
-      });
+      const ctx = new GrpcJsCallContext(ApiKeyService, method, path, call);
       let done = false;
-      // grpc-js also reports "cancelled" after a normal end; abort (which allocates) only before it.
-      call.once("cancelled", () => done || ctx.abort());
+      // grpc-js also reports "cancelled" after a normal end; only a cancel before it matters.
+      call.on("cancelled", () => done || ctx.cancel());
       fn(call.request, ctx).then(
         (out) => {
           done = true;
@@ -104,22 +96,10 @@ class UnparsableRequest {
   constructor(readonly reason: string) {}
 }
 
-function headersOf(md: grpc.Metadata): Headers {
-  const h = new Headers();
-  for (const [k, v] of Object.entries(md.getMap())) if (typeof v === "string") h.set(k, v);
-  return h;
-}
-
 function metadataOf(h: Headers): grpc.Metadata {
   const md = new grpc.Metadata();
   h.forEach((v, k) => {
     if (!k.startsWith("grpc-") && k !== "content-type") md.set(k, v);
   });
   return md;
-}
-
-/** "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" / "127.0.0.1:5000" -> the address. */
-function peerAddress(peer: string): string | null {
-  const m = /^(?:ipv[46]:)?\[?([^\]]+?)\]?:\d+$/.exec(peer);
-  return m?.[1] ?? null;
 }
