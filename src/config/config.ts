@@ -15,7 +15,12 @@ const schema = z.object({
   DATA_DIR: z.string().min(1).default("./data"),
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, "must start with mongodb:// or mongodb+srv://").optional(),
   MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/, "must be a database name").default("apikeys"),
-  INTERNAL_TOKEN: z.string().min(16, "must be at least 16 characters").regex(/^\S+$/, "must not contain spaces").optional(),
+  INTERNAL_TOKEN: z
+    .string()
+    .min(16, "must be at least 16 characters")
+    .regex(/^\S+$/, "must not contain spaces")
+    .refine((t) => !t.startsWith("zpk_"), "must not start with zpk_ (that is how customer keys start)")
+    .optional(),
   RATE_LIMIT_CAPACITY: int(1, 1_000_000).default(60),
   RATE_LIMIT_REFILL_PER_SEC: positive.max(1_000_000).default(1),
   RATE_LIMIT_LEASE_MS: int(0, 10_000).default(250),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type BucketState, fullBucket, refill, take } from "../../src/domain/token-bucket.js";
+import { type BucketState, exchange, fullBucket, refill, take } from "../../src/domain/token-bucket.js";
 import type { RateLimitPolicy } from "../../src/domain/types.js";
 
 const DEFAULT: RateLimitPolicy = { capacity: 60, refillPerSecond: 1 };
@@ -95,5 +95,35 @@ describe("take", () => {
     expect(later.decision.allowed).toBe(true);
     expect(later.decision.remaining).toBe(0);
     expect(take(later.next, DEFAULT, 1, T0 + 1_000).decision.allowed).toBe(false);
+  });
+});
+
+describe("exchange (a step of a process that keeps a reserve)", () => {
+  const BIG: RateLimitPolicy = { capacity: 10_000, refillPerSecond: 1 };
+
+  it("takes the cost plus up to the reserve asked for, and says how many it reserved", () => {
+    const r = exchange({ tokens: 5_000, at: T0 }, BIG, T0, { returned: 0, cost: 1, reserve: 100 });
+    expect(r.decision.allowed).toBe(true);
+    expect(r.reserved).toBe(100);
+    expect(r.next.tokens).toBe(4_899);
+  });
+
+  it("reserves only what is left after the cost, never more", () => {
+    const r = exchange({ tokens: 30, at: T0 }, BIG, T0, { returned: 0, cost: 1, reserve: 100 });
+    expect(r.reserved).toBe(29);
+    expect(r.next.tokens).toBe(0);
+  });
+
+  it("a refusal reserves and takes nothing, but returned tokens are still put back", () => {
+    const r = exchange({ tokens: 0.5, at: T0 }, BIG, T0, { returned: 2, cost: 5, reserve: 100 });
+    expect(r.decision.allowed).toBe(false);
+    expect(r.reserved).toBe(0);
+    expect(r.next.tokens).toBe(2.5);
+  });
+
+  it("giving tokens back never fills the bucket above capacity", () => {
+    const r = exchange({ tokens: 9_990, at: T0 }, BIG, T0 + 5_000, { returned: 100, cost: 0, reserve: 0 });
+    expect(r.next.tokens).toBe(10_000);
+    expect(r.reserved).toBe(0);
   });
 });

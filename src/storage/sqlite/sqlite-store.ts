@@ -5,7 +5,7 @@ import { StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../../domain/types.js";
 import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
-import { type AuditRow, eventToRow, type KeyRow, keyToRow, rowToEvent, rowToKey } from "./rows.js";
+import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
 import { SCHEMA } from "./schema.js";
 
 /**
@@ -14,6 +14,12 @@ import { SCHEMA } from "./schema.js";
  * transaction, so nothing is ever half-written, and `BEGIN IMMEDIATE` serialises writers across
  * processes (a busy writer is waited for up to `busy_timeout`).
  */
+/**
+ * JS numbers are bound as REAL; a REAL LIMIT made each list query ~4x slower (measured: 55 µs
+ * instead of 16 µs for one row on these machines), so the bound value is cast to INTEGER.
+ */
+const BOUND_LIMIT = "CAST(@limit AS INTEGER)";
+
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts;
@@ -35,8 +41,8 @@ export class SqliteStore implements Store {
         @expires_at, @created_at, @updated_at, @revoked_at)`),
       insertEvent: db.prepare(`INSERT INTO audit_events VALUES (@id, @customer_id, @action, @actor,
         @target_key_id, @target, @outcome, @reason, @ip, @user_agent, @request_id, @time, @count)`),
-      byDigest: db.prepare<[string], KeyRow>(`SELECT * FROM api_keys WHERE digest = ?`),
-      byId: db.prepare<[string, string], KeyRow>(`SELECT * FROM api_keys WHERE customer_id = ? AND id = ?`),
+      byDigest: db.prepare<[string], KeyTuple>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE digest = ?`).raw(true),
+      byId: db.prepare<[string, string], KeyTuple>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE customer_id = ? AND id = ?`).raw(true),
       update: db.prepare(`UPDATE api_keys SET name = @name, metadata = @metadata,
         expires_at = @expires_at, updated_at = @updated_at WHERE id = @id`),
       revoke: db.prepare(`UPDATE api_keys SET revoked_at = @at, updated_at = @at
@@ -77,8 +83,8 @@ export class SqliteStore implements Store {
     if (q.instanceId !== null) where.push("instance_id = @instanceId");
     if (!q.includeInactive) where.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)");
     if (q.beforeId !== null) where.push("id < @beforeId");
-    const sql = `SELECT * FROM api_keys WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT @limit`;
-    return guard(() => this.prepared<KeyRow>(sql).all(q)).map(rowToKey);
+    const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
+    return guard(() => this.prepared<KeyTuple>(sql, true).all(q)).map(rowToKey);
   }
 
   async updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
@@ -136,7 +142,7 @@ export class SqliteStore implements Store {
     if (q.until !== null) where.push("time < @until");
     if (q.beforeId !== null) where.push("id < @beforeId");
     const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
-    const sql = `SELECT * FROM audit_events ${filter} ORDER BY id DESC LIMIT @limit`;
+    const sql = `SELECT * FROM audit_events ${filter} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
     return guard(() => this.prepared<AuditRow>(sql).all(q)).map(rowToEvent);
   }
 
@@ -180,10 +186,10 @@ export class SqliteStore implements Store {
   /** Statements for the few filter combinations of the list queries, prepared once each. */
   private readonly statements = new Map<string, Database.Statement>();
 
-  private prepared<Row>(sql: string): Database.Statement<[object], Row> {
+  private prepared<Row>(sql: string, raw = false): Database.Statement<[object], Row> {
     let stmt = this.statements.get(sql);
     if (!stmt) {
-      stmt = this.db.prepare(sql);
+      stmt = this.db.prepare(sql).raw(raw);
       this.statements.set(sql, stmt);
     }
     return stmt as Database.Statement<[object], Row>;

@@ -4,7 +4,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import type { HealthState } from "../health-state.js";
-import { GrpcJsCallContext } from "./grpc-js-context.js";
+import { grpcJsContext } from "./grpc-js-context.js";
 import { addGrpcJsHealthAndReflection } from "./grpc-js-extras.js";
 
 type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
@@ -47,7 +47,7 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
         callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed protobuf request: ${call.request.reason}` });
         return;
       }
-      const ctx = new GrpcJsCallContext(ApiKeyService, method, path, call);
+      const ctx = grpcJsContext(ApiKeyService, method, path, call);
       let done = false;
       // grpc-js also reports "cancelled" after a normal end; only a cancel before it matters.
       call.on("cancelled", () => done || ctx.cancel());

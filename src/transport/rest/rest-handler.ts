@@ -1,16 +1,17 @@
 import type { JsonValue, Message } from "@bufbuild/protobuf";
-import { ConnectError, createHandlerContext, type ContextValues, type ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import { DomainError, invalid } from "../../domain/errors.js";
 import { requestIdOf } from "../../service/call-context.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson } from "../http/json-response.js";
+import { LeanHandlerContext } from "../lean-handler-context.js";
 import { decodeRequest } from "./decode-request.js";
 import { present, presentFlattened } from "./present.js";
 import { type RestRoute, restRoutes } from "./routes.js";
 
 type Impl = ServiceImpl<typeof ApiKeyService>;
-type UnaryFn = (req: Message, ctx: ReturnType<typeof createHandlerContext>) => Promise<Message>;
+type UnaryFn = (req: Message, ctx: HandlerContext) => Promise<Message>;
 
 /** How a successful REST response differs from "200 with the response (or its response_body)". */
 const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: string } }) => string; flatten?: string }> = {
@@ -41,19 +42,19 @@ export function createRestHandler(
       return sendError(res, new DomainError("method_not_allowed", `${req.method} is not allowed on ${url.pathname}; use ${allow}`), new Headers({ allow }));
     }
     const { route, m } = hit;
-    const ctx = createHandlerContext({
+    const ctx = new LeanHandlerContext({
       service: ApiKeyService,
       method: route.method,
       protocolName: "rest",
       requestMethod: req.method ?? "GET",
       url: url.toString(),
       requestHeader: headersOf(req),
-      contextValues: opts.contextValues(req),
+      values: opts.contextValues(req),
     });
     requestIdOf(ctx);
-    // Abort the handler only if the client went away early (an abort allocates a DOMException).
+    // Cancel the handler only if the client went away before the answer was written.
     res.on("close", () => {
-      if (!res.writableFinished) ctx.abort();
+      if (!res.writableFinished) ctx.cancel();
     });
     try {
       const body = route.body === "*" ? await readJson(req, opts.bodyLimitBytes) : undefined;

@@ -1,0 +1,69 @@
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+
+export interface LeanContextInit {
+  service: DescService;
+  method: DescMethod;
+  protocolName: string;
+  requestMethod: string;
+  url: string;
+  requestHeader: Headers;
+  values: ContextValues;
+  /** Milliseconds left before the caller's deadline, if it sent one. */
+  timeoutMs?: () => number | undefined;
+}
+
+/**
+ * The HandlerContext our own adapters (grpc-js, REST) hand to the service. connect's
+ * `createHandlerContext` builds two AbortControllers, links them with listeners and copies every
+ * Headers object on each call; on these machines that was a visible share of a hot-path call
+ * (~200 µs in all), and nearly every call ends without anyone reading the signal. Here the
+ * signal is made only when asked for, and `cancel()` (client gone, deadline passed, as the
+ * transport reports it) aborts it, so no timer is needed either.
+ */
+export class LeanHandlerContext implements HandlerContext {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly protocolName: string;
+  readonly requestMethod: string;
+  readonly url: string;
+  readonly requestHeader: Headers;
+  readonly responseHeader = new Headers();
+  readonly values: ContextValues;
+  readonly timeoutMs: () => number | undefined;
+  private controller: AbortController | null = null;
+  private trailer: Headers | null = null;
+  private cancelled = false;
+
+  constructor(init: LeanContextInit) {
+    this.service = init.service;
+    this.method = init.method;
+    this.protocolName = init.protocolName;
+    this.requestMethod = init.requestMethod;
+    this.url = init.url;
+    this.requestHeader = init.requestHeader;
+    this.values = init.values;
+    this.timeoutMs = init.timeoutMs ?? noTimeout;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController();
+      if (this.cancelled) this.controller.abort(cancelledError());
+    }
+    return this.controller.signal;
+  }
+
+  get responseTrailer(): Headers {
+    return (this.trailer ??= new Headers());
+  }
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.controller?.abort(cancelledError());
+  }
+}
+
+const noTimeout = (): undefined => undefined;
+const cancelledError = () => new ConnectError("the call was cancelled or its deadline passed", Code.Canceled);
