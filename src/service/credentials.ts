@@ -1,4 +1,4 @@
-import { hash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Authenticator } from "../domain/authenticator.js";
 import { DomainError, forbidden } from "../domain/errors.js";
@@ -12,13 +12,13 @@ import { kCallerPrefix, originOf } from "./call-context.js";
  * token from its customer's bucket (SPEC §3, §6), with the bucket's state in `x-ratelimit-*`.
  */
 export class Credentials {
-  private readonly internalDigest: Buffer | null;
+  private readonly internalToken: Buffer | null;
 
   constructor(
     internalToken: string | null,
     private readonly authenticator: Authenticator,
   ) {
-    this.internalDigest = internalToken ? sha256(internalToken) : null;
+    this.internalToken = internalToken ? Buffer.from(internalToken) : null;
   }
 
   /** For RPCs any caller may use: a customer key or the internal credential. */
@@ -52,7 +52,7 @@ export class Credentials {
 
   /** For internal RPCs: only the internal credential; a customer key is refused outright. */
   internal(ctx: HandlerContext): Caller {
-    if (this.internalDigest === null) {
+    if (this.internalToken === null) {
       throw new DomainError(
         "unauthenticated",
         "internal RPCs are disabled: start the service with INTERNAL_TOKEN set and send authorization: Bearer <INTERNAL_TOKEN>",
@@ -64,9 +64,18 @@ export class Credentials {
     throw new DomainError("unauthenticated", "invalid internal credential");
   }
 
+  /**
+   * Constant time in the content: timingSafeEqual over the bytes. A presented credential of
+   * another length is compared with the token itself and refused, so only the length, which is
+   * not the secret, can show in the timing (as with Go's subtle.ConstantTimeCompare). This runs on
+   * every internal RPC, and hashing both sides to hide the length too cost ~2.5 µs a call.
+   */
   private isInternal(presented: string): boolean {
-    if (this.internalDigest === null) return false;
-    return timingSafeEqual(sha256(presented), this.internalDigest);
+    const token = this.internalToken;
+    if (token === null) return false;
+    const bytes = Buffer.from(presented);
+    const same = bytes.length === token.length;
+    return timingSafeEqual(same ? bytes : token, token) && same;
   }
 }
 
@@ -91,8 +100,6 @@ const internalName = (ctx: HandlerContext) => {
   return name && /^[A-Za-z0-9._-]{1,64}$/.test(name) ? name : "internal";
 };
 
-/** One-shot SHA-256 (crypto.hash: no Hash object per call, this runs on every internal RPC). */
-const sha256 = (s: string) => hash("sha256", s, "buffer");
 
 const rateLimitHeaders = (d: RateLimitDecision | null): Record<string, string> =>
   d ? { "x-ratelimit-limit": String(d.limit), "x-ratelimit-remaining": String(d.remaining) } : {};

@@ -9,8 +9,8 @@ export interface LeanContextInit {
   url: string;
   requestHeader: Headers;
   values: ContextValues;
-  /** Milliseconds left before the caller's deadline, if it sent one. */
-  timeoutMs?: () => number | undefined;
+  /** The caller's deadline (epoch ms), if it sent one. */
+  deadline?: number;
 }
 
 /**
@@ -30,7 +30,7 @@ export class LeanHandlerContext implements HandlerContext {
   readonly requestHeader: Headers;
   readonly responseHeader = new Headers();
   readonly values: ContextValues;
-  readonly timeoutMs: () => number | undefined;
+  private readonly deadline: number | undefined;
   private controller: AbortController | null = null;
   private trailer: Headers | null = null;
   private cancelled = false;
@@ -43,7 +43,11 @@ export class LeanHandlerContext implements HandlerContext {
     this.url = init.url;
     this.requestHeader = init.requestHeader;
     this.values = init.values;
-    this.timeoutMs = init.timeoutMs ?? noTimeout;
+    this.deadline = init.deadline;
+  }
+
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
   }
 
   get signal(): AbortSignal {
@@ -65,5 +69,4 @@ export class LeanHandlerContext implements HandlerContext {
   }
 }
 
-const noTimeout = (): undefined => undefined;
 const cancelledError = () => new ConnectError("the call was cancelled or its deadline passed", Code.Canceled);

@@ -14,12 +14,14 @@ export function grpcJsContext(service: DescService, method: DescMethod, url: str
     url,
     requestHeader: headersOf(call.metadata),
     values: createContextValues().set(kPeerAddress, peerAddress(call.getPeer())),
-    timeoutMs: () => {
-      const deadline = call.getDeadline();
-      const at = deadline instanceof Date ? deadline.getTime() : deadline;
-      return Number.isFinite(at) ? at - Date.now() : undefined;
-    },
+    deadline: deadlineOf(call.getDeadline()),
   });
+}
+
+/** grpc-js says Infinity when the caller set no deadline. */
+function deadlineOf(d: grpc.Deadline): number | undefined {
+  const at = d instanceof Date ? d.getTime() : d;
+  return Number.isFinite(at) ? at : undefined;
 }
 
 function headersOf(md: grpc.Metadata): Headers {
