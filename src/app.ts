@@ -37,8 +37,11 @@ export async function createService(config: Config, log: Logger) {
       pollIntervalMs: config.REVOCATION_POLL_MS,
     },
     observe: {
-      auth: (outcome) => metrics.authOutcomes.inc({ outcome }),
-      rateLimit: (allowed) => metrics.rateLimitDecisions.inc({ result: allowed ? "allowed" : "refused" }),
+      auth: (outcome) => metrics.authOutcomes.inc(outcome, () => ({ outcome })),
+      rateLimit: (allowed) => {
+        const result = allowed ? "allowed" : "refused";
+        metrics.rateLimitDecisions.inc(result, () => ({ result }));
+      },
     },
   }, log);
   registerGauges(metrics, {

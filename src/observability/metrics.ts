@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { TallyCounter } from "./tally-counter.js";
 
 /**
  * Prometheus metrics (prom-client), one registry per process; with WORKERS > 1 the primary
@@ -10,7 +11,7 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: "zpk_" });
   const m = {
     registry,
-    requests: new Counter({
+    requests: new TallyCounter({
       name: "zpk_requests_total",
       help: "RPCs and REST calls by method, transport (rest, connect, grpc, grpc-web) and gRPC status code name",
       labelNames: ["method", "transport", "code"] as const,
@@ -23,13 +24,13 @@ export function createMetrics() {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
-    authOutcomes: new Counter({
+    authOutcomes: new TallyCounter({
       name: "zpk_auth_outcomes_total",
       help: "Key authentications by outcome: valid, or the denial reason",
       labelNames: ["outcome"] as const,
       registers: [registry],
     }),
-    rateLimitDecisions: new Counter({
+    rateLimitDecisions: new TallyCounter({
       name: "zpk_rate_limit_decisions_total",
       help: "Token-bucket decisions by result (allowed, refused)",
       labelNames: ["result"] as const,

@@ -69,7 +69,7 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
     } finally {
       const seconds = (performance.now() - started) / 1000;
       const transport = ctx.protocolName;
-      metrics.requests.inc({ method: rpc, transport, code });
+      metrics.requests.inc(`${rpc} ${transport} ${code}`, () => ({ method: rpc, transport, code }));
       metrics.duration.observe({ method: rpc, transport }, seconds);
       const level = HOT.has(rpc) && code === "ok" ? "debug" : "info";
       // The line is built only when it will be written: hot RPCs run at LOG_LEVEL=info by default.

@@ -1,5 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import { PlainHeaders } from "./plain-headers.js";
 
 export interface LeanContextInit {
   service: DescService;
@@ -28,7 +29,7 @@ export class LeanHandlerContext implements HandlerContext {
   readonly requestMethod: string;
   readonly url: string;
   readonly requestHeader: Headers;
-  readonly responseHeader = new Headers();
+  readonly responseHeader: Headers = new PlainHeaders();
   readonly values: ContextValues;
   private readonly deadline: number | undefined;
   private controller: AbortController | null = null;
@@ -59,7 +60,7 @@ export class LeanHandlerContext implements HandlerContext {
   }
 
   get responseTrailer(): Headers {
-    return (this.trailer ??= new Headers());
+    return (this.trailer ??= new PlainHeaders());
   }
 
   cancel(): void {

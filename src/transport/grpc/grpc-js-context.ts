@@ -3,6 +3,7 @@ import { createContextValues } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { kPeerAddress } from "../../service/call-context.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
+import { PlainHeaders } from "../plain-headers.js";
 
 /** The HandlerContext of one grpc-js call: its metadata as headers, its peer, its deadline. */
 export function grpcJsContext(service: DescService, method: DescMethod, url: string, call: grpc.ServerUnaryCall<unknown, unknown>) {
@@ -25,7 +26,7 @@ function deadlineOf(d: grpc.Deadline): number | undefined {
 }
 
 function headersOf(md: grpc.Metadata): Headers {
-  const h = new Headers();
+  const h = new PlainHeaders();
   const map = md.getMap();
   for (const k in map) {
     const v = map[k];

@@ -6,6 +6,7 @@ import { DomainError, invalid } from "../../domain/errors.js";
 import { requestIdOf } from "../../service/call-context.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson } from "../http/json-response.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
+import { PlainHeaders } from "../plain-headers.js";
 import { decodeRequest } from "./decode-request.js";
 import { present, presentFlattened } from "./present.js";
 import { type RestRoute, restRoutes } from "./routes.js";
@@ -91,7 +92,7 @@ function decodePathParam(name: string, raw: string): string {
 }
 
 function headersOf(req: NodeRequest): Headers {
-  const h = new Headers();
+  const h = new PlainHeaders();
   for (const [k, v] of Object.entries(req.headers)) {
     if (k.startsWith(":") || v === undefined) continue;
     h.set(k, Array.isArray(v) ? v.join(", ") : v);
