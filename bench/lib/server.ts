@@ -44,9 +44,12 @@ export interface StartOptions {
   env?: Record<string, string>;
 }
 
-/** Node flags for the server, e.g. BENCH_CPU_PROF=dir adds --cpu-prof (profiles written on exit). */
+/**
+ * Node flags for the server: BENCH_NODE_FLAGS (space-separated, e.g. GC settings to compare), and
+ * BENCH_CPU_PROF=dir adds --cpu-prof (profiles written on exit).
+ */
 function nodeFlags(): string[] {
-  const flags: string[] = [];
+  const flags: string[] = (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
   if (process.env.BENCH_CPU_PROF) flags.push("--cpu-prof", `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`);
   return flags;
 }

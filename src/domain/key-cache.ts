@@ -2,12 +2,13 @@ import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { Store } from "../storage/store.js";
 import type { KeyLookup } from "./authenticator.js";
+import { DigestSet } from "./digest-set.js";
 import type { KeyRecord } from "./types.js";
 
 export interface KeyCacheOptions {
   /** Known keys kept in memory (about 1 KiB each). */
   maxKeys: number;
-  /** Unknown digests remembered (about 150 B each), so a flood of unknown keys stays off the store. */
+  /** Unknown digests remembered (16 B each, digest-set.ts), so a flood of unknown keys stays off the store. */
   maxUnknown: number;
   /** Longest an entry is trusted without a poll confirming it (a backstop, not the bound). */
   ttlMs: number;
@@ -20,7 +21,7 @@ const POLL_OVERLAP_MS = 5_000;
 
 /**
  * The hot path's key lookup (SPEC §5): digest -> key record from memory, with a bounded LRU of
- * known keys and one of unknown digests. Coherence: this process invalidates at once what it
+ * known keys and a bounded set of unknown digests. Coherence: this process invalidates at once what it
  * changes itself (`invalidate`), and every `pollIntervalMs` asks the store for keys whose
  * `updated_at` moved (an indexed range query; no change streams), so a revocation or update made
  * by any other process or replica takes effect here within pollIntervalMs + one query. Expiry
@@ -28,7 +29,7 @@ const POLL_OVERLAP_MS = 5_000;
  */
 export class KeyCache {
   private readonly known: LRUCache<string, KeyRecord>;
-  private readonly unknown: LRUCache<string, true>;
+  private readonly unknown: DigestSet;
   private invalidations = 0;
   private lastPollStart: number;
   private timer: NodeJS.Timeout | null = null;
@@ -43,7 +44,7 @@ export class KeyCache {
     private readonly log: Logger,
   ) {
     this.known = new LRUCache({ max: opts.maxKeys, ttl: opts.ttlMs });
-    this.unknown = new LRUCache({ max: opts.maxUnknown, ttl: opts.ttlMs });
+    this.unknown = new DigestSet(opts.maxUnknown, opts.ttlMs, now);
     this.lastPollStart = now();
   }
 
@@ -63,7 +64,7 @@ export class KeyCache {
     // An invalidation that raced with this read may have been for this key: do not cache it.
     if (generation === this.invalidations) {
       if (record) this.known.set(digest, record);
-      else this.unknown.set(digest, true);
+      else this.unknown.add(digest);
     }
     return record;
   };

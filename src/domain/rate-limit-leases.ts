@@ -90,8 +90,7 @@ export class RateLimitLeases {
   }
 
   private async fromStore(customerId: string, cost: number, validate: (policy: RateLimitPolicy) => void): Promise<RateLimitDecision> {
-    const old = this.leases.get(customerId);
-    const returned = old?.tokens ?? 0;
+    const returned = this.leases.get(customerId)?.tokens ?? 0;
     let reserved = 0;
     let policyUsed = this.defaults;
     const decision = await this.store.updateBucket(customerId, this.defaults, (state, policy) => {
@@ -103,17 +102,16 @@ export class RateLimitLeases {
       reserved = r.reserved;
       return r;
     });
-    if (reserved > 0 || returned > 0) {
-      if (reserved > 0) {
-        this.leases.set(customerId, {
-          tokens: reserved,
-          limit: policyUsed.capacity,
-          refillPerSecond: policyUsed.refillPerSecond,
-          storeRemaining: decision.remaining - reserved,
-          expiresAt: this.now() + this.opts.leaseMs,
-        });
-      } else this.leases.delete(customerId);
-    }
+    // The old reserve's tokens went back to the bucket in that step; a new one replaces it.
+    if (reserved > 0) {
+      this.leases.set(customerId, {
+        tokens: reserved,
+        limit: policyUsed.capacity,
+        refillPerSecond: policyUsed.refillPerSecond,
+        storeRemaining: decision.remaining - reserved,
+        expiresAt: this.now() + this.opts.leaseMs,
+      });
+    } else this.leases.delete(customerId);
     return decision;
   }
 

@@ -24,8 +24,8 @@ export class Credentials {
   /** For RPCs any caller may use: a customer key or the internal credential. */
   async caller(ctx: HandlerContext): Promise<Caller> {
     const presented = presentedCredential(ctx);
-    // INTERNAL_TOKEN never starts with zpk_ (config.ts), so a customer key skips the comparison:
-    // its prefix is public, and the token's digest is not worked out for nothing on every call.
+    // INTERNAL_TOKEN never starts with zpk_ (config.ts), so a customer key (whose prefix is
+    // public) is not compared with it.
     if (!presented.startsWith(KEY_MARK) && this.isInternal(presented)) return { kind: "internal", name: internalName(ctx) };
     const result = await this.authenticator.authenticate(
       presented,
@@ -99,7 +99,6 @@ const internalName = (ctx: HandlerContext) => {
   const name = ctx.requestHeader.get("x-caller");
   return name && /^[A-Za-z0-9._-]{1,64}$/.test(name) ? name : "internal";
 };
-
 
 const rateLimitHeaders = (d: RateLimitDecision | null): Record<string, string> =>
   d ? { "x-ratelimit-limit": String(d.limit), "x-ratelimit-remaining": String(d.remaining) } : {};
