@@ -5,12 +5,14 @@ import { createLogger } from "./observability/logger.js";
 import { AggregatorRegistry } from "prom-client";
 import { createApp } from "./app.js";
 import { startMetricsServer } from "./observability/metrics-server.js";
+import { tuneGc } from "./observability/gc-tuning.js";
 
 /**
  * `npm start`: validate configuration, serve (in this process, or in `WORKERS` cluster workers),
  * and on SIGTERM/SIGINT drain in-flight requests and flush buffered writes before exiting.
  */
 async function main(): Promise<void> {
+  tuneGc();
   let config;
   try {
     config = loadConfig();

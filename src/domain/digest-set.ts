@@ -10,8 +10,9 @@ const WAYS = 8;
  *
  * Layout: 8-way set-associative. A digest's set comes from its first 32 bits and it is stored as
  * the next 64 bits; a full set evicts its oldest entry (FIFO within the set, close to LRU for a
- * uniform flood). Two different digests match only if 96 bits agree: for the question "is this
- * digest known to be unknown?" a false yes for a real key has probability ~ 8 / 2^64 per lookup.
+ * uniform flood). Two different digests match only if they fall in the same set and 64 further
+ * bits agree: for "is this digest known to be unknown?" a false yes for a real key has probability
+ * ~ 8 / 2^64 per lookup (8 slots of the set).
  */
 export class DigestSet {
   private readonly sets: number;
