@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { Store } from "../storage/store.js";
-import { exchange } from "./token-bucket.js";
+import { type ExchangeOp, exchange, fullBucket } from "./token-bucket.js";
 import type { RateLimitDecision, RateLimitPolicy } from "./types.js";
 
 export interface LeaseOptions {
@@ -91,23 +91,16 @@ export class RateLimitLeases {
 
   private async fromStore(customerId: string, cost: number, validate: (policy: RateLimitPolicy) => void): Promise<RateLimitDecision> {
     const returned = this.leases.get(customerId)?.tokens ?? 0;
-    let reserved = 0;
-    let policyUsed = this.defaults;
-    const decision = await this.store.updateBucket(customerId, this.defaults, (state, policy) => {
-      validate(policy);
-      policyUsed = policy;
-      const now = this.now();
-      const want = this.opts.leaseMs > 0 ? reserveFor(policy) : 0;
-      const r = exchange(state ?? { tokens: policy.capacity, at: now }, policy, now, { returned, cost, reserve: want });
-      reserved = r.reserved;
-      return r;
+    const { decision, reserved, policy } = await this.storeStep(customerId, (p) => {
+      validate(p);
+      return { returned, cost, reserve: this.opts.leaseMs > 0 ? reserveFor(p) : 0 };
     });
     // The old reserve's tokens went back to the bucket in that step; a new one replaces it.
     if (reserved > 0) {
       this.leases.set(customerId, {
         tokens: reserved,
-        limit: policyUsed.capacity,
-        refillPerSecond: policyUsed.refillPerSecond,
+        limit: policy.capacity,
+        refillPerSecond: policy.refillPerSecond,
         storeRemaining: decision.remaining - reserved,
         expiresAt: this.now() + this.opts.leaseMs,
       });
@@ -119,10 +112,21 @@ export class RateLimitLeases {
     const lease = this.leases.get(customerId);
     this.leases.delete(customerId);
     if (!lease || lease.tokens < 1) return;
-    await this.store.updateBucket(customerId, this.defaults, (state, policy) => {
+    await this.storeStep(customerId, () => ({ returned: lease.tokens, cost: 0, reserve: 0 }));
+  }
+
+  /** One atomic `exchange` on the customer's shared bucket; says what it reserved, under which policy. */
+  private async storeStep(customerId: string, op: (policy: RateLimitPolicy) => ExchangeOp) {
+    let reserved = 0;
+    let policyUsed = this.defaults;
+    const decision = await this.store.updateBucket(customerId, this.defaults, (state, policy) => {
       const now = this.now();
-      return exchange(state ?? { tokens: policy.capacity, at: now }, policy, now, { returned: lease.tokens, cost: 0, reserve: 0 });
+      const r = exchange(state ?? fullBucket(policy, now), policy, now, op(policy));
+      policyUsed = policy;
+      reserved = r.reserved;
+      return r;
     });
+    return { decision, reserved, policy: policyUsed };
   }
 
   private async expire(all: boolean): Promise<void> {

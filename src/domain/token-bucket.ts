@@ -47,6 +47,15 @@ export function take(
   };
 }
 
+export interface ExchangeOp {
+  /** Unused reserved tokens put back first. */
+  returned: number;
+  /** Tokens the request takes (0: only put back). */
+  cost: number;
+  /** Extra tokens to reserve if the cost is allowed. */
+  reserve: number;
+}
+
 /**
  * One atomic step for a process that keeps a local reserve of tokens (rate-limit-leases.ts):
  * first put back `returned` unused tokens (never above capacity), then take `cost` as `take`
@@ -56,11 +65,10 @@ export function exchange(
   state: BucketState,
   policy: RateLimitPolicy,
   now: number,
-  op: { returned: number; cost: number; reserve: number },
+  op: ExchangeOp,
 ): { next: BucketState; decision: RateLimitDecision; reserved: number } {
   const current = refill(state, policy, now);
   const restored = { tokens: Math.min(policy.capacity, current.tokens + op.returned), at: current.at };
-  if (op.cost === 0) return { ...take(restored, policy, 0, now), reserved: 0 };
   const { next, decision } = take(restored, policy, op.cost, now);
   if (!decision.allowed) return { next, decision, reserved: 0 };
   const reserved = Math.max(0, Math.min(op.reserve, Math.floor(next.tokens)));

@@ -20,6 +20,13 @@ beforeAll(async () => {
     grpcJsClient(`127.0.0.1:${server.grpcPort}`, "grpc-js", { "grpc.use_local_subchannel_pool": 1 }),
   );
 });
+/** Bucket store steps so far, summed over the workers (the primary's /metrics). */
+async function bucketSteps(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith('zpk_store_operation_duration_seconds_count{op="updateBucket"}'));
+  return Number(line?.split(" ").pop() ?? 0);
+}
+
 afterAll(async () => {
   for (const c of clients) c.close();
   await server.stop();
@@ -69,7 +76,10 @@ describe("WORKERS=2", () => {
       );
       return admitted;
     };
+    const stepsBefore = await bucketSteps();
     const first = await charge(CAPACITY + 300);
+    // The point of reserves: about one store step per 100 charges, not one per charge.
+    expect(await bucketSteps() - stepsBefore, "store steps for 10,300 charges").toBeLessThan(1_000);
     const bound = () => CAPACITY + Math.ceil(((Date.now() - started) / 1000) * RATE);
     expect(first, "admitted more than SPEC §6 allows").toBeLessThanOrEqual(bound());
     expect(first, "refused more than 2 workers x 100 reserved tokens early").toBeGreaterThanOrEqual(CAPACITY - 2 * 100);
