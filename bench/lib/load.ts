@@ -72,11 +72,11 @@ export function toolVersion(name: "ghz" | "wrk"): string {
   }
 }
 
-const percentile = (sorted: Float64Array, p: number) =>
+export const percentile = (sorted: Float64Array, p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
 /** Runs a load tool while sampling the server tree; the tool's own CPU comes from bash `times`. */
-async function underLoad(serverPid: number, run: () => Promise<{ code: number | null; stdout: string; stderr: string; cpuPct: number }>) {
+export async function underLoad(serverPid: number, run: () => Promise<{ code: number | null; stdout: string; stderr: string; cpuPct: number }>) {
   const sampler = new TreeSampler(serverPid);
   try {
     const result = await run();

@@ -34,7 +34,7 @@ export function markdownTable(header: string[], lines: string[][], leftColumns =
 
 export function rowsTable(rows: Row[], unrelated = "(no-op)"): string {
   return markdownTable(
-    ["row", "port", "c", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "server CPU %", "CPU µs/req", "server RSS MB", "ghz/wrk CPU %", "ratio", "target"],
+    ["row", "port", "c", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "server CPU %", "CPU µs/req", "server RSS MB", "load tool CPU %", "ratio", "target"],
     rows.map((r) => [
       r.name + (r.note ? ` (${r.note})` : ""),
       r.port,

@@ -22,6 +22,8 @@ export interface BenchServer {
   url: string;
   port: number;
   grpcPort: number;
+  /** `/metrics` (with WORKERS > 1, the primary's sum over the workers). */
+  metricsPort: number;
   pid: number;
   dataDir: string;
   mongoDb: string | null;
@@ -69,7 +71,7 @@ export async function startServer(opts: StartOptions): Promise<BenchServer> {
 async function startOnce(opts: StartOptions): Promise<BenchServer> {
   const dataDir = tempDir("zpk-bench-data-");
   const mongoDb = opts.store === "mongo" ? `zpk_bench_${randomBytes(4).toString("hex")}` : null;
-  const [port, grpcPort] = [await freePort(), await freePort()];
+  const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const inherited = { ...process.env };
   delete inherited.MONGODB_URI;
   delete inherited.MONGODB_DB;
@@ -79,7 +81,7 @@ async function startOnce(opts: StartOptions): Promise<BenchServer> {
     HOST: "127.0.0.1",
     PORT: String(port),
     GRPC_PORT: String(grpcPort),
-    METRICS_PORT: "0",
+    METRICS_PORT: String(metricsPort),
     DATA_DIR: dataDir,
     INTERNAL_TOKEN,
     LOG_LEVEL: "warn",
@@ -128,6 +130,7 @@ async function startOnce(opts: StartOptions): Promise<BenchServer> {
     url,
     port,
     grpcPort,
+    metricsPort,
     pid: child.pid!,
     dataDir,
     mongoDb,
@@ -195,6 +198,13 @@ async function startOnce(opts: StartOptions): Promise<BenchServer> {
     },
   };
   return server;
+}
+
+/** `zpk_auth_outcomes_total{outcome}` from the server's `/metrics`: how many calls it answered so. */
+export async function authOutcomes(server: BenchServer, outcome: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`zpk_auth_outcomes_total{outcome="${outcome}"}`));
+  return line ? Number(line.split(" ").pop()) : 0;
 }
 
 // --- the internal API, over Connect JSON and REST on PORT ----------------------------------------

@@ -1,0 +1,108 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type DescMessage, type MessageInitShape, create, toBinary } from "@bufbuild/protobuf";
+import { findTool, type Measurement, percentile, underLoad } from "./load.js";
+import { removeDir, runTracked, tempDir } from "./proc.js";
+import { REPO } from "./server.js";
+
+/**
+ * h2load (Debian `nghttp2-client`, written in C) as a unary gRPC load generator: one request
+ * body — a protobuf-es message in the gRPC length-prefixed frame — POSTed over and over on
+ * HTTP/2 with the gRPC headers.
+ *
+ * Why next to ghz: on a 2-core machine the load tool shares the cores with the server. ghz (Go)
+ * spends about half a core at 4,000 calls/s; h2load about a tenth. With WORKERS=2 the server needs
+ * both cores, so under ghz the second worker mostly waits for CPU that ghz holds, and the row
+ * measures the tool, not the server.
+ *
+ * What h2load cannot do: read gRPC's status, which travels in trailers after an HTTP 200. So the
+ * caller passes `countOk`, read before and after the run from the server's own counters
+ * (`/metrics`), and every succeeded HTTP call the server did not count as a success is an error.
+ */
+export interface H2loadGrpcCall<Desc extends DescMessage> {
+  /** host:port */
+  target: string;
+  /** e.g. /apikeys.v1.ApiKeyService/Authenticate */
+  path: string;
+  schema: Desc;
+  message: MessageInitShape<Desc>;
+  metadata?: Record<string, string>;
+}
+
+export interface H2loadLoad {
+  /** Calls in flight: connections × streams per connection (rounded up). */
+  concurrency: number;
+  connections: number;
+  seconds: number;
+}
+
+/** The gRPC wire frame of one message: flag byte 0 (uncompressed), 4-byte big-endian length, bytes. */
+function grpcFrame<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): Buffer {
+  const bytes = toBinary(schema, create(schema, init));
+  const frame = Buffer.alloc(5 + bytes.length);
+  frame.writeUInt32BE(bytes.length, 1);
+  frame.set(bytes, 5);
+  return frame;
+}
+
+export async function h2loadGrpc<Desc extends DescMessage>(
+  serverPid: number,
+  call: H2loadGrpcCall<Desc>,
+  load: H2loadLoad,
+  countOk: () => Promise<number>,
+): Promise<Measurement> {
+  const dir = tempDir("zpk-bench-h2load-");
+  const body = join(dir, "request.bin");
+  const log = join(dir, "requests.tsv");
+  writeFileSync(body, grpcFrame(call.schema, call.message));
+  const connections = Math.min(load.connections, load.concurrency);
+  const headers = { "content-type": "application/grpc", te: "trailers", ...call.metadata };
+  const args = [
+    `--clients=${connections}`,
+    `--max-concurrent-streams=${Math.ceil(load.concurrency / connections)}`,
+    `--duration=${load.seconds}`,
+    `--data=${body}`,
+    `--log-file=${log}`,
+    ...Object.entries(headers).map(([k, v]) => `--header=${k}: ${v}`),
+    `http://${call.target}${call.path}`,
+  ];
+  try {
+    const okBefore = await countOk();
+    const { result, server, loadCpuPct } = await underLoad(serverPid, () => runTracked(findTool("h2load"), args, { cwd: REPO }));
+    const okAfter = await countOk();
+    const summary = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded/.exec(result.stdout);
+    const finished = /finished in ([\d.]+)s/.exec(result.stdout);
+    if (result.code !== 0 || !summary || !finished) throw new Error(`h2load failed (${result.code}): ${result.stderr}${result.stdout}`);
+    const [requests, succeeded, seconds] = [Number(summary[1]), Number(summary[2]), Number(finished[1])];
+    // tab-separated: start (µs since epoch), HTTP status, µs until the end of the response
+    const lat = readFileSync(log, "utf8")
+      .split("\n")
+      .flatMap((l) => {
+        const [, status, us] = l.split("\t");
+        return status === "200" ? [Number(us) / 1000] : [];
+      });
+    const okLat = new Float64Array(lat).sort();
+    const notOk = Math.max(0, succeeded - (okAfter - okBefore));
+    const failedHttp = requests - succeeded;
+    const errors = failedHttp + notOk;
+    const ok = succeeded - notOk;
+    return {
+      rps: seconds > 0 ? ok / seconds : 0,
+      requests,
+      errors,
+      errorSample: [failedHttp ? `${failedHttp} failed at the HTTP level` : "", notOk ? `${notOk} answered without the expected gRPC result (server counters)` : ""]
+        .filter(Boolean)
+        .join("; "),
+      p50Ms: percentile(okLat, 50),
+      p99Ms: percentile(okLat, 99),
+      p999Ms: percentile(okLat, 99.9),
+      serverCpuPct: server.cpuPct,
+      cpuUsPerReq: ok > 0 ? (server.cpuSeconds * 1e6) / ok : NaN,
+      serverRssMb: server.peakRssMb,
+      serverProcCpuPct: server.perProcessCpuPct,
+      loadCpuPct,
+    };
+  } finally {
+    removeDir(dir);
+  }
+}
