@@ -12,6 +12,12 @@ export interface LeanContextInit {
   values: ContextValues;
   /** The caller's deadline (epoch ms), if it sent one. */
   deadline?: number;
+  /**
+   * Called once, when something first asks for the signal, with this context's cancel(): the
+   * transport subscribes to its own cancellation only then (no unary handler of ours reads the
+   * signal, so most calls never pay for a listener).
+   */
+  watchCancel?: (cancel: () => void) => void;
 }
 
 /**
@@ -32,6 +38,7 @@ export class LeanHandlerContext implements HandlerContext {
   readonly responseHeader: Headers = new PlainHeaders();
   readonly values: ContextValues;
   private readonly deadline: number | undefined;
+  private readonly watchCancel: ((cancel: () => void) => void) | undefined;
   private controller: AbortController | null = null;
   private trailer: Headers | null = null;
   private cancelled = false;
@@ -45,6 +52,7 @@ export class LeanHandlerContext implements HandlerContext {
     this.requestHeader = init.requestHeader;
     this.values = init.values;
     this.deadline = init.deadline;
+    this.watchCancel = init.watchCancel;
   }
 
   timeoutMs(): number | undefined {
@@ -55,6 +63,7 @@ export class LeanHandlerContext implements HandlerContext {
     if (this.controller === null) {
       this.controller = new AbortController();
       if (this.cancelled) this.controller.abort(cancelledError());
+      else this.watchCancel?.(() => this.cancel());
     }
     return this.controller.signal;
   }

@@ -21,6 +21,8 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
     "grpc.max_receive_message_length": opts.maxMessageBytes,
     "grpc.max_concurrent_streams": 256,
     "grpc.keepalive_permit_without_calls": 1,
+    // channelz (grpc-js's call/socket statistics) wraps every call; no channelz service is served.
+    "grpc.enable_channelz": 0,
   });
   const definition: Record<string, grpc.MethodDefinition<any, any>> = {};
   const handlers: Record<string, grpc.handleUnaryCall<any, any>> = {};
@@ -47,10 +49,8 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
         callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed protobuf request: ${call.request.reason}` });
         return;
       }
-      const ctx = grpcJsContext(ApiKeyService, method, path, call);
       let done = false;
-      // grpc-js also reports "cancelled" after a normal end; only a cancel before it matters.
-      call.on("cancelled", () => done || ctx.cancel());
+      const ctx = grpcJsContext(ApiKeyService, method, path, call, () => done);
       fn(call.request, ctx).then(
         (out) => {
           done = true;
