@@ -57,7 +57,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     async flush() {
       audit.stop();
       usage.stop();
-      cache.stop();
+      await cache.stop();
       await leases.stop();
       await usage.flush();
       await audit.flush();

@@ -33,7 +33,8 @@ export class KeyCache {
   private invalidations = 0;
   private lastPollStart: number;
   private timer: NodeJS.Timeout | null = null;
-  private polling = false;
+  /** The poll under way, if any: stop() waits for it, so no query outlives the store. */
+  private polling: Promise<void> | null = null;
   hits = 0;
   misses = 0;
 
@@ -83,15 +84,20 @@ export class KeyCache {
     this.timer = setInterval(() => void this.poll(), this.opts.pollIntervalMs).unref();
   }
 
-  stop(): void {
+  /** Stops polling; resolves once a poll already under way has ended (before the store closes). */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.polling;
   }
 
   /** Drops every key that changed anywhere since the last poll (with overlap). */
-  async poll(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
+  poll(): Promise<void> {
+    this.polling ??= this.pollOnce().finally(() => (this.polling = null));
+    return this.polling;
+  }
+
+  private async pollOnce(): Promise<void> {
     const started = this.now();
     try {
       const changed = await this.store.changedKeyDigests(this.lastPollStart - POLL_OVERLAP_MS);
@@ -103,8 +109,6 @@ export class KeyCache {
       this.invalidations++;
       this.known.clear();
       this.unknown.clear();
-    } finally {
-      this.polling = false;
     }
   }
 }
