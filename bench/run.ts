@@ -1,8 +1,9 @@
 /**
  * `npm run bench` — the benchmark of issue 6 (see bench/README.md). Starts the real server
  * (embedded store; MongoDB too when MONGODB_URI is set), provisions keys through the internal API,
- * drives it with ghz (gRPC; h2load too for the WORKERS rows) and wrk (HTTP/1.1 keep-alive), and prints a markdown table — also
- * written to bench/RESULTS.md — with each row's ratio to its no-op row.
+ * drives it with ghz (gRPC; h2load too for the WORKERS rows) and wrk (HTTP/1.1 keep-alive), and
+ * prints a markdown table — also written to bench/RESULTS.md — with each row's ratio to its no-op
+ * row.
  *
  * `npm run bench -- flood` runs the flood check instead (bench/flood.ts).
  */
