@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { flood } from "./flood.js";
-import { AuthenticateRequestSchema } from "../gen/apikeys/v1/api_key_service_pb.js";
+import { ApiKeyService } from "../gen/apikeys/v1/api_key_service_pb.js";
 import { h2loadGrpc } from "./lib/h2load.js";
 import { findTool, ghz, type GhzCall, type Measurement, wrk } from "./lib/load.js";
 import { cleanup, installCleanup } from "./lib/proc.js";
@@ -75,8 +75,8 @@ async function measureWrk(ctx: Ctx, req: Parameters<typeof wrk>[1], connections:
 async function measureH2load(ctx: Ctx, message: { key: string }, concurrency: number): Promise<Measurement> {
   const call = {
     target: `127.0.0.1:${ctx.server.grpcPort}`,
-    path: `/${AUTHENTICATE.replace(/\.(\w+)$/, "/$1")}`,
-    schema: AuthenticateRequestSchema,
+    path: `/${ApiKeyService.typeName}/${ApiKeyService.method.authenticate.name}`,
+    schema: ApiKeyService.method.authenticate.input,
     message,
     metadata: { authorization: `Bearer ${INTERNAL_TOKEN}` },
   };

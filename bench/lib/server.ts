@@ -5,6 +5,7 @@ import Database from "better-sqlite3";
 import { MongoClient } from "mongodb";
 import { checksum } from "../../src/domain/key-format.js";
 import { freePort, tcpOpen } from "../../test/helpers/loopback.js";
+import { metricValue, scrapeMetrics } from "../../test/helpers/metrics.js";
 import { killTree, processTree, removeDir, sleep, spawnTracked, tempDir } from "./proc.js";
 
 /** The real server, started as `npm start` starts it, on loopback ports the bench picked. */
@@ -202,9 +203,7 @@ async function startOnce(opts: StartOptions): Promise<BenchServer> {
 
 /** `zpk_auth_outcomes_total{outcome}` from the server's `/metrics`: how many calls it answered so. */
 export async function authOutcomes(server: BenchServer, outcome: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`zpk_auth_outcomes_total{outcome="${outcome}"}`));
-  return line ? Number(line.split(" ").pop()) : 0;
+  return metricValue(await scrapeMetrics(server.metricsPort), `zpk_auth_outcomes_total{outcome="${outcome}"}`) ?? 0;
 }
 
 // --- the internal API, over Connect JSON and REST on PORT ----------------------------------------

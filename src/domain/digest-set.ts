@@ -44,8 +44,10 @@ export class DigestSet {
 
   add(digest: string): void {
     const now = this.now();
-    if (this.find(digest, now) >= 0) return;
-    const base = this.setOf(digest) * WAYS;
+    const base = this.baseOf(digest);
+    const hi = word(digest, 8);
+    const lo = word(digest, 16);
+    if (this.slot(base, hi, lo, now) >= 0) return;
     let victim = base;
     for (let i = base; i < base + WAYS; i++) {
       if (this.at[i] === 0) {
@@ -55,8 +57,8 @@ export class DigestSet {
       if (this.at[i]! < this.at[victim]!) victim = i;
     }
     if (this.at[victim] === 0) this.filled++;
-    this.hi[victim] = word(digest, 8);
-    this.lo[victim] = word(digest, 16);
+    this.hi[victim] = hi;
+    this.lo[victim] = lo;
     this.at[victim] = Math.max(now, 1);
   }
 
@@ -74,9 +76,10 @@ export class DigestSet {
 
   /** The slot holding `digest`, or -1; entries older than the TTL at `now` do not count. */
   private find(digest: string, now: number): number {
-    const base = this.setOf(digest) * WAYS;
-    const hi = word(digest, 8);
-    const lo = word(digest, 16);
+    return this.slot(this.baseOf(digest), word(digest, 8), word(digest, 16), now);
+  }
+
+  private slot(base: number, hi: number, lo: number, now: number): number {
     for (let i = base; i < base + WAYS; i++) {
       const at = this.at[i]!;
       if (at !== 0 && this.hi[i] === hi && this.lo[i] === lo && now - at < this.ttlMs) return i;
@@ -84,8 +87,9 @@ export class DigestSet {
     return -1;
   }
 
-  private setOf(digest: string): number {
-    return word(digest, 0) % this.sets;
+  /** A digest's set, from its first 32 bits, as the index of the set's first slot. */
+  private baseOf(digest: string): number {
+    return (word(digest, 0) % this.sets) * WAYS;
   }
 }
 

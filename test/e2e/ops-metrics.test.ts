@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { grpcJsClient, type RpcClient } from "../helpers/rpc-clients.js";
+import { metricValue as value, scrapeMetrics } from "../helpers/metrics.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { type RunningServer, startServer } from "../helpers/server.js";
 
@@ -15,11 +16,7 @@ afterAll(async () => {
   await server.stop();
 });
 
-const scrape = async (s: RunningServer) => (await fetch(`http://127.0.0.1:${s.metricsPort}/metrics`)).text();
-const value = (text: string, series: string) => {
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : undefined;
-};
+const scrape = (s: RunningServer) => scrapeMetrics(s.metricsPort);
 
 describe("Prometheus /metrics on METRICS_PORT", () => {
   it("counts requests by route and status, auth outcomes by reason, rate-limit decisions and cache hits", async () => {

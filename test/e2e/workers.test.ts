@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { metricValue, scrapeMetrics } from "../helpers/metrics.js";
 import { grpcJsClient, type RpcClient } from "../helpers/rpc-clients.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { type RunningServer, sleep, startServer } from "../helpers/server.js";
@@ -22,9 +23,7 @@ beforeAll(async () => {
 });
 /** Bucket store steps so far, summed over the workers (the primary's /metrics). */
 async function bucketSteps(): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith('zpk_store_operation_duration_seconds_count{op="updateBucket"}'));
-  return Number(line?.split(" ").pop() ?? 0);
+  return metricValue(await scrapeMetrics(server.metricsPort), 'zpk_store_operation_duration_seconds_count{op="updateBucket"}') ?? 0;
 }
 
 afterAll(async () => {
@@ -118,8 +117,7 @@ describe("WORKERS=2", () => {
   });
 
   it("/metrics on the primary sums every worker", async () => {
-    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-    const line = text.split("\n").find((l) => l.startsWith('zpk_requests_total{method="ChargeRateLimit",transport="grpc",code="ok"}'));
-    expect(Number(line?.split(" ").pop())).toBeGreaterThanOrEqual(10_000);
+    const text = await scrapeMetrics(server.metricsPort);
+    expect(metricValue(text, 'zpk_requests_total{method="ChargeRateLimit",transport="grpc",code="ok"}')).toBeGreaterThanOrEqual(10_000);
   });
 });
