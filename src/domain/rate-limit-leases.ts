@@ -19,6 +19,16 @@ export const reserveFor = (policy: RateLimitPolicy) => {
   return r >= MIN_RESERVE ? r : 0;
 };
 
+/** A charge waiting for the customer's next store step. */
+interface Waiting {
+  cost: number;
+  validate: (policy: RateLimitPolicy) => void;
+  settle: (outcome: RateLimitDecision | Error) => void;
+}
+
+/** Every charge of a batch failed validation: the step is abandoned without a write. */
+class AllInvalid extends Error {}
+
 interface Lease {
   tokens: number;
   limit: number;
@@ -38,11 +48,16 @@ interface Lease {
  * The error is one-sided: while P processes hold reserves, a customer can be refused up to
  * P × reserve tokens early. Reserves are given back to the bucket when they have been unused for
  * `leaseMs` (and at shutdown), so the tokens are not lost. Store steps of one customer are
- * serialized in this process, so a reserve is never taken twice by concurrent requests.
+ * serialized in this process, so a reserve is never taken twice by concurrent requests, and the
+ * charges that queue up behind a step go to the store together in the next one (each decided as
+ * if charged alone, in arrival order), so a burst on a small bucket, where there are no reserves,
+ * costs a few store steps rather than one per request.
  */
 export class RateLimitLeases {
   private readonly leases = new Map<string, Lease>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Per customer, the charges that will go to the store together in its next step. */
+  private readonly waiting = new Map<string, Waiting[]>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -54,7 +69,7 @@ export class RateLimitLeases {
   ) {}
 
   charge(customerId: string, cost: number, validate: (policy: RateLimitPolicy) => void): RateLimitDecision | Promise<RateLimitDecision> {
-    return this.fromLease(customerId, cost) ?? this.serialized(customerId, () => this.fromLease(customerId, cost) ?? this.fromStore(customerId, cost, validate));
+    return this.fromLease(customerId, cost) ?? this.queue(customerId, { cost, validate });
   }
 
   /** Drops this process's reserve for a customer (its policy changed), giving the tokens back. */
@@ -89,44 +104,94 @@ export class RateLimitLeases {
     };
   }
 
-  private async fromStore(customerId: string, cost: number, validate: (policy: RateLimitPolicy) => void): Promise<RateLimitDecision> {
-    const returned = this.leases.get(customerId)?.tokens ?? 0;
-    const { decision, reserved, policy } = await this.storeStep(customerId, (p) => {
-      validate(p);
-      return { returned, cost, reserve: this.opts.leaseMs > 0 ? reserveFor(p) : 0 };
+  /**
+   * Queues a charge for the customer's next store step. Charges that arrive while a step is under
+   * way wait and then go to the store together, in one step: a burst costs a few store round
+   * trips instead of one each, which is what keeps small buckets (every charge a store step) fast
+   * on MongoDB when many replicas charge one customer at once.
+   */
+  private queue(customerId: string, charge: Omit<Waiting, "settle">): Promise<RateLimitDecision> {
+    return new Promise((resolve, reject) => {
+      const waiting: Waiting = { ...charge, settle: (r) => (r instanceof Error ? reject(r) : resolve(r)) };
+      const open = this.waiting.get(customerId);
+      if (open) return void open.push(waiting);
+      const batch = [waiting];
+      this.waiting.set(customerId, batch);
+      void this.serialized(customerId, () => {
+        // From here on, new charges wait for the next step.
+        this.waiting.delete(customerId);
+        return this.chargeBatch(customerId, batch);
+      });
     });
+  }
+
+  private async chargeBatch(customerId: string, batch: Waiting[]): Promise<void> {
+    // The step before may have left a reserve that serves some of them.
+    const rest = batch.filter((w) => {
+      const fromLease = this.fromLease(customerId, w.cost);
+      if (fromLease) w.settle(fromLease);
+      return !fromLease;
+    });
+    if (rest.length === 0) return;
+    try {
+      const outcomes = await this.fromStore(customerId, rest);
+      rest.forEach((w, i) => w.settle(outcomes[i]!));
+    } catch (err) {
+      for (const w of rest) w.settle(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** One store step for the queued charges: each gets its decision, or its validation error. */
+  private async fromStore(customerId: string, batch: Waiting[]): Promise<(RateLimitDecision | Error)[]> {
+    const returned = this.leases.get(customerId)?.tokens ?? 0;
+    let invalid: (Error | null)[] = [];
+    const step = await this.storeStep(customerId, (p) => {
+      invalid = batch.map(({ validate }) => {
+        try {
+          validate(p);
+          return null;
+        } catch (err) {
+          return err instanceof Error ? err : new Error(String(err));
+        }
+      });
+      // Nothing to charge: leave the bucket (and this process's reserve) as they are.
+      if (invalid.every((e) => e !== null)) throw new AllInvalid();
+      return { returned, costs: batch.filter((_, i) => !invalid[i]).map((w) => w.cost), reserve: this.opts.leaseMs > 0 ? reserveFor(p) : 0 };
+    }).catch((err: unknown) => {
+      if (err instanceof AllInvalid) return null;
+      throw err;
+    });
+    if (!step) return invalid as Error[];
+    const { decisions, reserved, policy } = step;
     // The old reserve's tokens went back to the bucket in that step; a new one replaces it.
+    const last = decisions.at(-1)!;
     if (reserved > 0) {
       this.leases.set(customerId, {
         tokens: reserved,
         limit: policy.capacity,
         refillPerSecond: policy.refillPerSecond,
-        storeRemaining: decision.remaining - reserved,
+        storeRemaining: last.remaining - reserved,
         expiresAt: this.now() + this.opts.leaseMs,
       });
     } else this.leases.delete(customerId);
-    return decision;
+    let next = 0;
+    return invalid.map((e) => e ?? decisions[next++]!);
   }
 
   private async giveBack(customerId: string): Promise<void> {
     const lease = this.leases.get(customerId);
     this.leases.delete(customerId);
     if (!lease || lease.tokens < 1) return;
-    await this.storeStep(customerId, () => ({ returned: lease.tokens, cost: 0, reserve: 0 }));
+    await this.storeStep(customerId, () => ({ returned: lease.tokens, costs: [], reserve: 0 }));
   }
 
-  /** One atomic `exchange` on the customer's shared bucket; says what it reserved, under which policy. */
-  private async storeStep(customerId: string, op: (policy: RateLimitPolicy) => ExchangeOp) {
-    let reserved = 0;
-    let policyUsed = this.defaults;
-    const decision = await this.store.updateBucket(customerId, this.defaults, (state, policy) => {
+  /** One atomic `exchange` on the customer's shared bucket; says what it decided and reserved, under which policy. */
+  private storeStep(customerId: string, op: (policy: RateLimitPolicy) => ExchangeOp) {
+    return this.store.updateBucket(customerId, this.defaults, (state, policy) => {
       const now = this.now();
       const r = exchange(state ?? fullBucket(policy, now), policy, now, op(policy));
-      policyUsed = policy;
-      reserved = r.reserved;
-      return r;
+      return { next: r.next, decision: { decisions: r.decisions, reserved: r.reserved, policy } };
     });
-    return { decision, reserved, policy: policyUsed };
   }
 
   private async expire(all: boolean): Promise<void> {

@@ -50,27 +50,34 @@ export function take(
 export interface ExchangeOp {
   /** Unused reserved tokens put back first. */
   returned: number;
-  /** Tokens the request takes (0: only put back). */
-  cost: number;
-  /** Extra tokens to reserve if the cost is allowed. */
+  /** What each queued request takes, in arrival order (empty: only put back). */
+  costs: number[];
+  /** Extra tokens to reserve if the last request is allowed. */
   reserve: number;
 }
 
 /**
- * One atomic step for a process that keeps a local reserve of tokens (rate-limit-leases.ts):
- * first put back `returned` unused tokens (never above capacity), then take `cost` as `take`
- * does and, only if that is allowed, up to `reserve` more that are left. A refusal takes nothing.
+ * One atomic step for a process that keeps a local reserve of tokens and charges the requests
+ * that queued up meanwhile together (rate-limit-leases.ts): first put back `returned` unused
+ * tokens (never above capacity), then take each cost in turn as `take` does (a refusal takes
+ * nothing, so a later, smaller cost may still be allowed), then, only if the last one was
+ * allowed, up to `reserve` more that are left. The decisions are exactly those of the same
+ * requests charged one store step each at the same instant.
  */
 export function exchange(
   state: BucketState,
   policy: RateLimitPolicy,
   now: number,
   op: ExchangeOp,
-): { next: BucketState; decision: RateLimitDecision; reserved: number } {
+): { next: BucketState; decisions: RateLimitDecision[]; reserved: number } {
   const current = refill(state, policy, now);
-  const restored = { tokens: Math.min(policy.capacity, current.tokens + op.returned), at: current.at };
-  const { next, decision } = take(restored, policy, op.cost, now);
-  if (!decision.allowed) return { next, decision, reserved: 0 };
+  let next: BucketState = { tokens: Math.min(policy.capacity, current.tokens + op.returned), at: current.at };
+  const decisions = op.costs.map((cost) => {
+    const step = take(next, policy, cost, now);
+    next = step.next;
+    return step.decision;
+  });
+  if (!decisions.at(-1)?.allowed) return { next, decisions, reserved: 0 };
   const reserved = Math.max(0, Math.min(op.reserve, Math.floor(next.tokens)));
-  return { next: { tokens: next.tokens - reserved, at: next.at }, decision, reserved };
+  return { next: { tokens: next.tokens - reserved, at: next.at }, decisions, reserved };
 }

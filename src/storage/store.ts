@@ -1,5 +1,5 @@
 import type { BucketState } from "../domain/token-bucket.js";
-import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../domain/types.js";
+import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../domain/types.js";
 
 /**
  * The storage interface: one implementation per store (SQLite embedded, MongoDB), all passing the
@@ -46,15 +46,16 @@ export interface Store {
   /** A page of audit events, newest (highest id) first. */
   listAuditEvents(query: AuditQuery): Promise<AuditEvent[]>;
   /**
-   * Atomically reads the customer's bucket (full if none), lets `decide` compute the decision and
-   * the next state, and stores it. Concurrent callers on any number of processes never both
-   * spend the same tokens.
+   * Atomically reads the customer's bucket (null if none), lets `decide` compute the next state
+   * and what to answer (the decisions of the requests charged in this step), stores the state and
+   * resolves to that answer. Concurrent callers on any number of processes never both spend the
+   * same tokens; a `decide` that throws leaves the bucket unchanged.
    */
-  updateBucket(
+  updateBucket<T>(
     customerId: string,
     defaults: RateLimitPolicy,
-    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: RateLimitDecision },
-  ): Promise<RateLimitDecision>;
+    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },
+  ): Promise<T>;
   /** The customer's policy override, or null for the defaults. */
   getRateLimitPolicy(customerId: string): Promise<RateLimitPolicy | null>;
   setRateLimitPolicy(customerId: string, policy: RateLimitPolicy): Promise<void>;

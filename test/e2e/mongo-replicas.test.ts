@@ -13,6 +13,9 @@ import { type RunningServer, sleep, startServer } from "../helpers/server.js";
  *   gRPC ChargeRateLimit, then REST requests with one customer key) admit at least `capacity`
  *   (nothing lost) and at most `capacity + ceil(elapsed × rate)`, elapsed measured by the client
  *   from the first send to the last answer (an upper bound of the bucket's own elapsed time).
+ *   Every charge is answered within the client's 10 s deadline: a replica charges the requests
+ *   that queued behind a store step together in its next one (rate-limit-leases.ts), so a burst
+ *   costs a few compare-and-set rounds per replica, not one each.
  * - Revocation and expiry bound: once a key is warm on every replica, a revocation on A is seen by
  *   A at once and by B and C within 1 s (+100 ms slack for the 50 ms poll and the round trip); an
  *   expiry (set at issue, or moved near by a PATCH on A) is seen by every replica within 1 s of
@@ -112,8 +115,9 @@ describe("shared rate limit across replicas", () => {
         expect(r.res.limit).toBe(CAPACITY);
         if (!r.res.allowed) expect(r.res.retryAfterSeconds).toBeGreaterThan(0);
       }
-      // every replica admitted some: the load really was spread
-      for (const [i, n] of admittedBy.entries()) expect.soft(n, `replica ${NAMES[i]} admitted nothing`).toBeGreaterThan(0);
+      // Which replica admitted how many is timing: each charges the burst it queued in a few store
+      // steps, and the first step to land may take every token. Three buckets instead of one shared
+      // would admit 3 x capacity, far above the bound.
     }
   }, 60_000);
 

@@ -6,6 +6,7 @@ import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { auditTrail, eventually, expectError, issueWith, KEY_FIELDS, SECRET_PATTERN, wellFormedUnknownKey, withWrongChecksum } from "../helpers/rest-support.js";
 import { grpcJsClient, type RpcClient, type RpcResult, type MethodName } from "../helpers/rpc-clients.js";
 import { type RunningServer, sleep, startServer } from "../helpers/server.js";
+import { metricValue, scrapeMetrics } from "../helpers/metrics.js";
 import { keysCli as runKeysCli } from "../helpers/run-process.js";
 
 /**
@@ -194,6 +195,24 @@ describe("service on the MongoDB store", () => {
     const res = await rest(server, "GET", "/v1/api-keys", { key: k.secret });
     expectError(res, 429, "rate_limited");
     expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("ChargeRateLimit: a burst of 200 concurrent charges for one customer admits exactly the 60 tokens, answers every call, and takes far fewer store steps than charges", async () => {
+    const customerId = uuid();
+    const steps = async () =>
+      metricValue(await scrapeMetrics(server.metricsPort), 'zpk_store_operation_duration_seconds_count{op="updateBucket"}') ?? 0;
+    const before = await steps();
+    const results = await Promise.all(Array.from({ length: 200 }, () => grpc.call("chargeRateLimit", { customerId }, internal())));
+    const decisions = results.map((r, i) => ok(r, `charge ${i + 1}`));
+    const taken = (await steps()) - before;
+    // eslint-disable-next-line no-console
+    console.log(`[mongo-service] 200 concurrent charges: ${decisions.filter((d) => d.allowed).length} admitted in ${taken} store steps`);
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(60);
+    // the remaining counts of the admitted ones are 59..0, each once: no token was spent twice
+    expect(decisions.filter((d) => d.allowed).map((d) => d.remaining).sort((a, b) => b - a)).toEqual(Array.from({ length: 60 }, (_, i) => 59 - i));
+    for (const d of decisions.filter((d) => !d.allowed)) expect(d.retryAfterSeconds).toBeGreaterThan(0);
+    // charges that queue behind a store step share the next one; one step each would be 200
+    expect(taken, "store steps for 200 concurrent charges").toBeLessThan(50);
   });
 
   it("`npm run keys -- issue` with MONGODB_URI writes the key to MongoDB (digest only) and it works on the running server at once", async () => {

@@ -102,28 +102,54 @@ describe("exchange (a step of a process that keeps a reserve)", () => {
   const BIG: RateLimitPolicy = { capacity: 10_000, refillPerSecond: 1 };
 
   it("takes the cost plus up to the reserve asked for, and says how many it reserved", () => {
-    const r = exchange({ tokens: 5_000, at: T0 }, BIG, T0, { returned: 0, cost: 1, reserve: 100 });
-    expect(r.decision.allowed).toBe(true);
+    const r = exchange({ tokens: 5_000, at: T0 }, BIG, T0, { returned: 0, costs: [1], reserve: 100 });
+    expect(r.decisions[0]!.allowed).toBe(true);
     expect(r.reserved).toBe(100);
     expect(r.next.tokens).toBe(4_899);
   });
 
   it("reserves only what is left after the cost, never more", () => {
-    const r = exchange({ tokens: 30, at: T0 }, BIG, T0, { returned: 0, cost: 1, reserve: 100 });
+    const r = exchange({ tokens: 30, at: T0 }, BIG, T0, { returned: 0, costs: [1], reserve: 100 });
     expect(r.reserved).toBe(29);
     expect(r.next.tokens).toBe(0);
   });
 
   it("a refusal reserves and takes nothing, but returned tokens are still put back", () => {
-    const r = exchange({ tokens: 0.5, at: T0 }, BIG, T0, { returned: 2, cost: 5, reserve: 100 });
-    expect(r.decision.allowed).toBe(false);
+    const r = exchange({ tokens: 0.5, at: T0 }, BIG, T0, { returned: 2, costs: [5], reserve: 100 });
+    expect(r.decisions[0]!.allowed).toBe(false);
     expect(r.reserved).toBe(0);
     expect(r.next.tokens).toBe(2.5);
   });
 
   it("giving tokens back never fills the bucket above capacity", () => {
-    const r = exchange({ tokens: 9_990, at: T0 }, BIG, T0 + 5_000, { returned: 100, cost: 0, reserve: 0 });
+    const r = exchange({ tokens: 9_990, at: T0 }, BIG, T0 + 5_000, { returned: 100, costs: [], reserve: 0 });
     expect(r.next.tokens).toBe(10_000);
     expect(r.reserved).toBe(0);
+    expect(r.decisions).toEqual([]);
+  });
+
+  it("charges queued requests in order with the same decisions as one take each, then reserves only if the last was allowed", () => {
+    const small: RateLimitPolicy = { capacity: 20, refillPerSecond: 1 };
+    const start: BucketState = { tokens: 4, at: T0 };
+    const costs = [1, 2, 3, 1, 1];
+    const batched = exchange(start, small, T0 + 500, { returned: 0, costs, reserve: 0 });
+    let state = start;
+    const oneByOne = costs.map((cost) => {
+      const r = take(state, small, cost, T0 + 500);
+      state = r.next;
+      return r.decision;
+    });
+    expect(batched.decisions).toEqual(oneByOne);
+    // 4.5 tokens: 1 and 2 are allowed, 3 is refused (1.5 left) and takes nothing, then 1 is allowed, the last 1 refused
+    expect(batched.decisions.map((d) => d.allowed)).toEqual([true, true, false, true, false]);
+    expect(batched.next).toEqual(state);
+
+    const withReserve = exchange({ tokens: 5_000, at: T0 }, BIG, T0, { returned: 0, costs: [1, 1, 1], reserve: 100 });
+    expect(withReserve.decisions.map((d) => d.remaining)).toEqual([4_999, 4_998, 4_997]);
+    expect(withReserve.reserved).toBe(100);
+    expect(withReserve.next.tokens).toBe(4_897);
+    const lastRefused = exchange({ tokens: 2, at: T0 }, BIG, T0, { returned: 0, costs: [1, 5], reserve: 100 });
+    expect(lastRefused.reserved).toBe(0);
+    expect(lastRefused.next.tokens).toBe(1);
   });
 });

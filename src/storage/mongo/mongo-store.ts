@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type Collection, type Db, MongoClient, MongoError, type Filter } from "mongodb";
 import { StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/token-bucket.js";
-import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../../domain/types.js";
+import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
 import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
 import { type AuditDoc, type BucketDoc, type PolicyDoc, type UsageDoc, docToEvent, docToKey, eventToDoc, type KeyDoc, keyToDoc } from "./documents.js";
 import { ensureIndexes } from "./indexes.js";
@@ -232,20 +232,20 @@ export class MongoStore implements Store {
    * atomic under concurrency on FerretDB 1.24; a unique insert is, on every server.) Older
    * versions are deleted behind.
    */
-  updateBucket(
+  updateBucket<T>(
     customerId: string,
     defaults: RateLimitPolicy,
-    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: RateLimitDecision },
-  ): Promise<RateLimitDecision> {
+    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },
+  ): Promise<T> {
     // Calls for one customer queue up in this process, so CAS conflicts only come from other replicas.
     return this.bucketLocks.run(customerId, () => this.casBucket(customerId, defaults, decide));
   }
 
-  private casBucket(
+  private casBucket<T>(
     customerId: string,
     defaults: RateLimitPolicy,
-    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: RateLimitDecision },
-  ): Promise<RateLimitDecision> {
+    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },
+  ): Promise<T> {
     return guard(async () => {
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         if (attempt > 0) await sleep(Math.random() * Math.min(50, 2 ** attempt)); // jittered backoff

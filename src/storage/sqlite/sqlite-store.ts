@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/token-bucket.js";
-import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../../domain/types.js";
+import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
 import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
 import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
 import { SCHEMA } from "./schema.js";
@@ -146,11 +146,11 @@ export class SqliteStore implements Store {
     return guard(() => this.prepared<AuditRow>(sql).all(q)).map(rowToEvent);
   }
 
-  async updateBucket(
+  async updateBucket<T>(
     customerId: string,
     defaults: RateLimitPolicy,
-    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: RateLimitDecision },
-  ): Promise<RateLimitDecision> {
+    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },
+  ): Promise<T> {
     return this.tx(() => {
       const row = this.stmts.bucket.get(customerId);
       const policy = row?.capacity != null && row.refill_per_second != null
