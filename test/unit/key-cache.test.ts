@@ -1,37 +1,20 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { KeyCache } from "../../src/domain/key-cache.js";
-import type { Store } from "../../src/storage/store.js";
-import { SqliteStore } from "../../src/storage/sqlite/sqlite-store.js";
+import { gate, removeWrappedStores, wrappedSqliteStore } from "../helpers/wrapped-store.js";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(removeWrappedStores);
 
 /** A real SQLite store whose "which keys changed" query waits until released, like a slow database. */
 function slowPollStore() {
-  const dir = mkdtempSync(join(tmpdir(), "zpk-key-cache-"));
-  dirs.push(dir);
-  const store = new SqliteStore(dir);
-  let release: () => void = () => {};
-  const gate = new Promise<void>((r) => (release = r));
-  const slow = new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === "changedKeyDigests") {
-        return async (since: number) => {
-          await gate;
-          return target.changedKeyDigests(since);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver);
-      return typeof v === "function" ? v.bind(target) : v;
+  const { passed, release } = gate();
+  const store = wrappedSqliteStore({
+    changedKeyDigests: (original) => async (since) => {
+      await passed;
+      return original(since);
     },
-  }) as Store;
-  return { store: slow, release };
+  });
+  return { store, release };
 }
 
 describe("KeyCache shutdown", () => {

@@ -1,45 +1,28 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { RateLimitLeases } from "../../src/domain/rate-limit-leases.js";
 import type { RateLimitPolicy } from "../../src/domain/types.js";
-import { SqliteStore } from "../../src/storage/sqlite/sqlite-store.js";
-import type { Store } from "../../src/storage/store.js";
+import { gate, removeWrappedStores, wrappedSqliteStore } from "../helpers/wrapped-store.js";
 
 const SMALL: RateLimitPolicy = { capacity: 5, refillPerSecond: 0.001 };
 const T0 = Date.UTC(2026, 0, 1);
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(removeWrappedStores);
 
 /**
- * A real SQLite store whose first bucket step waits until released, like a slow database, and
- * that counts bucket steps: the charges made meanwhile queue up behind that step.
+ * Leases over a real SQLite store whose first bucket step waits until released, like a slow
+ * database, and that counts bucket steps: the charges made meanwhile queue up behind that step.
  */
 function gatedStore() {
-  const dir = mkdtempSync(join(tmpdir(), "zpk-leases-"));
-  dirs.push(dir);
-  const store = new SqliteStore(dir);
-  let release: () => void = () => {};
-  const gate = new Promise<void>((r) => (release = r));
+  const { passed, release } = gate();
   let steps = 0;
-  const gated = new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === "updateBucket") {
-        return async (...args: Parameters<Store["updateBucket"]>) => {
-          if (steps++ === 0) await gate;
-          return target.updateBucket(...args);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver);
-      return typeof v === "function" ? v.bind(target) : v;
+  const store = wrappedSqliteStore({
+    updateBucket: (original) => async (...args) => {
+      if (steps++ === 0) await passed;
+      return original(...args);
     },
-  }) as Store;
-  const leases = new RateLimitLeases(gated, SMALL, () => T0, { leaseMs: 250 }, pino({ level: "silent" }));
+  });
+  const leases = new RateLimitLeases(store, SMALL, () => T0, { leaseMs: 250 }, pino({ level: "silent" }));
   return { leases, release, steps: () => steps };
 }
 
