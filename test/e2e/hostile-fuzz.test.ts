@@ -109,7 +109,6 @@ const pools: Pools = {
 };
 const counts = { rest: 0, raw: 0, connect: 0, rpc: 0, grpcRaw: 0, setup: 0 };
 const statusHistogram = new Map<string, number>();
-const bareRefusals = new Map<string, number>();
 const notes = new Map<string, number>();
 /** The slowest request of each kind: a hostile input that costs seconds is a denial of service. */
 const slowest = new Map<string, { ms: number; what: string }>();
@@ -336,10 +335,6 @@ async function sendRest(spec: RestSpec): Promise<void> {
   const details = (problem: string) => () =>
     describe(`-> ${res.status} ${cut(res.text, 500)}\n  problem: ${problem}\n  server log for ${requestId || "(no request id)"}:\n    ${logLinesFor(server.output(), requestId).map((l) => cut(l, 1500)).join("\n    ")}`);
 
-  if (!requestId && (res.status === 400 || res.status === 431 || res.status === 414 || res.status === 505) && res.text === "") {
-    bump(bareRefusals, `${res.status} from Node's HTTP parser (no JSON body, no X-Request-Id)`);
-    return;
-  }
   let parsed: URL | null = null;
   try {
     parsed = new URL(url, "http://localhost");
@@ -406,10 +401,6 @@ it("raw HTTP/1.1 requests node:http would not build", async () => {
     const { headers, body } = rawBody(res.text);
     const detail = () => `${cut(JSON.stringify(wire.toString("latin1")), 600)}\n-> ${cut(res.text, 600)}`;
     if (res.status >= 500) return violate(`raw: HTTP ${res.status}`, detail);
-    if (body === "" && !/x-request-id/i.test(headers)) {
-      bump(bareRefusals, `${res.status} from Node's HTTP parser (no JSON body, no X-Request-Id)`);
-      return;
-    }
     if (res.status >= 400 && !/^HEAD /.test(r.lines[0]!)) {
       const hdrs: Record<string, string> = {};
       for (const line of headers.split("\r\n").slice(1)) {
@@ -449,7 +440,6 @@ it("Connect protocol: hand-made JSON and protobuf bodies", async () => {
     const requestId = typeof res.headers["x-request-id"] === "string" ? res.headers["x-request-id"] : "";
     const detail = (p: string) => () =>
       `POST ${path} ${cut(requestText)}\n-> ${res.status} ${cut(res.text, 500)}\n  problem: ${p}\n  server log:\n    ${logLinesFor(server.output(), requestId).map((l) => cut(l, 1500)).join("\n    ")}`;
-    if (!requestId && res.text === "" && [400, 431].includes(res.status)) return void bump(bareRefusals, `${res.status} from Node's HTTP parser (no JSON body, no X-Request-Id)`);
     if (res.status === 501 && /"unimplemented".*compression/.test(res.text)) return void bump(notes, "Connect 501 unimplemented for an unsupported Content-Encoding (as the Connect protocol specifies)");
     if (res.status === 500 && isConnectParseBinary(res.text)) return void bump(notes, CONNECT_PARSE_BINARY);
     if (res.status >= 500) return violate(connectSignature(res.status, res.text), detail("5xx"));
@@ -656,7 +646,7 @@ it("after the storm: alive, RSS bounded, no secret in any log line or audit even
     `[fuzz] server RSS: start ${rss.start} MiB, peak ${rss.peak} MiB, end ${rss.end} MiB (limit ${RSS_LIMIT_MIB} MiB)`,
     `[fuzz] outcomes: ${[...statusHistogram].sort().map(([k, v]) => `${k}: ${v}`).join(", ")}`,
     `[fuzz] RPC latency by method (mean/max ms, 8 in flight): ${[...rpcLatency].map(([m, l]) => `${m} ${(l.sum / l.n).toFixed(0)}/${l.max.toFixed(0)}`).join(", ")}`,
-    `[fuzz] bare refusals by Node's parser (not the documented error shape): ${[...bareRefusals].map(([k, v]) => `${k}: ${v}`).join(", ") || "none"}; oversized bodies cut while sending: ${transportCuts}; RPC calls retried after a connection reset: ${clientResets}; raw requests left waiting for their body: ${rawPending}`,
+    `[fuzz] oversized bodies cut while sending: ${transportCuts}; RPC calls retried after a connection reset: ${clientResets}; raw requests left waiting for their body: ${rawPending}`,
     `[fuzz] slowest: ${[...slowest].map(([k, v]) => `${k} ${v.ms.toFixed(0)} ms (${v.what})`).join("; ")}`,
     `[fuzz] notes: ${[...notes].map(([k, v]) => `${k}: ${v}`).join(", ") || "none"}`,
     `[fuzz] violations: ${violations.size === 0 ? "none" : ""}`,

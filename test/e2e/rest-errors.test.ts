@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { errorShapeProblems, rawBody, rawExchange } from "../helpers/fuzz-http.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { auditTrail, expectError, issueWith, wellFormedUnknownKey, withWrongChecksum } from "../helpers/rest-support.js";
 import { type RunningServer, sleep, startServer } from "../helpers/server.js";
@@ -231,6 +232,37 @@ describe("401 unauthenticated", () => {
     const res = await rest(server, "GET", "/v1/api-keys", { headers: { "x-api-key": root.secret } });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-request-id")).toBeTruthy();
+  });
+});
+
+describe("requests Node's HTTP parser refuses", () => {
+  /** The status and parsed error body of a raw request, and any SPEC §3 shape problems. */
+  async function raw(wire: string) {
+    const res = await rawExchange(server.port, Buffer.from(wire, "latin1"));
+    const { headers, body } = rawBody(res.text);
+    const hdrs = Object.fromEntries(
+      headers.split("\r\n").slice(1).map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
+    );
+    return { status: res.status, error: JSON.parse(body || "{}").error, problems: errorShapeProblems(res.status ?? 0, hdrs, body) };
+  }
+
+  it.each([
+    ["a header line without a colon", "GET /v1/api-keys HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"],
+    ["a request line that is not HTTP", "HELLO THERE\r\n\r\n"],
+    ["an unknown HTTP version", "GET /v1/api-keys HTTP/7.0\r\nHost: x\r\n\r\n"],
+  ])("%s is a JSON 400 invalid_argument with a request id, not a bare 400", async (_what, wire) => {
+    const res = await raw(wire);
+    expect(res.status).toBe(400);
+    expect(res.error).toEqual({ code: "invalid_argument", message: "malformed HTTP request" });
+    expect(res.problems).toEqual([]);
+  });
+
+  it("headers over 16 KiB are a JSON 400 invalid_argument that says so (Node alone sends a bare 431)", async () => {
+    const res = await raw(`GET /v1/api-keys HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    expect(res.status).toBe(400);
+    expect(res.error.code).toBe("invalid_argument");
+    expect(res.error.message).toMatch(/headers.*16 KiB/);
+    expect(res.problems).toEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { answerClientError } from "./client-error.js";
 import type { NodeRequest, NodeResponse } from "./json-response.js";
 
 /**
@@ -47,6 +48,7 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
     },
     handler,
   );
+  h1.on("clientError", answerClientError);
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxConcurrentStreams } }, handler);
   h2.setTimeout(opts.requestTimeoutMs * 4); // idle HTTP/2 sessions are closed
   h2.on("timeout", (session: http2.ServerHttp2Session) => session.close?.());
