@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { checkLargeBucket } from "../helpers/large-bucket.js";
+import { metricValue, scrapeMetrics } from "../helpers/metrics.js";
 import { freshDbName, mongoServer, mongoUri } from "../helpers/mongo.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { grpcJsClient, type RpcClient } from "../helpers/rpc-clients.js";
@@ -16,6 +18,8 @@ import { type RunningServer, sleep, startServer } from "../helpers/server.js";
  *   Every charge is answered within the client's 10 s deadline: a replica charges the requests
  *   that queued behind a store step together in its next one (rate-limit-leases.ts), so a burst
  *   costs a few compare-and-set rounds per replica, not one each.
+ * - A large bucket (capacity 10,000) charged through each replica's reserves: the same one-sided
+ *   bound as with WORKERS (test/helpers/large-bucket.ts), the compare-and-set taking the reserves.
  * - Revocation and expiry bound: once a key is warm on every replica, a revocation on A is seen by
  *   A at once and by B and C within 1 s (+100 ms slack for the 50 ms poll and the round trip); an
  *   expiry (set at issue, or moved near by a PATCH on A) is seen by every replica within 1 s of
@@ -150,6 +154,18 @@ describe("shared rate limit across replicas", () => {
         expect(res.headers.get("x-ratelimit-remaining")).toBe("0");
       }
     }
+  }, 60_000);
+});
+
+describe("a large bucket across replicas (per-process reserves)", () => {
+  it("never admits more than capacity + elapsed x rate, refuses at most replicas x reserve early, and gives unused reserves back", async () => {
+    const steps = async () => {
+      const counts = await Promise.all(
+        replicas.map(async (r) => metricValue(await scrapeMetrics(r.metricsPort), 'zpk_store_operation_duration_seconds_count{op="updateBucket"}') ?? 0),
+      );
+      return counts.reduce((a, b) => a + b, 0);
+    };
+    await checkLargeBucket(grpc, internal, replicas.length, steps);
   }, 60_000);
 });
 

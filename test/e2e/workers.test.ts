@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { checkLargeBucket } from "../helpers/large-bucket.js";
 import { metricValue, scrapeMetrics } from "../helpers/metrics.js";
 import { grpcJsClient, type RpcClient } from "../helpers/rpc-clients.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
@@ -52,46 +53,7 @@ describe("WORKERS=2", () => {
   });
 
   it("a large bucket charged through per-process reserves never admits more than capacity + elapsed x rate, refuses at most workers x reserve early, and gives unused reserves back", async () => {
-    const auth = { authorization: `Bearer ${server.internalToken}` };
-    const customerId = uuid();
-    const CAPACITY = 10_000; // reserve = 1 % = 100 tokens per process
-    const RATE = 0.01;
-    const set = await clients[0]!.call("setRateLimit", { customerId, capacity: CAPACITY, refillPerSecond: RATE }, auth);
-    expect(set.ok).toBe(true);
-    const started = Date.now();
-    /** `n` charges, 48 in flight, spread over every connection (so over both workers). */
-    const charge = async (n: number) => {
-      let admitted = 0;
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 48 }, async (_, lane) => {
-          while (next < n) {
-            next++;
-            const r = await clients[lane % clients.length]!.call("chargeRateLimit", { customerId }, auth);
-            if (!r.ok) throw new Error(`charge failed: ${JSON.stringify(r)}`);
-            if (r.res.allowed) admitted++;
-          }
-        }),
-      );
-      return admitted;
-    };
-    const stepsBefore = await bucketSteps();
-    const first = await charge(CAPACITY + 300);
-    // The point of reserves: about one store step per 100 charges, not one per charge.
-    expect(await bucketSteps() - stepsBefore, "store steps for 10,300 charges").toBeLessThan(1_000);
-    const bound = () => CAPACITY + Math.ceil(((Date.now() - started) / 1000) * RATE);
-    expect(first, "admitted more than SPEC §6 allows").toBeLessThanOrEqual(bound());
-    expect(first, "refused more than 2 workers x 100 reserved tokens early").toBeGreaterThanOrEqual(CAPACITY - 2 * 100);
-    // Reserves unused for RATE_LIMIT_LEASE_MS (250 ms) go back to the bucket: nothing is lost.
-    let later = 0;
-    for (let round = 0; round < 6; round++) {
-      await sleep(700);
-      const got = await charge(250);
-      later += got;
-      if (got === 0) break;
-    }
-    expect(first + later, "tokens were lost in reserves").toBeGreaterThanOrEqual(CAPACITY);
-    expect(first + later).toBeLessThanOrEqual(bound());
+    await checkLargeBucket(clients, { authorization: `Bearer ${server.internalToken}` }, 2, bucketSteps);
   });
 
   it("a revocation through one worker is seen by every worker within 1 s", async () => {
