@@ -14,6 +14,9 @@ export const kCallerPrefix = createContextKey<string | null>(null, { description
 const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A request id of our own, for a request that brought none we can echo. */
+export const newRequestId = () => `req_${randomUUID()}`;
+
 /**
  * The call's request id, decided once: the caller's `x-request-id` if it is sane, else a new
  * one. It is echoed as a response header on every transport.
@@ -22,7 +25,7 @@ export function requestIdOf(ctx: HandlerContext): string {
   const decided = ctx.responseHeader.get(REQUEST_ID_HEADER);
   if (decided) return decided;
   const incoming = ctx.requestHeader.get(REQUEST_ID_HEADER);
-  const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) ? incoming : `req_${randomUUID()}`;
+  const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) ? incoming : newRequestId();
   ctx.responseHeader.set(REQUEST_ID_HEADER, id);
   return id;
 }

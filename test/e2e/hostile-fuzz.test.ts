@@ -3,6 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ApiKeyService } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { PARSER_REFUSAL_MESSAGES } from "../../src/transport/http/client-error.js";
 import {
   connectRaw,
   grpcRaw,
@@ -58,8 +59,6 @@ const runsFor = (share: number) => Math.max(1, Math.ceil((TOTAL * share) / BATCH
 /** Per-test timeout: generous, proportional to the work. */
 const timeoutFor = (share: number) => Math.max(120_000, TOTAL * share * 60);
 
-/** The messages of src/transport/http/client-error.ts: refusals before there is a request. */
-const PARSER_REFUSALS = /^(malformed HTTP request|request headers are larger than 16 KiB|the request did not arrive in time)$/;
 const REST_STATUSES = new Set([200, 201, 204, 400, 401, 403, 404, 405, 413, 429]);
 /** gRPC codes a hostile request may legitimately get: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED. */
 const RPC_CODES = new Set([3, 5, 7, 8, 16]);
@@ -366,7 +365,7 @@ async function sendRest(spec: RestSpec): Promise<void> {
       }
       // A request Node's parser refused (headers over 16 KiB) never reached the service, which so
       // never saw its URL: it is answered 400 invalid_argument (shape checked above), counted here.
-      if (res.status === 400 && error?.code === "invalid_argument" && PARSER_REFUSALS.test(error.message ?? "")) return void bump(notes, "a key in the query string of a request Node's parser refused: 400 invalid_argument");
+      if (res.status === 400 && error?.code === "invalid_argument" && PARSER_REFUSAL_MESSAGES.has(error.message ?? "")) return void bump(notes, "a key in the query string of a request Node's parser refused: 400 invalid_argument");
       if (res.status !== 400 || (spec.method !== "HEAD" && error?.code !== "key_in_url")) violate(`key in the query string answered ${res.status} ${error?.code}`, details("expected 400 key_in_url"));
       return;
     }

@@ -6,7 +6,7 @@ import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { auditTrail, eventually, expectError, issueWith, KEY_FIELDS, SECRET_PATTERN, wellFormedUnknownKey, withWrongChecksum } from "../helpers/rest-support.js";
 import { grpcJsClient, type RpcClient, type RpcResult, type MethodName } from "../helpers/rpc-clients.js";
 import { type RunningServer, sleep, startServer } from "../helpers/server.js";
-import { metricValue, scrapeMetrics } from "../helpers/metrics.js";
+import { bucketStoreSteps } from "../helpers/metrics.js";
 import { keysCli as runKeysCli } from "../helpers/run-process.js";
 
 /**
@@ -199,8 +199,7 @@ describe("service on the MongoDB store", () => {
 
   it("ChargeRateLimit: a burst of 200 concurrent charges for one customer admits exactly the 60 tokens, answers every call, and takes far fewer store steps than charges", async () => {
     const customerId = uuid();
-    const steps = async () =>
-      metricValue(await scrapeMetrics(server.metricsPort), 'zpk_store_operation_duration_seconds_count{op="updateBucket"}') ?? 0;
+    const steps = () => bucketStoreSteps([server.metricsPort]);
     const before = await steps();
     const results = await Promise.all(Array.from({ length: 200 }, () => grpc.call("chargeRateLimit", { customerId }, internal())));
     const decisions = results.map((r, i) => ok(r, `charge ${i + 1}`));

@@ -1,4 +1,5 @@
 import { expect } from "vitest";
+import { bucketStoreSteps } from "./metrics.js";
 import type { RpcClient } from "./rpc-clients.js";
 import { uuid } from "./rest.js";
 import { sleep } from "./server.js";
@@ -16,12 +17,12 @@ const RATE = 0.01;
  * - never more admitted than capacity + elapsed × rate (the client's elapsed time bounds the
  *   bucket's own);
  * - at most `processes` × reserve refused early;
- * - about one store step per reserve, not one per charge (`storeSteps` reads the processes'
- *   bucket-step counters);
+ * - about one store step per reserve, not one per charge (summed over `metricsPorts`);
  * - reserves unused for RATE_LIMIT_LEASE_MS (250 ms) go back to the bucket: charging on later,
  *   at least the capacity is admitted in all, and still never more than the bound.
  */
-export async function checkLargeBucket(clients: RpcClient[], auth: Record<string, string>, processes: number, storeSteps: () => Promise<number>) {
+export async function checkLargeBucket(clients: RpcClient[], auth: Record<string, string>, processes: number, metricsPorts: (number | null)[]) {
+  const storeSteps = () => bucketStoreSteps(metricsPorts);
   const customerId = uuid();
   const set = await clients[0]!.call("setRateLimit", { customerId, capacity: CAPACITY, refillPerSecond: RATE }, auth);
   expect(set.ok).toBe(true);

@@ -12,3 +12,14 @@ export function metricValue(text: string, series: string): number | undefined {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
+
+/**
+ * Rate-limit bucket store steps (`updateBucket` calls) so far, summed over the servers whose
+ * metrics ports are given: how often charging went to the store rather than a reserve.
+ */
+export async function bucketStoreSteps(metricsPorts: (number | null)[]): Promise<number> {
+  const counts = await Promise.all(
+    metricsPorts.map(async (p) => metricValue(await scrapeMetrics(p), 'zpk_store_operation_duration_seconds_count{op="updateBucket"}') ?? 0),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}

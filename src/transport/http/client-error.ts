@@ -1,8 +1,9 @@
-import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import type * as net from "node:net";
 import type { ErrorCode } from "../../domain/errors.js";
+import { newRequestId } from "../../service/call-context.js";
 import { ERROR_TABLE } from "../../service/error-codes.js";
+import { errorBody } from "./json-response.js";
 
 /**
  * What Node's HTTP/1.1 parser refuses before there is a request (a bad request line or header,
@@ -18,13 +19,16 @@ const REFUSALS: Record<string, { code: ErrorCode; message: string }> = {
 };
 const MALFORMED = { code: "invalid_argument", message: "malformed HTTP request" } as const;
 
+/** The messages these refusals carry (tests tell them from the service's own 400s by them). */
+export const PARSER_REFUSAL_MESSAGES: ReadonlySet<string> = new Set([...Object.values(REFUSALS), MALFORMED].map((r) => r.message));
+
 export function answerClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
   const inFlight = (socket as net.Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
   if (err.code !== "ECONNRESET" && socket.writable && !inFlight?.headersSent) {
     const { code, message } = REFUSALS[err.code ?? ""] ?? MALFORMED;
     const status = ERROR_TABLE[code].http;
-    const requestId = `req_${randomUUID()}`;
-    const body = JSON.stringify({ error: { code, message }, request_id: requestId });
+    const requestId = newRequestId();
+    const body = JSON.stringify(errorBody(code, message, requestId));
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
         `x-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,

@@ -1,8 +1,8 @@
-import { randomUUID } from "node:crypto";
 import type * as http from "node:http";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { ConnectError } from "@connectrpc/connect";
-import { DomainError } from "../../domain/errors.js";
+import { DomainError, type ErrorCode } from "../../domain/errors.js";
+import { newRequestId } from "../../service/call-context.js";
 import { ERROR_CODE_HEADER, ERROR_TABLE, errorCodeOf, httpStatusOf } from "../../service/error-codes.js";
 
 /** The request and response types connect-node hands its fallback, for HTTP/1.1 and HTTP/2. */
@@ -49,7 +49,10 @@ export function sendError(res: NodeResponse, err: unknown, headers: Headers = ne
     message = err.rawMessage;
     err.metadata.forEach((v, k) => headers.set(k, v));
   }
-  const requestId = headers.get("x-request-id") ?? `req_${randomUUID()}`;
+  const requestId = headers.get("x-request-id") ?? newRequestId();
   headers.set("x-request-id", requestId);
-  sendJson(res, status, { error: { code, message }, request_id: requestId }, headers);
+  sendJson(res, status, errorBody(code, message, requestId), headers);
 }
+
+/** SPEC §3's error body. */
+export const errorBody = (code: ErrorCode, message: string, requestId: string) => ({ error: { code, message }, request_id: requestId });
