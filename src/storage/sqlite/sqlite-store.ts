@@ -20,6 +20,30 @@ import { SCHEMA } from "./schema.js";
  */
 const BOUND_LIMIT = "CAST(@limit AS INTEGER)";
 
+const BUSY_TIMEOUT_MS = 2000;
+
+/**
+ * Switches the file to WAL. On a new file this takes an exclusive lock, and when another process
+ * is opening the same new file at that moment (the workers of `WORKERS` > 1 on a fresh DATA_DIR)
+ * SQLite answers SQLITE_BUSY at once, without waiting `busy_timeout`: so it is retried, briefly.
+ * Once the file is in WAL mode the pragma takes no lock.
+ */
+function enableWal(db: Database.Database): void {
+  const giveUpAt = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      db.pragma("journal_mode = WAL");
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== "SQLITE_BUSY" || Date.now() >= giveUpAt) throw e;
+      sleepSync(5 + Math.random() * 20);
+    }
+  }
+}
+
+/** The constructor is synchronous (so is better-sqlite3), hence a blocking wait. */
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts;
@@ -28,9 +52,9 @@ export class SqliteStore implements Store {
     const db = guard(() => {
       mkdirSync(dataDir, { recursive: true });
       const d = new Database(join(dataDir, "zpk.sqlite"));
-      d.pragma("journal_mode = WAL");
+      d.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`); // better-sqlite3 waits synchronously: keep it short
+      enableWal(d);
       d.pragma("synchronous = NORMAL");
-      d.pragma("busy_timeout = 2000"); // better-sqlite3 waits synchronously: keep it short
       d.exec(SCHEMA);
       return d;
     });
