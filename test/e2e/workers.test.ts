@@ -24,8 +24,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients) c.close();
-  await server.stop();
+  // (when the server failed to start, its error is the one to see)
+  for (const c of clients ?? []) c.close();
+  await server?.stop();
 });
 
 describe("WORKERS=2", () => {
