@@ -16,6 +16,10 @@ import { HealthState } from "./transport/health-state.js";
 import { createDualProtocolServer, DEFAULT_LIMITS } from "./transport/http/dual-protocol-server.js";
 import { createFallback } from "./transport/http/fallback.js";
 import { createRestHandler } from "./transport/rest/rest-handler.js";
+import { SessionCredential } from "./service/session-credential.js";
+import { parseTrustedProxies } from "./service/site-origin.js";
+import { buildDashboardBundle } from "./transport/dashboard/bundle.js";
+import { createDashboardHandler } from "./transport/dashboard/dashboard-handler.js";
 
 /**
  * Wires the layers: store -> domain -> one service implementation -> transports. Data flows one
@@ -36,6 +40,12 @@ export async function createService(config: Config, log: Logger) {
       ttlMs: config.KEY_CACHE_TTL_MS,
       pollIntervalMs: config.REVOCATION_POLL_MS,
     },
+    sessions: {
+      ttlMs: config.DASHBOARD_SESSION_TTL_MS,
+      idleMs: config.DASHBOARD_IDLE_TIMEOUT_MS,
+      maxPerSubject: config.DASHBOARD_MAX_SESSIONS_PER_KEY,
+      portalTtlMs: config.PORTAL_URL_TTL_MS,
+    },
     observe: {
       auth: (outcome) => metrics.authOutcomes.inc(outcome, () => ({ outcome })),
       rateLimit: (allowed) => {
@@ -49,8 +59,16 @@ export async function createService(config: Config, log: Logger) {
     usageDepth: () => domain.usage.depth,
     auditPending: () => domain.audit.depth,
   });
+  const site = { dashboardOrigin: config.DASHBOARD_ORIGIN ?? null, trustedProxies: parseTrustedProxies(config.TRUSTED_PROXIES) };
   const impl = createApiKeyService({
-    credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),
+    credentials: new Credentials(
+      config.INTERNAL_TOKEN ?? null,
+      domain.authenticator,
+      new SessionCredential(domain.sessions, domain.rateLimiter, site),
+    ),
+    sessions: domain.sessions,
+    usageReports: domain.usageReports,
+    site,
     keys: domain.keys,
     authenticator: domain.authenticator,
     rateLimiter: domain.rateLimiter,
@@ -58,11 +76,15 @@ export async function createService(config: Config, log: Logger) {
     metrics,
     now: domain.now,
   });
-  return { store, domain, impl, metrics };
+  return { store, domain, impl, metrics, site };
 }
 
 export async function createApp(config: Config, log: Logger) {
-  const { store, domain, impl, metrics } = await createService(config, log);
+  const { store, domain, impl, metrics, site } = await createService(config, log);
+  // Built once, in the background; the first /dashboard request waits for it if need be.
+  const bundle = buildDashboardBundle();
+  bundle.catch((err: unknown) => log.error({ err }, "building the dashboard failed"));
+  const dashboard = createDashboardHandler({ bundle, sessions: domain.sessions, authenticator: domain.authenticator, site, log });
   let draining = false;
   const health = new HealthState();
   const rest = createRestHandler(impl, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues, log });
@@ -74,7 +96,7 @@ export async function createApp(config: Config, log: Logger) {
     },
     contextValues: nodeContextValues,
     readMaxBytes: config.BODY_LIMIT_BYTES,
-    fallback: createFallback({ rest, store, log, isDraining: () => draining }),
+    fallback: createFallback({ rest, store, log, isDraining: () => draining, dashboard }),
   });
   const http = createDualProtocolServer(handler, { ...DEFAULT_LIMITS, bodyLimitBytes: config.BODY_LIMIT_BYTES });
   const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });

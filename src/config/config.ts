@@ -35,6 +35,15 @@ const schema = z.object({
   KEY_CACHE_NEGATIVE_SIZE: int(1, 10_000_000).default(100_000),
   KEY_CACHE_TTL_MS: int(1, 86_400_000).default(60_000),
   REVOCATION_POLL_MS: int(10, 60_000).default(500),
+  // Dashboard (src/transport/dashboard): the public origin (scheme://host[:port]) the dashboard is
+  // served at, when a proxy in front rewrites Host; proxies (exact IPs) whose X-Forwarded-Proto and
+  // X-Forwarded-Host are believed; session lifetime, idle timeout, sessions per key, portal URL validity.
+  DASHBOARD_ORIGIN: z.string().regex(/^https?:\/\/[^/?#\s]+$/, "must be scheme://host[:port], without a path").optional(),
+  TRUSTED_PROXIES: z.string().regex(/^[0-9A-Fa-f.:, ]*$/, "must be a comma-separated list of IP addresses").default(""),
+  DASHBOARD_SESSION_TTL_MS: int(60_000, 30 * 86_400_000).default(12 * 3_600_000),
+  DASHBOARD_IDLE_TIMEOUT_MS: int(10_000, 30 * 86_400_000).default(30 * 60_000),
+  DASHBOARD_MAX_SESSIONS_PER_KEY: int(1, 1000).default(10),
+  PORTAL_URL_TTL_MS: int(1000, 3_600_000).default(5 * 60_000),
 });
 
 export type Config = z.infer<typeof schema>;

@@ -66,6 +66,7 @@ export class Authenticator {
       if (!rateLimit.allowed) return this.deny("rate_limited", key, origin, check, rateLimit);
     }
     this.usage.record(key.id, now);
+    this.usage.recordOutcome(key, "valid", now);
     this.observe("valid");
     return { valid: true, key, rateLimit };
   }
@@ -78,6 +79,7 @@ export class Authenticator {
     rateLimit: RateLimitDecision | null = null,
   ): AuthResult {
     this.observe(reason);
+    if (key) this.usage.recordOutcome(key, reason, this.now());
     const event = {
       customerId: key?.customerId ?? null,
       action: reason === "rate_limited" ? check.rateLimitAction : ("auth.failed" as const),

@@ -8,6 +8,11 @@ import { RateLimitLeases } from "./rate-limit-leases.js";
 import { RateLimiter } from "./rate-limiter.js";
 import type { RateLimitPolicy } from "./types.js";
 import { UsageRecorder } from "./usage-recorder.js";
+import { type SessionOptions, Sessions } from "./sessions.js";
+import { UsageReports } from "./usage-report.js";
+
+/** Dashboard session defaults (config.ts can change each). */
+export const DEFAULT_SESSIONS: SessionOptions = { ttlMs: 12 * 3_600_000, idleMs: 30 * 60_000, maxPerSubject: 10, portalTtlMs: 5 * 60_000 };
 
 export interface DomainOptions {
   rateLimit: RateLimitPolicy;
@@ -17,6 +22,7 @@ export interface DomainOptions {
   auditFlushIntervalMs: number;
   auditAggregateIntervalMs: number;
   keyCache: KeyCacheOptions;
+  sessions?: SessionOptions;
   now?: () => number;
   /** Outcome hooks for metrics. */
   observe?: { auth?: (outcome: string) => void; rateLimit?: (allowed: boolean) => void };
@@ -38,7 +44,14 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
   const rateLimiter = new RateLimiter(store, leases, opts.rateLimit, audit, now, opts.observe?.rateLimit);
   const cache = new KeyCache(store, opts.keyCache, now, log);
   const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth);
-  const keys = new KeyManager(store, audit, usage, now, (key) => cache.invalidate(key.digest));
+  const sessions = new Sessions(store, cache.lookup, now, opts.sessions ?? DEFAULT_SESSIONS);
+  const keys = new KeyManager(store, audit, usage, now, (key) => {
+    cache.invalidate(key.digest);
+    // A revoked (or disabled) key's dashboard sessions end at once, on every process.
+    if (key.revokedAt !== null || (key as { enabled?: boolean }).enabled === false) {
+      void sessions.endSessionsOfKey(key.id).catch((err: unknown) => log.warn({ err }, "ending the sessions of a key failed"));
+    }
+  });
   return {
     store,
     audit,
@@ -47,6 +60,8 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     cache,
     authenticator,
     keys,
+    sessions,
+    usageReports: new UsageReports(store, now),
     now,
     start() {
       audit.start();

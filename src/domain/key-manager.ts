@@ -189,7 +189,7 @@ export class KeyManager {
 
 export const actorOf = (caller: Caller): AuditEvent["actor"] =>
   caller.kind === "key"
-    ? { type: "key", keyId: caller.key.id, prefix: caller.key.prefix }
+    ? (caller.actor ?? { type: "key", keyId: caller.key.id, prefix: caller.key.prefix })
     : { type: "internal", name: caller.name };
 
 const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });

@@ -24,7 +24,7 @@ export const isActive = (k: KeyRecord, now: number) => k.revokedAt === null && !
 
 /** Who performs a call: a customer's key, or an internal service holding the internal token. */
 export type Caller =
-  | { kind: "key"; key: KeyRecord }
+  | { kind: "key"; key: KeyRecord; /** Audited as this actor instead of the key (portal sessions). */ actor?: AuditActor }
   | { kind: "internal"; name: string };
 
 export type AuditAction =

@@ -1,15 +1,28 @@
 import type { Logger } from "pino";
 import type { Store, UsageDelta } from "../storage/store.js";
+import type { HourlyUsageDelta } from "./session-store.js";
 import type { KeyRecord } from "./types.js";
+
+const HOUR_MS = 3_600_000;
+/** Hourly counts are kept this long (GetUsage's window), then deleted. */
+export const USAGE_RETENTION_MS = 7 * 24 * HOUR_MS;
+/** Distinct (key, hour, outcome) counters held between flushes; beyond it new ones are dropped. */
+const MAX_HOURLY_PENDING = 100_000;
 
 /**
  * Write-behind for `last_used_at` / `total_requests` (SPEC §2): successful authentications are
  * counted in memory and written as one batch per interval and on shutdown, never one write per
  * request. A crash loses at most one interval of counts. Reads through this process see the
  * pending counts too (`overlay`).
+ *
+ * The same batches carry the hourly counts per key and outcome (valid or denial reason) behind
+ * the dashboard's usage chart and GetUsage; counts older than USAGE_RETENTION_MS are deleted
+ * (checked once an hour), so their storage is bounded by keys x 168 hours x outcomes.
  */
 export class UsageRecorder {
   private pending = new Map<string, UsageDelta>();
+  private hourly = new Map<string, HourlyUsageDelta>();
+  private lastPurge = 0;
   private timer: NodeJS.Timeout | null = null;
   /** The flush under way: flushes never overlap (a store may not merge concurrent increments). */
   private inFlight: Promise<void> | null = null;
@@ -34,6 +47,17 @@ export class UsageRecorder {
     }
   }
 
+  /** Counts one authentication of `key` in its hour, by outcome (`valid` or the denial reason). */
+  recordOutcome(key: KeyRecord, outcome: string, at: number): void {
+    const hour = at - (at % HOUR_MS);
+    const id = `${key.id}|${hour}|${outcome}`;
+    const d = this.hourly.get(id);
+    if (d) d.count += 1;
+    else if (this.hourly.size < MAX_HOURLY_PENDING) {
+      this.hourly.set(id, { customerId: key.customerId, keyId: key.id, instanceId: key.instanceId, hour, outcome, count: 1 });
+    }
+  }
+
   /** The key as it will be once pending usage is written. */
   overlay(key: KeyRecord): KeyRecord {
     const d = this.pending.get(key.id);
@@ -46,7 +70,7 @@ export class UsageRecorder {
   }
 
   get depth(): number {
-    return this.pending.size;
+    return this.pending.size + this.hourly.size;
   }
 
   async flush(): Promise<void> {
@@ -56,6 +80,7 @@ export class UsageRecorder {
   }
 
   private async write(): Promise<void> {
+    await this.writeHourly();
     if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     this.pending = new Map();
@@ -69,6 +94,29 @@ export class UsageRecorder {
           cur.count += d.count;
           cur.lastUsedAt = Math.max(cur.lastUsedAt, d.lastUsedAt);
         } else this.pending.set(d.keyId, d);
+      }
+    }
+  }
+
+  private async writeHourly(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastPurge > HOUR_MS) {
+      this.lastPurge = now;
+      const cutoff = now - (now % HOUR_MS) - USAGE_RETENTION_MS;
+      await this.store.deleteHourlyUsageBefore(cutoff).catch((err: unknown) => this.log.warn({ err }, "hourly usage purge failed"));
+    }
+    if (this.hourly.size === 0) return;
+    const batch = [...this.hourly.values()];
+    this.hourly = new Map();
+    try {
+      await this.store.recordHourlyUsage(batch);
+    } catch (err) {
+      this.log.warn({ err, counters: batch.length }, "hourly usage write failed; will retry");
+      for (const d of batch) {
+        const id = `${d.keyId}|${d.hour}|${d.outcome}`;
+        const cur = this.hourly.get(id);
+        if (cur) cur.count += d.count;
+        else this.hourly.set(id, d);
       }
     }
   }

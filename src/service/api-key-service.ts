@@ -15,7 +15,11 @@ import {
   validScopes,
   validUuid,
 } from "../domain/validation.js";
+import type { Sessions } from "../domain/sessions.js";
+import type { UsageReports } from "../domain/usage-report.js";
 import type { Metrics } from "../observability/metrics.js";
+import { kPeerAddress } from "./call-context.js";
+import { type SiteOriginConfig, siteOrigin } from "./site-origin.js";
 import { kCallerPrefix, originOf, requestIdOf } from "./call-context.js";
 import type { Credentials } from "./credentials.js";
 import { auditEventMessage, keyMessage, msOf } from "./messages.js";
@@ -29,6 +33,10 @@ export interface ServiceDeps {
   log: Logger;
   metrics: Metrics;
   now: () => number;
+  /** Dashboard sessions and usage reports (issue "The dashboard"). */
+  sessions?: Sessions;
+  usageReports?: UsageReports;
+  site?: SiteOriginConfig;
 }
 
 const DENIAL: Record<string, DenialReason> = {
@@ -53,6 +61,7 @@ const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
  */
 export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKeyService> {
   const { credentials, keys, authenticator, rateLimiter, log, metrics, now } = deps;
+  const site = deps.site ?? { dashboardOrigin: null, trustedProxies: new Set<string>() };
 
   /** Runs one RPC: request id first, every failure through toConnectError, one log line, metrics. */
   async function run<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
@@ -234,6 +243,44 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
         };
       }),
 
+    getUsage: (req, ctx) =>
+      run(ctx, async () => {
+        if (!deps.usageReports) throw new Error("usage reports are not configured");
+        const caller = await credentials.caller(ctx);
+        const report = await deps.usageReports.report(caller, customerFor(caller, req.customerId), {
+          keyId: req.keyId || null,
+          since: msOf(req.since),
+          until: msOf(req.until),
+        });
+        return {
+          since: timestampFromMs(report.since),
+          until: timestampFromMs(report.until),
+          bucketSeconds: 3600,
+          buckets: report.hours.map((h) => ({
+            start: timestampFromMs(h.start),
+            valid: BigInt(h.valid),
+            denied: Object.entries(h.denied).map(([reason, count]) => ({ reason: DENIAL[reason] ?? DenialReason.UNSPECIFIED, count: BigInt(count) })),
+          })),
+        };
+      }),
+
+    createPortalSession: (req, ctx) =>
+      run(ctx, async () => {
+        if (!deps.sessions) throw new Error("sessions are not configured");
+        const caller = credentials.internal(ctx);
+        const customerId = validUuid(req.customerId, "customer_id");
+        const { token, record } = await deps.sessions.createGrant({
+          customerId,
+          scopes: validScopes(req.scopes),
+          instanceId: optionalUuid(req.instanceId, "instance_id"),
+          returnUrl: validReturnUrl(req.returnUrl),
+          createdBy: caller.kind === "internal" ? caller.name : "internal",
+        });
+        const path = `/dashboard/portal/${token}`;
+        const origin = siteOrigin(site, (n) => ctx.requestHeader.get(n), ctx.values.get(kPeerAddress)).origin;
+        return { url: origin + path, path, expiresAt: timestampFromMs(record.expiresAt) };
+      }),
+
     setRateLimit: (req, ctx) =>
       run(ctx, async () => {
         const caller = credentials.internal(ctx);
@@ -247,4 +294,19 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
         return { customerId, capacity: policy.capacity, refillPerSecond: policy.refillPerSecond };
       }),
   };
+}
+
+/** A portal's "back" link: an absolute http(s) URL (never `javascript:` and the like), or none. */
+function validReturnUrl(value: string): string | null {
+  if (value === "") return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalid("return_url must be an absolute http or https URL");
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || value.length > 2048) {
+    throw invalid("return_url must be an absolute http or https URL of at most 2048 characters");
+  }
+  return url.toString();
 }

@@ -4,6 +4,7 @@ import type { Authenticator } from "../domain/authenticator.js";
 import { DomainError, forbidden } from "../domain/errors.js";
 import type { Caller, RateLimitDecision } from "../domain/types.js";
 import { kCallerPrefix, originOf } from "./call-context.js";
+import { type SessionCredential, sessionCookie } from "./session-credential.js";
 
 /**
  * Who is calling, decided once per call for every transport: the internal credential
@@ -17,12 +18,18 @@ export class Credentials {
   constructor(
     internalToken: string | null,
     private readonly authenticator: Authenticator,
+    /** The dashboard's session cookie, used only when no key or token is presented. */
+    private readonly sessions: SessionCredential | null = null,
   ) {
     this.internalToken = internalToken ? Buffer.from(internalToken) : null;
   }
 
   /** For RPCs any caller may use: a customer key or the internal credential. */
   async caller(ctx: HandlerContext): Promise<Caller> {
+    if (this.sessions && !ctx.requestHeader.has("authorization") && !ctx.requestHeader.has("x-api-key")) {
+      const token = sessionCookie(ctx.requestHeader.get("cookie"));
+      if (token !== null) return this.sessions.caller(ctx, token);
+    }
     const presented = presentedCredential(ctx);
     // INTERNAL_TOKEN never starts with zpk_ (config.ts), so a customer key (whose prefix is
     // public) is not compared with it.

@@ -1,4 +1,5 @@
 import type { BucketState } from "../domain/token-bucket.js";
+import type { HourlyUsageStore, SessionStore } from "../domain/session-store.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../domain/types.js";
 
 /**
@@ -9,7 +10,7 @@ import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../domain/types.js"
  * A store throws `StorageUnavailableError` when it cannot do what was asked, and never leaves a
  * half-applied write visible.
  */
-export interface Store {
+export interface Store extends SessionStore, HourlyUsageStore {
   /** Stores a new key and its `api_key.issued` event. */
   insertKey(key: KeyRecord, event: AuditEvent): Promise<void>;
   /** The key whose digest this is, of any customer, or null. */

@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file apikeys/v1/api_key_service.proto.
  */
 export const file_apikeys_v1_api_key_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBhcGlrZXlzL3YxL2FwaV9rZXlfc2VydmljZS5wcm90bxIKYXBpa2V5cy52MSKSBAoDS2V5EgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhgKC2luc3RhbmNlX2lkGAMgASgJSACIAQESDAoEbmFtZRgEIAEoCRIOCgZwcmVmaXgYBSABKAkSEwoLZW52aXJvbm1lbnQYBiABKAkSDgoGc2NvcGVzGAcgAygJEi8KCG1ldGFkYXRhGAggAygLMh0uYXBpa2V5cy52MS5LZXkuTWV0YWRhdGFFbnRyeRIwCgxsYXN0X3VzZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnRvdGFsX3JlcXVlc3RzGAogASgEEi4KCmV4cGlyZXNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWlzX2FjdGl2ZRgPIAEoCBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoMX2luc3RhbmNlX2lkInwKD0xpc3RLZXlzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIYChBpbmNsdWRlX2luYWN0aXZlGAQgASgIEhMKC2luc3RhbmNlX2lkGAUgASgJImMKEExpc3RLZXlzUmVzcG9uc2USHQoEZGF0YRgBIAMoCzIPLmFwaWtleXMudjEuS2V5EhwKD25leHRfcGFnZV90b2tlbhgCIAEoCUgAiAEBQhIKEF9uZXh0X3BhZ2VfdG9rZW4iMAoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIuCg5HZXRLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleSKMAgoPSXNzdWVLZXlSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDgoGc2NvcGVzGAQgAygJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2Vudmlyb25tZW50GAYgASgJEjsKCG1ldGFkYXRhGAcgAygLMikuYXBpa2V5cy52MS5Jc3N1ZUtleVJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQAoQSXNzdWVLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleRIOCgZzZWNyZXQYAiABKAkikQIKEFVwZGF0ZUtleVJlcXVlc3QSCgoCaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRI8CghtZXRhZGF0YRgEIAMoCzIqLmFwaWtleXMudjEuVXBkYXRlS2V5UmVxdWVzdC5NZXRhZGF0YUVudHJ5Ei4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV9tYXNrGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMQoRVXBkYXRlS2V5UmVzcG9uc2USHAoDa2V5GAEgASgLMg8uYXBpa2V5cy52MS5LZXkiMwoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIxChFSZXZva2VLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleSJ2CgpBdWRpdEFjdG9yEgwKBHR5cGUYASABKAkSEwoGa2V5X2lkGAIgASgJSACIAQESEwoGcHJlZml4GAMgASgJSAGIAQESEQoEbmFtZRgEIAEoCUgCiAEBQgkKB19rZXlfaWRCCQoHX3ByZWZpeEIHCgVfbmFtZSI7CgtBdWRpdFRhcmdldBIOCgZrZXlfaWQYASABKAkSDgoGcHJlZml4GAIgASgJEgwKBG5hbWUYAyABKAki9AIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSGAoLY3VzdG9tZXJfaWQYAiABKAlIAIgBARIOCgZhY3Rpb24YAyABKAkSJQoFYWN0b3IYBCABKAsyFi5hcGlrZXlzLnYxLkF1ZGl0QWN0b3ISJwoGdGFyZ2V0GAUgASgLMhcuYXBpa2V5cy52MS5BdWRpdFRhcmdldBIPCgdvdXRjb21lGAYgASgJEhMKBnJlYXNvbhgHIAEoCUgBiAEBEg8KAmlwGAggASgJSAKIAQESFwoKdXNlcl9hZ2VudBgJIAEoCUgDiAEBEhcKCnJlcXVlc3RfaWQYCiABKAlIBIgBARIoCgR0aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjb3VudBgMIAEoDUIOCgxfY3VzdG9tZXJfaWRCCQoHX3JlYXNvbkIFCgNfaXBCDQoLX3VzZXJfYWdlbnRCDQoLX3JlcXVlc3RfaWQizQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGYWN0aW9uGAQgASgJEhEKCXRhcmdldF9pZBgFIAEoCRIpCgVzaW5jZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInEKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiQKBGRhdGEYASADKAsyFi5hcGlrZXlzLnYxLkF1ZGl0RXZlbnQSHAoPbmV4dF9wYWdlX3Rva2VuGAIgASgJSACIAQFCEgoQX25leHRfcGFnZV90b2tlbiKHAQoTQXV0aGVudGljYXRlUmVxdWVzdBILCgNrZXkYASABKAkSEwoLaW5zdGFuY2VfaWQYAiABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAMgAygJEg4KBmNoYXJnZRgEIAEoDRIRCgljbGllbnRfaXAYBSABKAkSEgoKdXNlcl9hZ2VudBgGIAEoCSKxAQoUQXV0aGVudGljYXRlUmVzcG9uc2USDQoFdmFsaWQYASABKAgSLwoNZGVuaWFsX3JlYXNvbhgCIAEoDjIYLmFwaWtleXMudjEuRGVuaWFsUmVhc29uEigKCXByaW5jaXBhbBgDIAEoCzIVLmFwaWtleXMudjEuUHJpbmNpcGFsEi8KCnJhdGVfbGltaXQYBCABKAsyGy5hcGlrZXlzLnYxLlJhdGVMaW1pdFN0YXR1cyLiAQoJUHJpbmNpcGFsEg4KBmtleV9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRITCgtpbnN0YW5jZV9pZBgDIAEoCRIOCgZzY29wZXMYBCADKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSDgoGcHJlZml4GAYgASgJEjUKCG1ldGFkYXRhGAcgAygLMiMuYXBpa2V5cy52MS5QcmluY2lwYWwuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOwoWQ2hhcmdlUmF0ZUxpbWl0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIMCgRjb3N0GAIgASgNIpcBChdDaGFyZ2VSYXRlTGltaXRSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEg0KBWxpbWl0GAIgASgNEhEKCXJlbWFpbmluZxgDIAEoDRIbChNyZXRyeV9hZnRlcl9zZWNvbmRzGAQgASgNEiwKCHJlc2V0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQCg9SYXRlTGltaXRTdGF0dXMSDQoFbGltaXQYASABKA0SEQoJcmVtYWluaW5nGAIgASgNEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAyABKA0iVwoTU2V0UmF0ZUxpbWl0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghjYXBhY2l0eRgCIAEoDRIZChFyZWZpbGxfcGVyX3NlY29uZBgDIAEoASJYChRTZXRSYXRlTGltaXRSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghjYXBhY2l0eRgCIAEoDRIZChFyZWZpbGxfcGVyX3NlY29uZBgDIAEoASr+AQoMRGVuaWFsUmVhc29uEh0KGURFTklBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIbChdERU5JQUxfUkVBU09OX01BTEZPUk1FRBABEhkKFURFTklBTF9SRUFTT05fVU5LTk9XThACEhkKFURFTklBTF9SRUFTT05fRVhQSVJFRBADEhkKFURFTklBTF9SRUFTT05fUkVWT0tFRBAEEiAKHERFTklBTF9SRUFTT05fV1JPTkdfSU5TVEFOQ0UQBRIfChtERU5JQUxfUkVBU09OX01JU1NJTkdfU0NPUEUQBhIeChpERU5JQUxfUkVBU09OX1JBVEVfTElNSVRFRBAHMvcGCg1BcGlLZXlTZXJ2aWNlElsKCExpc3RLZXlzEhsuYXBpa2V5cy52MS5MaXN0S2V5c1JlcXVlc3QaHC5hcGlrZXlzLnYxLkxpc3RLZXlzUmVzcG9uc2UiFILT5JMCDhIML3YxL2FwaS1rZXlzEl8KBkdldEtleRIZLmFwaWtleXMudjEuR2V0S2V5UmVxdWVzdBoaLmFwaWtleXMudjEuR2V0S2V5UmVzcG9uc2UiHoLT5JMCGGIDa2V5EhEvdjEvYXBpLWtleXMve2lkfRJeCghJc3N1ZUtleRIbLmFwaWtleXMudjEuSXNzdWVLZXlSZXF1ZXN0GhwuYXBpa2V5cy52MS5Jc3N1ZUtleVJlc3BvbnNlIheC0+STAhE6ASoiDC92MS9hcGkta2V5cxJrCglVcGRhdGVLZXkSHC5hcGlrZXlzLnYxLlVwZGF0ZUtleVJlcXVlc3QaHS5hcGlrZXlzLnYxLlVwZGF0ZUtleVJlc3BvbnNlIiGC0+STAhs6ASpiA2tleTIRL3YxL2FwaS1rZXlzL3tpZH0SYwoJUmV2b2tlS2V5EhwuYXBpa2V5cy52MS5SZXZva2VLZXlSZXF1ZXN0Gh0uYXBpa2V5cy52MS5SZXZva2VLZXlSZXNwb25zZSIZgtPkkwITKhEvdjEvYXBpLWtleXMve2lkfRJ0Cg9MaXN0QXVkaXRFdmVudHMSIi5hcGlrZXlzLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5hcGlrZXlzLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIhiC0+STAhISEC92MS9hdWRpdC1ldmVudHMSUQoMQXV0aGVudGljYXRlEh8uYXBpa2V5cy52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiAuYXBpa2V5cy52MS5BdXRoZW50aWNhdGVSZXNwb25zZRJaCg9DaGFyZ2VSYXRlTGltaXQSIi5hcGlrZXlzLnYxLkNoYXJnZVJhdGVMaW1pdFJlcXVlc3QaIy5hcGlrZXlzLnYxLkNoYXJnZVJhdGVMaW1pdFJlc3BvbnNlElEKDFNldFJhdGVMaW1pdBIfLmFwaWtleXMudjEuU2V0UmF0ZUxpbWl0UmVxdWVzdBogLmFwaWtleXMudjEuU2V0UmF0ZUxpbWl0UmVzcG9uc2ViBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiBhcGlrZXlzL3YxL2FwaV9rZXlfc2VydmljZS5wcm90bxIKYXBpa2V5cy52MSKSBAoDS2V5EgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhgKC2luc3RhbmNlX2lkGAMgASgJSACIAQESDAoEbmFtZRgEIAEoCRIOCgZwcmVmaXgYBSABKAkSEwoLZW52aXJvbm1lbnQYBiABKAkSDgoGc2NvcGVzGAcgAygJEi8KCG1ldGFkYXRhGAggAygLMh0uYXBpa2V5cy52MS5LZXkuTWV0YWRhdGFFbnRyeRIwCgxsYXN0X3VzZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnRvdGFsX3JlcXVlc3RzGAogASgEEi4KCmV4cGlyZXNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWlzX2FjdGl2ZRgPIAEoCBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoMX2luc3RhbmNlX2lkInwKD0xpc3RLZXlzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIYChBpbmNsdWRlX2luYWN0aXZlGAQgASgIEhMKC2luc3RhbmNlX2lkGAUgASgJImMKEExpc3RLZXlzUmVzcG9uc2USHQoEZGF0YRgBIAMoCzIPLmFwaWtleXMudjEuS2V5EhwKD25leHRfcGFnZV90b2tlbhgCIAEoCUgAiAEBQhIKEF9uZXh0X3BhZ2VfdG9rZW4iMAoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIuCg5HZXRLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleSKMAgoPSXNzdWVLZXlSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDgoGc2NvcGVzGAQgAygJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2Vudmlyb25tZW50GAYgASgJEjsKCG1ldGFkYXRhGAcgAygLMikuYXBpa2V5cy52MS5Jc3N1ZUtleVJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQAoQSXNzdWVLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleRIOCgZzZWNyZXQYAiABKAkikQIKEFVwZGF0ZUtleVJlcXVlc3QSCgoCaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRI8CghtZXRhZGF0YRgEIAMoCzIqLmFwaWtleXMudjEuVXBkYXRlS2V5UmVxdWVzdC5NZXRhZGF0YUVudHJ5Ei4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV9tYXNrGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMQoRVXBkYXRlS2V5UmVzcG9uc2USHAoDa2V5GAEgASgLMg8uYXBpa2V5cy52MS5LZXkiMwoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIxChFSZXZva2VLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleSJ2CgpBdWRpdEFjdG9yEgwKBHR5cGUYASABKAkSEwoGa2V5X2lkGAIgASgJSACIAQESEwoGcHJlZml4GAMgASgJSAGIAQESEQoEbmFtZRgEIAEoCUgCiAEBQgkKB19rZXlfaWRCCQoHX3ByZWZpeEIHCgVfbmFtZSI7CgtBdWRpdFRhcmdldBIOCgZrZXlfaWQYASABKAkSDgoGcHJlZml4GAIgASgJEgwKBG5hbWUYAyABKAki9AIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSGAoLY3VzdG9tZXJfaWQYAiABKAlIAIgBARIOCgZhY3Rpb24YAyABKAkSJQoFYWN0b3IYBCABKAsyFi5hcGlrZXlzLnYxLkF1ZGl0QWN0b3ISJwoGdGFyZ2V0GAUgASgLMhcuYXBpa2V5cy52MS5BdWRpdFRhcmdldBIPCgdvdXRjb21lGAYgASgJEhMKBnJlYXNvbhgHIAEoCUgBiAEBEg8KAmlwGAggASgJSAKIAQESFwoKdXNlcl9hZ2VudBgJIAEoCUgDiAEBEhcKCnJlcXVlc3RfaWQYCiABKAlIBIgBARIoCgR0aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjb3VudBgMIAEoDUIOCgxfY3VzdG9tZXJfaWRCCQoHX3JlYXNvbkIFCgNfaXBCDQoLX3VzZXJfYWdlbnRCDQoLX3JlcXVlc3RfaWQizQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGYWN0aW9uGAQgASgJEhEKCXRhcmdldF9pZBgFIAEoCRIpCgVzaW5jZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInEKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiQKBGRhdGEYASADKAsyFi5hcGlrZXlzLnYxLkF1ZGl0RXZlbnQSHAoPbmV4dF9wYWdlX3Rva2VuGAIgASgJSACIAQFCEgoQX25leHRfcGFnZV90b2tlbiKHAQoTQXV0aGVudGljYXRlUmVxdWVzdBILCgNrZXkYASABKAkSEwoLaW5zdGFuY2VfaWQYAiABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAMgAygJEg4KBmNoYXJnZRgEIAEoDRIRCgljbGllbnRfaXAYBSABKAkSEgoKdXNlcl9hZ2VudBgGIAEoCSKxAQoUQXV0aGVudGljYXRlUmVzcG9uc2USDQoFdmFsaWQYASABKAgSLwoNZGVuaWFsX3JlYXNvbhgCIAEoDjIYLmFwaWtleXMudjEuRGVuaWFsUmVhc29uEigKCXByaW5jaXBhbBgDIAEoCzIVLmFwaWtleXMudjEuUHJpbmNpcGFsEi8KCnJhdGVfbGltaXQYBCABKAsyGy5hcGlrZXlzLnYxLlJhdGVMaW1pdFN0YXR1cyLiAQoJUHJpbmNpcGFsEg4KBmtleV9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRITCgtpbnN0YW5jZV9pZBgDIAEoCRIOCgZzY29wZXMYBCADKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSDgoGcHJlZml4GAYgASgJEjUKCG1ldGFkYXRhGAcgAygLMiMuYXBpa2V5cy52MS5QcmluY2lwYWwuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOwoWQ2hhcmdlUmF0ZUxpbWl0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIMCgRjb3N0GAIgASgNIpcBChdDaGFyZ2VSYXRlTGltaXRSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEg0KBWxpbWl0GAIgASgNEhEKCXJlbWFpbmluZxgDIAEoDRIbChNyZXRyeV9hZnRlcl9zZWNvbmRzGAQgASgNEiwKCHJlc2V0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQCg9SYXRlTGltaXRTdGF0dXMSDQoFbGltaXQYASABKA0SEQoJcmVtYWluaW5nGAIgASgNEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAyABKA0iVwoTU2V0UmF0ZUxpbWl0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghjYXBhY2l0eRgCIAEoDRIZChFyZWZpbGxfcGVyX3NlY29uZBgDIAEoASJYChRTZXRSYXRlTGltaXRSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghjYXBhY2l0eRgCIAEoDRIZChFyZWZpbGxfcGVyX3NlY29uZBgDIAEoASKMAQoPR2V0VXNhZ2VSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIpCgVzaW5jZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKC0RlbmlhbENvdW50EigKBnJlYXNvbhgBIAEoDjIYLmFwaWtleXMudjEuRGVuaWFsUmVhc29uEg0KBWNvdW50GAIgASgEInAKC1VzYWdlQnVja2V0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgV2YWxpZBgCIAEoBBInCgZkZW5pZWQYAyADKAsyFy5hcGlrZXlzLnYxLkRlbmlhbENvdW50IqoBChBHZXRVc2FnZVJlc3BvbnNlEigKB2J1Y2tldHMYASADKAsyFy5hcGlrZXlzLnYxLlVzYWdlQnVja2V0EikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOYnVja2V0X3NlY29uZHMYBCABKA0iagoaQ3JlYXRlUG9ydGFsU2Vzc2lvblJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEgoKcmV0dXJuX3VybBgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLaW5zdGFuY2VfaWQYBCABKAkiaAobQ3JlYXRlUG9ydGFsU2Vzc2lvblJlc3BvbnNlEgsKA3VybBgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRwYXRoGAMgASgJKv4BCgxEZW5pYWxSZWFzb24SHQoZREVOSUFMX1JFQVNPTl9VTlNQRUNJRklFRBAAEhsKF0RFTklBTF9SRUFTT05fTUFMRk9STUVEEAESGQoVREVOSUFMX1JFQVNPTl9VTktOT1dOEAISGQoVREVOSUFMX1JFQVNPTl9FWFBJUkVEEAMSGQoVREVOSUFMX1JFQVNPTl9SRVZPS0VEEAQSIAocREVOSUFMX1JFQVNPTl9XUk9OR19JTlNUQU5DRRAFEh8KG0RFTklBTF9SRUFTT05fTUlTU0lOR19TQ09QRRAGEh4KGkRFTklBTF9SRUFTT05fUkFURV9MSU1JVEVEEAcyuQgKDUFwaUtleVNlcnZpY2USWwoITGlzdEtleXMSGy5hcGlrZXlzLnYxLkxpc3RLZXlzUmVxdWVzdBocLmFwaWtleXMudjEuTGlzdEtleXNSZXNwb25zZSIUgtPkkwIOEgwvdjEvYXBpLWtleXMSXwoGR2V0S2V5EhkuYXBpa2V5cy52MS5HZXRLZXlSZXF1ZXN0GhouYXBpa2V5cy52MS5HZXRLZXlSZXNwb25zZSIegtPkkwIYYgNrZXkSES92MS9hcGkta2V5cy97aWR9El4KCElzc3VlS2V5EhsuYXBpa2V5cy52MS5Jc3N1ZUtleVJlcXVlc3QaHC5hcGlrZXlzLnYxLklzc3VlS2V5UmVzcG9uc2UiF4LT5JMCEToBKiIML3YxL2FwaS1rZXlzEmsKCVVwZGF0ZUtleRIcLmFwaWtleXMudjEuVXBkYXRlS2V5UmVxdWVzdBodLmFwaWtleXMudjEuVXBkYXRlS2V5UmVzcG9uc2UiIYLT5JMCGzoBKmIDa2V5MhEvdjEvYXBpLWtleXMve2lkfRJjCglSZXZva2VLZXkSHC5hcGlrZXlzLnYxLlJldm9rZUtleVJlcXVlc3QaHS5hcGlrZXlzLnYxLlJldm9rZUtleVJlc3BvbnNlIhmC0+STAhMqES92MS9hcGkta2V5cy97aWR9EnQKD0xpc3RBdWRpdEV2ZW50cxIiLmFwaWtleXMudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBojLmFwaWtleXMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2UiGILT5JMCEhIQL3YxL2F1ZGl0LWV2ZW50cxJRCgxBdXRoZW50aWNhdGUSHy5hcGlrZXlzLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3QaIC5hcGlrZXlzLnYxLkF1dGhlbnRpY2F0ZVJlc3BvbnNlEloKD0NoYXJnZVJhdGVMaW1pdBIiLmFwaWtleXMudjEuQ2hhcmdlUmF0ZUxpbWl0UmVxdWVzdBojLmFwaWtleXMudjEuQ2hhcmdlUmF0ZUxpbWl0UmVzcG9uc2USUQoMU2V0UmF0ZUxpbWl0Eh8uYXBpa2V5cy52MS5TZXRSYXRlTGltaXRSZXF1ZXN0GiAuYXBpa2V5cy52MS5TZXRSYXRlTGltaXRSZXNwb25zZRJYCghHZXRVc2FnZRIbLmFwaWtleXMudjEuR2V0VXNhZ2VSZXF1ZXN0GhwuYXBpa2V5cy52MS5HZXRVc2FnZVJlc3BvbnNlIhGC0+STAgsSCS92MS91c2FnZRJmChNDcmVhdGVQb3J0YWxTZXNzaW9uEiYuYXBpa2V5cy52MS5DcmVhdGVQb3J0YWxTZXNzaW9uUmVxdWVzdBonLmFwaWtleXMudjEuQ3JlYXRlUG9ydGFsU2Vzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Key is an API key as shown to its owner. It never holds the secret.
@@ -1106,6 +1106,231 @@ export const SetRateLimitResponseSchema: GenMessage<SetRateLimitResponse> = /*@_
   messageDesc(file_apikeys_v1_api_key_service, 23);
 
 /**
+ * GetUsageRequest selects the usage window.
+ *
+ * @generated from message apikeys.v1.GetUsageRequest
+ */
+export type GetUsageRequest = Message<"apikeys.v1.GetUsageRequest"> & {
+  /**
+   * Internal callers: the customer (required). Public callers: leave empty.
+   *
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * Only this key (`key_...`); empty: every key of the customer (of the caller's instance).
+   *
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * Start of the window (rounded down to the hour); unset: 7 days before `until`.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 3;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * End of the window (exclusive); unset: now.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 4;
+   */
+  until?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message apikeys.v1.GetUsageRequest.
+ * Use `create(GetUsageRequestSchema)` to create a new message.
+ */
+export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 24);
+
+/**
+ * DenialCount is how many authentications were denied for one reason.
+ *
+ * @generated from message apikeys.v1.DenialCount
+ */
+export type DenialCount = Message<"apikeys.v1.DenialCount"> & {
+  /**
+   * The denial reason.
+   *
+   * @generated from field: apikeys.v1.DenialReason reason = 1;
+   */
+  reason: DenialReason;
+
+  /**
+   * How many.
+   *
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message apikeys.v1.DenialCount.
+ * Use `create(DenialCountSchema)` to create a new message.
+ */
+export const DenialCountSchema: GenMessage<DenialCount> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 25);
+
+/**
+ * UsageBucket is one hour of authentications.
+ *
+ * @generated from message apikeys.v1.UsageBucket
+ */
+export type UsageBucket = Message<"apikeys.v1.UsageBucket"> & {
+  /**
+   * Start of the hour.
+   *
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * Successful authentications.
+   *
+   * @generated from field: uint64 valid = 2;
+   */
+  valid: bigint;
+
+  /**
+   * Denied authentications, per reason (only reasons that occurred).
+   *
+   * @generated from field: repeated apikeys.v1.DenialCount denied = 3;
+   */
+  denied: DenialCount[];
+};
+
+/**
+ * Describes the message apikeys.v1.UsageBucket.
+ * Use `create(UsageBucketSchema)` to create a new message.
+ */
+export const UsageBucketSchema: GenMessage<UsageBucket> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 26);
+
+/**
+ * GetUsageResponse is the window's hourly buckets, oldest first.
+ *
+ * @generated from message apikeys.v1.GetUsageResponse
+ */
+export type GetUsageResponse = Message<"apikeys.v1.GetUsageResponse"> & {
+  /**
+   * Hours with at least one authentication, oldest first.
+   *
+   * @generated from field: repeated apikeys.v1.UsageBucket buckets = 1;
+   */
+  buckets: UsageBucket[];
+
+  /**
+   * The window actually covered (start rounded down to the hour).
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * End of the window (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * Length of one bucket in seconds (3600).
+   *
+   * @generated from field: uint32 bucket_seconds = 4;
+   */
+  bucketSeconds: number;
+};
+
+/**
+ * Describes the message apikeys.v1.GetUsageResponse.
+ * Use `create(GetUsageResponseSchema)` to create a new message.
+ */
+export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 27);
+
+/**
+ * CreatePortalSessionRequest describes the dashboard session to hand over.
+ *
+ * @generated from message apikeys.v1.CreatePortalSessionRequest
+ */
+export type CreatePortalSessionRequest = Message<"apikeys.v1.CreatePortalSessionRequest"> & {
+  /**
+   * The customer (UUID) the session acts for (required).
+   *
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * Where the dashboard's "back" link leads (an absolute http or https URL); empty for none.
+   *
+   * @generated from field: string return_url = 2;
+   */
+  returnUrl: string;
+
+  /**
+   * Scopes the session acts with; empty means unrestricted.
+   *
+   * @generated from field: repeated string scopes = 3;
+   */
+  scopes: string[];
+
+  /**
+   * Bind the session to this one instance (UUID); empty for none.
+   *
+   * @generated from field: string instance_id = 4;
+   */
+  instanceId: string;
+};
+
+/**
+ * Describes the message apikeys.v1.CreatePortalSessionRequest.
+ * Use `create(CreatePortalSessionRequestSchema)` to create a new message.
+ */
+export const CreatePortalSessionRequestSchema: GenMessage<CreatePortalSessionRequest> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 28);
+
+/**
+ * CreatePortalSessionResponse is the one-time URL.
+ *
+ * @generated from message apikeys.v1.CreatePortalSessionResponse
+ */
+export type CreatePortalSessionResponse = Message<"apikeys.v1.CreatePortalSessionResponse"> & {
+  /**
+   * The one-time sign-in URL (absolute when the service knows its public origin, from
+   * DASHBOARD_ORIGIN or the request's host).
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * When the URL stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * The URL's path, for callers that know the dashboard's origin better than the service does.
+   *
+   * @generated from field: string path = 3;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message apikeys.v1.CreatePortalSessionResponse.
+ * Use `create(CreatePortalSessionResponseSchema)` to create a new message.
+ */
+export const CreatePortalSessionResponseSchema: GenMessage<CreatePortalSessionResponse> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 29);
+
+/**
  * DenialReason says why a key was refused.
  *
  * @generated from enum apikeys.v1.DenialReason
@@ -1284,6 +1509,33 @@ export const ApiKeyService: GenService<{
     methodKind: "unary";
     input: typeof SetRateLimitRequestSchema;
     output: typeof SetRateLimitResponseSchema;
+  },
+  /**
+   * Authentications per hour (valid and each denial reason) of the customer's keys, or of one key,
+   * over a window of at most the retention period (default and maximum: the last 7 days). Only
+   * hours with at least one authentication are returned. Counts are written behind (they may lag
+   * by about a second) and kept for the retention window only. An instance-bound caller sees only
+   * keys of its instance. Requires scope `api_keys:read`.
+   *
+   * @generated from rpc apikeys.v1.ApiKeyService.GetUsage
+   */
+  getUsage: {
+    methodKind: "unary";
+    input: typeof GetUsageRequestSchema;
+    output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * Creates a one-time dashboard sign-in URL for a customer, so a platform can put a "Manage API
+   * keys" button in front of its signed-in customers without handing them a key. Opening the URL
+   * (once, within a few minutes) starts a dashboard session acting with `scopes` and `instance_id`
+   * for `customer_id`; a second use, or a use after `expires_at`, is refused. Internal callers only.
+   *
+   * @generated from rpc apikeys.v1.ApiKeyService.CreatePortalSession
+   */
+  createPortalSession: {
+    methodKind: "unary";
+    input: typeof CreatePortalSessionRequestSchema;
+    output: typeof CreatePortalSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_apikeys_v1_api_key_service, 0);

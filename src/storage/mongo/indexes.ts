@@ -1,4 +1,5 @@
 import type { Db, IndexDescription } from "mongodb";
+import { DASHBOARD_INDEXES } from "./mongo-dashboard.js";
 
 /**
  * Indexes, created at start-up. Every hot-path query carries `customer_id` (the shard key) or is
@@ -18,6 +19,7 @@ const INDEXES: Record<string, IndexDescription[]> = {
   ],
   rate_limits: [{ key: { customer_id: 1, v: -1 }, name: "customer_version" }],
   api_key_usage: [{ key: { key_id: 1 }, name: "key" }],
+  ...DASHBOARD_INDEXES,
 };
 
 /**

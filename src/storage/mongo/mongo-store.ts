@@ -7,6 +7,8 @@ import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../s
 import { type AuditDoc, type BucketDoc, type PolicyDoc, type UsageDoc, docToEvent, docToKey, eventToDoc, type KeyDoc, keyToDoc } from "./documents.js";
 import { ensureIndexes } from "./indexes.js";
 import { KeyedQueue } from "./keyed-queue.js";
+import { MongoDashboard } from "./mongo-dashboard.js";
+import type { HourlyUsageDelta, HourlyUsageQuery, HourlyUsageRow, SessionRecord } from "../../domain/session-store.js";
 
 /** Bucket versions are kept this long (far above any request's duration) before being deleted. */
 const BUCKET_VERSION_TTL_MS = 60_000;
@@ -37,7 +39,13 @@ export class MongoStore implements Store {
     private readonly buckets: Collection<BucketDoc>,
     private readonly policies: Collection<PolicyDoc>,
     private readonly usage: Collection<UsageDoc>,
-  ) {}
+    db: Db,
+  ) {
+    this.dashboard = new MongoDashboard(db, this.writer);
+  }
+
+  /** Sessions, portal grants and hourly usage (mongo-dashboard.ts). */
+  private readonly dashboard: MongoDashboard;
 
   /** This process's usage documents are `<key id>:<writer>`: no two processes write the same one. */
   private readonly writer = randomBytes(8).toString("hex");
@@ -69,6 +77,7 @@ export class MongoStore implements Store {
         db.collection("rate_limits"),
         db.collection("rate_limit_policies"),
         db.collection("api_key_usage"),
+        db,
       );
     });
   }
@@ -296,6 +305,37 @@ export class MongoStore implements Store {
         { upsert: true },
       );
     });
+  }
+
+  insertSession(session: SessionRecord, maxPerSubject: number): Promise<void> {
+    return guard(() => this.dashboard.insertSession(session, maxPerSubject));
+  }
+  findSession(digest: string): Promise<SessionRecord | null> {
+    return guard(() => this.dashboard.findSession(digest));
+  }
+  touchSession(digest: string, at: number): Promise<void> {
+    return guard(() => this.dashboard.touchSession(digest, at));
+  }
+  deleteSession(digest: string): Promise<void> {
+    return guard(() => this.dashboard.deleteSession(digest));
+  }
+  deleteSessionsOfKey(keyId: string): Promise<number> {
+    return guard(() => this.dashboard.deleteSessionsOfKey(keyId));
+  }
+  takeGrant(digest: string): Promise<SessionRecord | null> {
+    return guard(() => this.dashboard.takeGrant(digest));
+  }
+  deleteExpiredSessions(now: number): Promise<void> {
+    return guard(() => this.dashboard.deleteExpiredSessions(now));
+  }
+  recordHourlyUsage(deltas: HourlyUsageDelta[]): Promise<void> {
+    return guard(() => this.dashboard.recordHourlyUsage(deltas));
+  }
+  hourlyUsage(query: HourlyUsageQuery): Promise<HourlyUsageRow[]> {
+    return guard(() => this.dashboard.hourlyUsage(query));
+  }
+  deleteHourlyUsageBefore(hour: number): Promise<void> {
+    return guard(() => this.dashboard.deleteHourlyUsageBefore(hour));
   }
 
   ping(): Promise<void> {

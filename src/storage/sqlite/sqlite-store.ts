@@ -7,6 +7,8 @@ import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.
 import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
 import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
 import { SCHEMA } from "./schema.js";
+import { SqliteDashboard } from "./sqlite-dashboard.js";
+import type { HourlyUsageDelta, HourlyUsageQuery, HourlyUsageRow, SessionRecord } from "../../domain/session-store.js";
 
 /**
  * The embedded default store: one SQLite file (`<dataDir>/zpk.sqlite`) in WAL mode, shared by the
@@ -47,6 +49,8 @@ const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuf
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly stmts;
+  /** Sessions, portal grants and hourly usage (sqlite-dashboard.ts). */
+  private readonly dashboard: SqliteDashboard;
 
   constructor(dataDir: string) {
     const db = guard(() => {
@@ -59,6 +63,7 @@ export class SqliteStore implements Store {
       return d;
     });
     this.db = db;
+    this.dashboard = new SqliteDashboard(db, (fn) => this.tx(fn));
     this.stmts = {
       insertKey: db.prepare(`INSERT INTO api_keys VALUES (@id, @customer_id, @instance_id, @name,
         @prefix, @environment, @scopes, @metadata, @digest, @last_used_at, @total_requests,
@@ -205,6 +210,37 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  async insertSession(session: SessionRecord, maxPerSubject: number): Promise<void> {
+    this.dashboard.insertSession(session, maxPerSubject);
+  }
+  async findSession(digest: string): Promise<SessionRecord | null> {
+    return this.dashboard.findSession(digest);
+  }
+  async touchSession(digest: string, at: number): Promise<void> {
+    this.dashboard.touchSession(digest, at);
+  }
+  async deleteSession(digest: string): Promise<void> {
+    this.dashboard.deleteSession(digest);
+  }
+  async deleteSessionsOfKey(keyId: string): Promise<number> {
+    return this.dashboard.deleteSessionsOfKey(keyId);
+  }
+  async takeGrant(digest: string): Promise<SessionRecord | null> {
+    return this.dashboard.takeGrant(digest);
+  }
+  async deleteExpiredSessions(now: number): Promise<void> {
+    this.dashboard.deleteExpiredSessions(now);
+  }
+  async recordHourlyUsage(deltas: HourlyUsageDelta[]): Promise<void> {
+    this.dashboard.recordHourlyUsage(deltas);
+  }
+  async hourlyUsage(query: HourlyUsageQuery): Promise<HourlyUsageRow[]> {
+    return this.dashboard.hourlyUsage(query);
+  }
+  async deleteHourlyUsageBefore(hour: number): Promise<void> {
+    this.dashboard.deleteHourlyUsageBefore(hour);
   }
 
   /** Statements for the few filter combinations of the list queries, prepared once each. */

@@ -10,7 +10,7 @@ export type RestHandler = (req: NodeRequest, res: NodeResponse, url: URL) => Pro
  * Everything on `PORT` that is not a Connect/gRPC/gRPC-Web RPC path: the key-in-URL guard
  * (before any other check), ops endpoints, the REST routes, and a JSON 404 for the rest.
  */
-export function createFallback(deps: { rest: RestHandler; store: Store; log: Logger; isDraining: () => boolean }) {
+export function createFallback(deps: { rest: RestHandler; store: Store; log: Logger; isDraining: () => boolean; dashboard?: RestHandler }) {
   return (req: NodeRequest, res: NodeResponse) => {
     let url: URL;
     try {
@@ -28,6 +28,12 @@ export function createFallback(deps: { rest: RestHandler; store: Store; log: Log
     if (url.pathname === "/v1" || url.pathname.startsWith("/v1/")) {
       return void deps.rest(req, res, url).catch((err) => {
         deps.log.error({ err }, "REST handler failed");
+        sendError(res, err);
+      });
+    }
+    if (deps.dashboard && (url.pathname === "/dashboard" || url.pathname.startsWith("/dashboard/"))) {
+      return void deps.dashboard(req, res, url).catch((err) => {
+        deps.log.error({ err }, "dashboard handler failed");
         sendError(res, err);
       });
     }
