@@ -1,3 +1,4 @@
+import { describeDashboardStoreContract } from "./dashboard-store-contract.js";
 import { MongoClient } from "mongodb";
 import { describe, expect, it } from "vitest";
 import { StorageUnavailableError } from "../../src/domain/errors.js";
@@ -12,6 +13,21 @@ import { describeStoreContract } from "./store-contract.js";
  * FerretDB differences met so far: none that the store had to special-case beyond what it does
  * anyway for portability (no transactions, no retryable writes: `retryWrites=false`).
  */
+const freshMongoStore = async () => {
+  const db = freshDbName();
+  const store = await MongoStore.connect(mongoUri(), db);
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      const c = new MongoClient(mongoUri());
+      await c.db(db).dropDatabase().catch(() => {});
+      await c.close();
+    },
+  };
+};
+describeDashboardStoreContract(`MongoStore on ${mongoServer()}`, freshMongoStore);
+
 describeStoreContract(`MongoStore on ${mongoServer()}`, async () => {
   const db = freshDbName();
   const store = await MongoStore.connect(mongoUri(), db);

@@ -1,3 +1,4 @@
+import { describeDashboardStoreContract } from "./dashboard-store-contract.js";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +22,12 @@ afterEach(() => {
     }
     rmSync(d, { recursive: true, force: true });
   }
+});
+
+describeDashboardStoreContract("SqliteStore", async () => {
+  const dir = freshDir();
+  const store = new SqliteStore(dir);
+  return { store, cleanup: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); } };
 });
 
 describeStoreContract("SqliteStore", async () => {
