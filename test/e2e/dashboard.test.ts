@@ -72,7 +72,7 @@ async function axeSerious(page: Page): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  server = await startServer({ PORTAL_URL_TTL_MS: String(PORTAL_TTL_MS) });
+  server = await startServer({ PORTAL_URL_TTL_MS: String(PORTAL_TTL_MS), TRUSTED_PROXIES: "127.0.0.1" });
   tb = await launchChromium();
   admin = await issueAsInternal(server, customer, { name: "admin key" });
 });
@@ -325,6 +325,20 @@ describe("dashboard in a browser", () => {
     await ctx.close();
   });
 
+  it("marks the cookie Secure when a trusted proxy says the request came over HTTPS, and then checks the HTTPS origin", async () => {
+    const host = new URL(server.url).host;
+    const signInVia = (origin: string) =>
+      fetch(`${server.url}/dashboard/api/sign-in`, {
+        method: "POST",
+        headers: { "content-type": "application/json", origin, "x-forwarded-proto": "https", "x-forwarded-host": host },
+        body: JSON.stringify({ key: admin.secret }),
+      });
+    const res = await signInVia(`https://${host}`);
+    expect(res.status).toBe(204);
+    expect(res.headers.get("set-cookie")).toMatch(/^zpk_session=zds_[\w-]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+    expect((await signInVia(server.url)).status).toBe(403); // the http:// origin is not ours behind that proxy
+  });
+
   it("serves every dashboard response with the security headers", async () => {
     for (const path of ["/dashboard/", "/dashboard/app.js", "/dashboard/app.css", "/dashboard/portal/zdg_nope"]) {
       const res = await fetch(`${server.url}${path}`);
@@ -382,5 +396,33 @@ describe("dashboard in a browser", () => {
     await page.locator("#secret-dialog").waitFor({ state: "detached" });
     await page.getByRole("cell", { name: /typed by keyboard/ }).waitFor();
     await ctx.close();
+  });
+});
+
+describe("dashboard sessions with WORKERS=2", () => {
+  it("a session made on one worker is honoured by every worker, and sign-out ends it on all of them", async () => {
+    const multi = await startServer({ WORKERS: "2" });
+    try {
+      const owner = await issueAsInternal(multi, uuid(), { name: "multi" });
+      const signIn = await fetch(`${multi.url}/dashboard/api/sign-in`, {
+        method: "POST",
+        headers: { "content-type": "application/json", origin: multi.url, connection: "close" },
+        body: JSON.stringify({ key: owner.secret }),
+      });
+      const token = /zpk_session=([^;]+)/.exec(signIn.headers.get("set-cookie") ?? "")![1]!;
+      const call = () =>
+        fetch(`${multi.url}/apikeys.v1.ApiKeyService/ListKeys`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "connect-protocol-version": "1", origin: multi.url, cookie: `zpk_session=${token}`, connection: "close" },
+          body: "{}",
+        }).then((r) => r.status);
+      const statuses = await Promise.all(Array.from({ length: 12 }, call));
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      await fetch(`${multi.url}/dashboard/api/sign-out`, { method: "POST", headers: { origin: multi.url, cookie: `zpk_session=${token}`, connection: "close" } });
+      const after = await Promise.all(Array.from({ length: 6 }, call));
+      expect(after.every((s) => s === 401)).toBe(true);
+    } finally {
+      await multi.stop();
+    }
   });
 });
