@@ -74,7 +74,7 @@ export async function createApp(config: Config, log: Logger) {
     },
     contextValues: nodeContextValues,
     readMaxBytes: config.BODY_LIMIT_BYTES,
-    fallback: createFallback({ rest, store, log, isDraining: () => draining }),
+    fallback: createFallback({ rest, ready: () => store.ping(), log, isDraining: () => draining }),
   });
   const http = createDualProtocolServer(handler, { ...DEFAULT_LIMITS, bodyLimitBytes: config.BODY_LIMIT_BYTES });
   const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import { AuditLog } from "./audit-log.js";
 import { Authenticator } from "./authenticator.js";
 import { KeyCache, type KeyCacheOptions } from "./key-cache.js";

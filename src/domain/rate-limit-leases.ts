@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import { type ExchangeOp, exchange, fullBucket } from "./token-bucket.js";
 import type { RateLimitDecision, RateLimitPolicy } from "./types.js";
 

@@ -1,4 +1,4 @@
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import type { AuditLog } from "./audit-log.js";
 import { invalid } from "./errors.js";
 import type { RateLimitLeases } from "./rate-limit-leases.js";

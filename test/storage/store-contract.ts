@@ -3,10 +3,10 @@ import { monotonicFactory } from "ulid";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { BucketState } from "../../src/domain/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../../src/domain/types.js";
-import type { AuditQuery, KeyListQuery, Store } from "../../src/storage/store.js";
+import type { AuditQuery, KeyListQuery, Store } from "../../src/domain/store.js";
 
 /**
- * The storage contract (src/storage/store.ts): what every Store implementation must do, tested
+ * The storage contract (src/domain/store.ts, the domain's storage port): what every Store implementation must do, tested
  * only through the interface and its documented behaviour, so the embedded SQLite store and the
  * MongoDB store pass the very same suite.
  *

@@ -3,7 +3,7 @@ import { type Collection, type Db, MongoClient, MongoError, type Filter } from "
 import { StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
-import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
+import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import { type AuditDoc, type BucketDoc, type PolicyDoc, type UsageDoc, docToEvent, docToKey, eventToDoc, type KeyDoc, keyToDoc } from "./documents.js";
 import { ensureIndexes } from "./indexes.js";
 import { KeyedQueue } from "./keyed-queue.js";

@@ -1,8 +1,8 @@
-import type { BucketState } from "../domain/token-bucket.js";
-import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../domain/types.js";
+import type { BucketState } from "./token-bucket.js";
+import type { AuditEvent, KeyRecord, RateLimitPolicy } from "./types.js";
 
 /**
- * The storage interface: one implementation per store (SQLite embedded, MongoDB), all passing the
+ * The storage port of the domain: one implementation per store (SQLite embedded, MongoDB), all passing the
  * shared contract suite in test/storage. Stores hold data and provide atomic steps; every rule
  * (validation, scopes, visibility, bucket arithmetic) lives in the domain.
  *
