@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { DomainError } from "../../domain/errors.js";
+import { ApiError, invalid } from "../../domain/errors.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson } from "./json-response.js";
 import { refuseKeyInUrl } from "./key-in-url.js";
 
@@ -23,7 +23,7 @@ export function createFallback(deps: FallbackDeps) {
     try {
       url = new URL(req.url ?? "/", "http://localhost");
     } catch {
-      return sendError(res, new DomainError("invalid_argument", "malformed request URL"));
+      return sendError(res, invalid("malformed request URL"));
     }
     try {
       refuseKeyInUrl(url);
@@ -38,7 +38,7 @@ export function createFallback(deps: FallbackDeps) {
         sendError(res, err);
       });
     }
-    sendError(res, new DomainError("not_found", `no route for ${req.method} ${url.pathname}`));
+    sendError(res, new ApiError("not_found", `no route for ${req.method} ${url.pathname}`));
   };
 }
 
