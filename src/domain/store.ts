@@ -1,4 +1,4 @@
-import type { BucketState } from "./token-bucket.js";
+import type { BucketState } from "./rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "./types.js";
 
 /**
@@ -49,7 +49,10 @@ export interface Store {
    * Atomically reads the customer's bucket (null if none), lets `decide` compute the next state
    * and what to answer (the decisions of the requests charged in this step), stores the state and
    * resolves to that answer. Concurrent callers on any number of processes never both spend the
-   * same tokens; a `decide` that throws leaves the bucket unchanged.
+   * same tokens; a `decide` that throws leaves the bucket unchanged. `decide` may run more than
+   * once (a store may retry its atomic step), so it must be pure. The domain makes at most one
+   * call per customer at a time in a process (rate-limit/bucket-steps.ts), so a store needs no
+   * queue of its own for buckets.
    */
   updateBucket<T>(
     customerId: string,
