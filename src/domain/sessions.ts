@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import type { KeyLookup } from "./authenticator.js";
 import type { SessionRecord } from "./session-store.js";
 import { isActive, type Caller, type KeyRecord } from "./types.js";

@@ -1,4 +1,4 @@
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import { forbidden, invalid, notFound } from "./errors.js";
 import { KEY_ID_PATTERN } from "./ids.js";
 import { grants, SCOPE } from "./scopes.js";

@@ -1,6 +1,6 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { DomainError } from "../domain/errors.js";
-import type { RateLimiter } from "../domain/rate-limiter.js";
+import { ApiError } from "../domain/errors.js";
+import type { RateLimiter } from "../domain/rate-limit/rate-limiter.js";
 import type { Sessions } from "../domain/sessions.js";
 import type { Caller } from "../domain/types.js";
 import { kPeerAddress } from "./call-context.js";
@@ -37,19 +37,19 @@ export class SessionCredential {
   async caller(ctx: HandlerContext, token: string): Promise<Caller> {
     const h = ctx.requestHeader;
     if (ctx.protocolName !== "connect" || ctx.requestMethod !== "POST" || h.get("connect-protocol-version") !== "1") {
-      throw new DomainError("unauthenticated", "a dashboard session is accepted only on Connect POST requests from the dashboard; send an API key instead");
+      throw new ApiError("unauthenticated", "a dashboard session is accepted only on Connect POST requests from the dashboard; send an API key instead");
     }
     const expected = siteOrigin(this.site, (n) => h.get(n), ctx.values.get(kPeerAddress)).origin;
     if (h.get("origin") !== expected) {
-      throw new DomainError("permission_denied", "cross-site request refused: the Origin is not this dashboard's");
+      throw new ApiError("permission_denied", "cross-site request refused: the Origin is not this dashboard's");
     }
     const session = await this.sessions.resolve(token);
-    if (!session) throw new DomainError("unauthenticated", "the dashboard session has ended: sign in again");
+    if (!session) throw new ApiError("unauthenticated", "the dashboard session has ended: sign in again");
     const d = await this.rateLimiter.charge(session.record.customerId, 1);
     ctx.responseHeader.set("x-ratelimit-limit", String(d.limit));
     ctx.responseHeader.set("x-ratelimit-remaining", String(d.remaining));
     if (!d.allowed) {
-      throw new DomainError("rate_limited", "rate limit exceeded: retry after the Retry-After delay", { "retry-after": String(d.retryAfterSeconds) });
+      throw new ApiError("rate_limited", "rate limit exceeded: retry after the Retry-After delay", { "retry-after": String(d.retryAfterSeconds) });
     }
     return session.caller;
   }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SessionRecord } from "../../src/domain/session-store.js";
-import type { Store } from "../../src/storage/store.js";
+import type { Store } from "../../src/domain/store.js";
 import { keyId, T0 } from "./store-contract.js";
 
 /**

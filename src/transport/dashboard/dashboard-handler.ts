@@ -1,7 +1,7 @@
 import type * as http from "node:http";
 import type { Logger } from "pino";
 import type { Authenticator } from "../../domain/authenticator.js";
-import { DomainError } from "../../domain/errors.js";
+import { ApiError } from "../../domain/errors.js";
 import type { Sessions } from "../../domain/sessions.js";
 import { newRequestId } from "../../service/call-context.js";
 import { SESSION_COOKIE, sessionCookie } from "../../service/session-credential.js";
@@ -75,7 +75,7 @@ export function createDashboardHandler(deps: DashboardDeps) {
       if (method !== "POST") return notAllowed(res, "POST");
       // Same-origin fetches of our page only: a cross-site form or script cannot pass this.
       if (header("origin") !== here.origin) {
-        return sendError(res, new DomainError("permission_denied", "cross-site request refused: the Origin is not this dashboard's"));
+        return sendError(res, new ApiError("permission_denied", "cross-site request refused: the Origin is not this dashboard's"));
       }
       const token = sessionCookie(header("cookie"));
       switch (path) {
@@ -87,7 +87,7 @@ export function createDashboardHandler(deps: DashboardDeps) {
           return sendJson(res, 204, undefined);
         case "/dashboard/api/session": {
           const s = token ? await sessions.resolve(token) : null;
-          if (!s) return sendError(res, new DomainError("unauthenticated", "not signed in"));
+          if (!s) return sendError(res, new ApiError("unauthenticated", "not signed in"));
           const key = s.record.keyId !== null && s.caller.kind === "key" ? s.caller.key : null;
           return sendJson(res, 200, {
             kind: key ? "key" : "portal",
@@ -101,20 +101,20 @@ export function createDashboardHandler(deps: DashboardDeps) {
         }
       }
     }
-    sendError(res, new DomainError("not_found", `no route for ${method} ${path}`));
+    sendError(res, new ApiError("not_found", `no route for ${method} ${path}`));
   };
 
   async function signIn(req: NodeRequest, res: NodeResponse, secure: boolean, header: (n: string) => string | null) {
     if (!/^application\/json\b/i.test(header("content-type") ?? "")) {
-      return sendError(res, new DomainError("invalid_argument", "send the key as JSON: {\"key\": \"zpk_…\"}"));
+      return sendError(res, new ApiError("invalid_argument", "send the key as JSON: {\"key\": \"zpk_…\"}"));
     }
     let key: unknown;
     try {
       key = (JSON.parse(await readSmallBody(req)) as { key?: unknown }).key;
     } catch (err) {
-      return sendError(res, err instanceof DomainError ? err : new DomainError("invalid_argument", "malformed JSON in request body"));
+      return sendError(res, err instanceof ApiError ? err : new ApiError("invalid_argument", "malformed JSON in request body"));
     }
-    if (typeof key !== "string" || key.trim() === "") return sendError(res, new DomainError("invalid_argument", "key is required"));
+    if (typeof key !== "string" || key.trim() === "") return sendError(res, new ApiError("invalid_argument", "key is required"));
     const result = await deps.authenticator.authenticate(
       key.trim().length > 256 ? "" : key.trim(),
       { instanceId: null, requiredScopes: [], charge: 1, rateLimitAction: "rate_limit.exceeded" },
@@ -126,11 +126,11 @@ export function createDashboardHandler(deps: DashboardDeps) {
     );
     if (!result.valid) {
       const err =
-        result.reason === "revoked" ? new DomainError("key_revoked", "this API key has been revoked")
-        : result.reason === "expired" ? new DomainError("key_expired", "this API key has expired")
+        result.reason === "revoked" ? new ApiError("key_revoked", "this API key has been revoked")
+        : result.reason === "expired" ? new ApiError("key_expired", "this API key has expired")
         : result.reason === "rate_limited"
-          ? new DomainError("rate_limited", "rate limit exceeded: try again shortly", { "retry-after": String(result.rateLimit?.retryAfterSeconds ?? 1) })
-          : new DomainError("unauthenticated", "invalid API key");
+          ? new ApiError("rate_limited", "rate limit exceeded: try again shortly", { "retry-after": String(result.rateLimit?.retryAfterSeconds ?? 1) })
+          : new ApiError("unauthenticated", "invalid API key");
       return sendError(res, err);
     }
     const started = await sessions.signIn(result.key);
@@ -150,7 +150,7 @@ function redirect(res: NodeResponse, status: number, location: string): void {
 }
 
 function notAllowed(res: NodeResponse, allow: string): void {
-  sendError(res, new DomainError("method_not_allowed", `use ${allow}`), new Headers({ allow }));
+  sendError(res, new ApiError("method_not_allowed", `use ${allow}`), new Headers({ allow }));
 }
 
 function sendText(res: NodeResponse, status: number, type: string, text: string): void {
@@ -182,7 +182,7 @@ function readSmallBody(req: NodeRequest): Promise<string> {
       size += c.length;
       if (size > MAX_SIGN_IN_BODY) {
         req.off("data", onData);
-        reject(new DomainError("payload_too_large", `request body exceeds ${MAX_SIGN_IN_BODY} bytes`, { connection: "close" }));
+        reject(new ApiError("payload_too_large", `request body exceeds ${MAX_SIGN_IN_BODY} bytes`, { connection: "close" }));
       } else chunks.push(c);
     };
     req.on("data", onData);
