@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyService, KeySchema } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import { launchChromium, type TestBrowser } from "../helpers/browser.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { REPO, type RunningServer, sleep, startServer } from "../helpers/server.js";
@@ -147,6 +148,40 @@ describe("dashboard in a browser", () => {
     expect(denied.body.error.code).toBe("key_revoked");
     await page.getByLabel("Include revoked and expired keys").check();
     await row.getByText("revoked").waitFor();
+    await ctx.close();
+  });
+
+  // The key lifecycle RPCs (issue 13): their buttons appear once the generated client has them.
+  const hasRoll = "rollKey" in (ApiKeyService.method as object);
+  const hasDisable = KeySchema.fields.some((f) => f.name === "enabled");
+
+  it.runIf(hasRoll)("rolls a key: the new secret is shown once and works, the old one keeps working during the grace period", async () => {
+    const k = await issueAsInternal(server, customer, { name: "to roll" });
+    const ctx = await newContext();
+    const page = await signIn(ctx, admin.secret);
+    await page.locator(`tr[data-key-id="${k.id}"]`).getByRole("button", { name: `Roll ${k.prefix}` }).click();
+    await page.getByLabel("Old key keeps working for").selectOption("3600");
+    await page.locator("#roll-dialog").getByRole("button", { name: `Roll ${k.prefix}` }).click();
+    const secret = (await page.locator("#secret").textContent())!;
+    await page.getByRole("button", { name: /close/ }).click();
+    await page.locator("#secret-dialog").waitFor({ state: "detached" });
+    expect(await page.content()).not.toContain(secret);
+    expect((await rest(server, "GET", "/v1/api-keys", { key: secret })).status).toBe(200);
+    expect((await rest(server, "GET", "/v1/api-keys", { key: k.secret })).status).toBe(200);
+    await ctx.close();
+  });
+
+  it.runIf(hasDisable)("disables a key (it fails authentication, its status says disabled) and enables it again", async () => {
+    const k = await issueAsInternal(server, customer, { name: "to disable" });
+    const ctx = await newContext();
+    const page = await signIn(ctx, admin.secret);
+    const row = page.locator(`tr[data-key-id="${k.id}"]`);
+    await row.getByRole("button", { name: `Disable ${k.prefix}` }).click();
+    await row.getByText("disabled").waitFor();
+    expect((await rest(server, "GET", "/v1/api-keys", { key: k.secret })).status).toBe(401);
+    await row.getByRole("button", { name: `Enable ${k.prefix}` }).click();
+    await row.getByText("active").waitFor();
+    expect((await rest(server, "GET", "/v1/api-keys", { key: k.secret })).status).toBe(200);
     await ctx.close();
   });
 

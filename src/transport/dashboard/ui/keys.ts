@@ -1,5 +1,5 @@
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ApiKeyService, type Key } from "../../../../gen/apikeys/v1/api_key_service_pb.js";
+import { ApiKeyService, type Key, KeySchema } from "../../../../gen/apikeys/v1/api_key_service_pb.js";
 import { api, isSessionGone, messageOf, type SessionInfo } from "./client.js";
 import { field, localInput, metadataText, openDialog, parseMetadata } from "./dialogs.js";
 import { announce, fmtTime, h, replace } from "./dom.js";
@@ -14,7 +14,12 @@ const PAGE_SIZE = 20;
  * with the key lifecycle work): the generated client is the source of truth for what exists.
  */
 const methods = ApiKeyService.method as Record<string, unknown>;
-export const HAS = { roll: "rollKey" in methods, disable: "disableKey" in methods && "enableKey" in methods };
+export const HAS = { roll: "rollKey" in methods, disable: KeySchema.fields.some((f) => f.name === "enabled") };
+
+/** The lifecycle calls, typed loosely so this page builds before and after they exist. */
+type RollFn = (req: { id: string; graceSeconds?: number; graceStarts?: string }) => Promise<{ key?: Key; secret: string }>;
+const lifecycle = api as unknown as { rollKey?: RollFn; updateKey: (req: Record<string, unknown>) => Promise<unknown> };
+const isEnabled = (k: Key) => (k as Key & { enabled?: boolean }).enabled !== false;
 
 export async function renderKeys(main: HTMLElement, session: SessionInfo, can: Can, ended: () => void): Promise<void> {
   const state = { includeInactive: false, instanceId: "", tokens: [""] as string[] };
@@ -110,8 +115,26 @@ export async function renderKeys(main: HTMLElement, session: SessionInfo, can: C
     revoke.addEventListener("click", () => revokeDialog(k, () => void load(), notice));
     const out = [edit, revoke];
     // Slots for the key lifecycle RPCs: shown only when the generated client has them.
-    if (HAS.roll) out.splice(1, 0, h("button", { type: "button", "aria-label": `Roll ${k.prefix}`, "data-action": "roll" }, "Roll"));
-    if (HAS.disable) out.splice(1, 0, h("button", { type: "button", "aria-label": `Disable ${k.prefix}`, "data-action": "disable" }, "Disable"));
+    if (HAS.disable) {
+      const enabled = isEnabled(k);
+      const toggle = h("button", { type: "button", "aria-label": `${enabled ? "Disable" : "Enable"} ${k.prefix}`, "data-action": "disable" }, enabled ? "Disable" : "Enable");
+      toggle.addEventListener("click", async () => {
+        try {
+          await lifecycle.updateKey({ id: k.id, enabled: !enabled, updateMask: { paths: ["enabled"] } });
+          announce(notice, `${enabled ? "Disabled" : "Enabled"} ${k.prefix}.`);
+          void load();
+        } catch (err) {
+          if (isSessionGone(err)) return ended();
+          announce(notice, messageOf(err), "error");
+        }
+      });
+      out.splice(1, 0, toggle);
+    }
+    if (HAS.roll && lifecycle.rollKey) {
+      const roll = h("button", { type: "button", "aria-label": `Roll ${k.prefix}`, "data-action": "roll" }, "Roll");
+      roll.addEventListener("click", () => rollDialog(k, lifecycle.rollKey!, () => void load()));
+      out.splice(1, 0, roll);
+    }
     return out;
   }
 
@@ -225,6 +248,44 @@ function editDialog(k: Key, done: () => void, notice: HTMLElement): void {
       });
       dialog.close();
       announce(notice, `Saved ${k.prefix}.`);
+      done();
+    } catch (err) {
+      error.hidden = false;
+      error.textContent = messageOf(err);
+    }
+  });
+}
+
+/** Roll: a new secret (shown once), the old key kept working for a grace period. */
+function rollDialog(k: Key, rollKey: RollFn, done: () => void): void {
+  const grace = h(
+    "select",
+    { id: "roll-grace" },
+    h("option", { value: "0" }, "stop at once"),
+    h("option", { value: "3600" }, "1 hour"),
+    h("option", { value: "86400", selected: true }, "1 day"),
+    h("option", { value: "604800" }, "7 days"),
+  );
+  const starts = h("select", { id: "roll-starts" }, h("option", { value: "now" }, "now"), h("option", { value: "first_use" }, "when the new key is first used"));
+  const error = h("p", { role: "alert", class: "notice error", hidden: true });
+  const cancel = h("button", { type: "button" }, "Cancel");
+  const form = h(
+    "form",
+    {},
+    h("p", {}, "A new key replaces ", h("code", {}, k.prefix), ` (${k.name}). The old key keeps working during the grace period, then stops.`),
+    field("roll-grace", "Old key keeps working for", grace),
+    field("roll-starts", "Grace period starts", starts),
+    error,
+    h("div", { class: "buttons" }, cancel, h("button", { type: "submit", class: "primary" }, `Roll ${k.prefix}`)),
+  );
+  const dialog = openDialog(`Roll ${k.prefix}`, [form], { id: "roll-dialog" });
+  cancel.addEventListener("click", () => dialog.close());
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const res = await rollKey({ id: k.id, graceSeconds: Number(grace.value), graceStarts: starts.value });
+      dialog.close();
+      secretDialog(res.key!, res.secret);
       done();
     } catch (err) {
       error.hidden = false;

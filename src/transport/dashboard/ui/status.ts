@@ -11,7 +11,7 @@ export function statusOf(k: Key, now = Date.now()): KeyStatus {
   if (k.revokedAt) return "revoked";
   const expires = k.expiresAt ? timestampDate(k.expiresAt).getTime() : null;
   if (expires !== null && expires <= now) return "expired";
-  if ((k as Key & { enabled?: boolean; disabledAt?: unknown }).disabledAt) return "disabled";
+  if ((k as Key & { enabled?: boolean }).enabled === false) return "disabled";
   if (expires !== null && expires - now < EXPIRING_SOON_MS) return "expiring soon";
   return "active";
 }
