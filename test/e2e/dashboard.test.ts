@@ -335,7 +335,9 @@ describe("dashboard in a browser", () => {
     expect(created.body.url).toBe(`${server.url}${created.body.path}`);
     const ctx = await newContext();
     const page = await ctx.newPage();
-    await page.goto(created.body.url);
+    // The platform's page links to the URL: a cross-site navigation, as in real use.
+    await page.setContent(`<a href="${created.body.url}">Manage API keys</a>`);
+    await page.getByRole("link", { name: "Manage API keys" }).click();
     await page.getByRole("heading", { name: "API keys", exact: true }).waitFor();
     await page.getByRole("cell", { name: "platform-made" }).waitFor();
     await page.getByText("read-only").waitFor();
