@@ -414,6 +414,14 @@ describe("dashboard in a browser", () => {
     await ctx.close();
   });
 
+  it("writes no session token, portal token or key secret to the server's log", async () => {
+    await sleep(200);
+    const log = server.output();
+    expect(log).toContain('"msg":"ready"');
+    expect(log).not.toMatch(/zd[sg]_[A-Za-z0-9_-]{43}/);
+    expect(log).not.toContain(admin.secret);
+  });
+
   it("is usable by keyboard: sign in, open the issue dialog, and close it with Escape", async () => {
     const ctx = await newContext();
     const page = await ctx.newPage();
