@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { Store } from "./store.js";
 import type { KeyLookup } from "./authenticator.js";
 import type { SessionRecord } from "./session-store.js";
+import { invalid } from "./errors.js";
 import { isActive, type Caller, type KeyRecord } from "./types.js";
 
 export interface SessionOptions {
@@ -83,7 +84,8 @@ export class Sessions {
   }
 
   /** A one-time grant for CreatePortalSession. */
-  async createGrant(input: { customerId: string; scopes: string[]; instanceId: string | null; returnUrl: string | null; createdBy: string }): Promise<NewSession> {
+  async createGrant(input: { customerId: string; scopes: string[]; instanceId: string | null; returnUrl: string; createdBy: string }): Promise<NewSession> {
+    const returnUrl = validReturnUrl(input.returnUrl);
     const now = this.now();
     const token = newToken(GRANT_MARK);
     const record: SessionRecord = {
@@ -95,7 +97,7 @@ export class Sessions {
       keyDigest: null,
       scopes: input.scopes,
       instanceId: input.instanceId,
-      returnUrl: input.returnUrl,
+      returnUrl,
       createdBy: input.createdBy,
       createdAt: now,
       lastSeenAt: now,
@@ -192,4 +194,19 @@ function portalKey(s: SessionRecord): KeyRecord {
     updatedAt: s.createdAt,
     revokedAt: null,
   };
+}
+
+/** A portal's "back" link: an absolute http(s) URL (never `javascript:` and the like), or none. */
+export function validReturnUrl(value: string): string | null {
+  if (value === "") return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalid("return_url must be an absolute http or https URL");
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || value.length > 2048) {
+    throw invalid("return_url must be an absolute http or https URL of at most 2048 characters");
+  }
+  return url.toString();
 }

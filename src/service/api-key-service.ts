@@ -34,9 +34,10 @@ export interface ServiceDeps {
   metrics: Metrics;
   now: () => number;
   /** Dashboard sessions and usage reports (issue "The dashboard"). */
-  sessions?: Sessions;
-  usageReports?: UsageReports;
-  site?: SiteOriginConfig;
+  sessions: Sessions;
+  usageReports: UsageReports;
+  /** Where the dashboard is served (portal URLs are built on it). */
+  site: SiteOriginConfig;
 }
 
 const DENIAL: Record<string, DenialReason> = {
@@ -61,7 +62,7 @@ const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
  */
 export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKeyService> {
   const { credentials, keys, authenticator, rateLimiter, log, metrics, now } = deps;
-  const site = deps.site ?? { dashboardOrigin: null, trustedProxies: new Set<string>() };
+  const { sessions, usageReports, site } = deps;
 
   /** Runs one RPC: request id first, every failure through toConnectError, one log line, metrics. */
   async function run<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
@@ -245,9 +246,8 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
 
     getUsage: (req, ctx) =>
       run(ctx, async () => {
-        if (!deps.usageReports) throw new Error("usage reports are not configured");
         const caller = await credentials.caller(ctx);
-        const report = await deps.usageReports.report(caller, customerFor(caller, req.customerId), {
+        const report = await usageReports.report(caller, customerFor(caller, req.customerId), {
           keyId: req.keyId || null,
           since: msOf(req.since),
           until: msOf(req.until),
@@ -266,14 +266,13 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
 
     createPortalSession: (req, ctx) =>
       run(ctx, async () => {
-        if (!deps.sessions) throw new Error("sessions are not configured");
         const caller = credentials.internal(ctx);
         const customerId = validUuid(req.customerId, "customer_id");
-        const { token, record } = await deps.sessions.createGrant({
+        const { token, record } = await sessions.createGrant({
           customerId,
           scopes: validScopes(req.scopes),
           instanceId: optionalUuid(req.instanceId, "instance_id"),
-          returnUrl: validReturnUrl(req.returnUrl),
+          returnUrl: req.returnUrl,
           createdBy: caller.kind === "internal" ? caller.name : "internal",
         });
         const path = `/dashboard/portal/${token}`;
@@ -296,17 +295,3 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
   };
 }
 
-/** A portal's "back" link: an absolute http(s) URL (never `javascript:` and the like), or none. */
-function validReturnUrl(value: string): string | null {
-  if (value === "") return null;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw invalid("return_url must be an absolute http or https URL");
-  }
-  if ((url.protocol !== "https:" && url.protocol !== "http:") || value.length > 2048) {
-    throw invalid("return_url must be an absolute http or https URL of at most 2048 characters");
-  }
-  return url.toString();
-}

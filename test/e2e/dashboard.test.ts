@@ -352,6 +352,9 @@ describe("dashboard in a browser", () => {
     const expired = await fetch(late.body.url, { redirect: "manual" });
     expect(expired.status).toBe(410);
     expect(expired.headers.get("set-cookie")).toBeNull();
+    const js = await internalRpc("CreatePortalSession", { customer_id: c, return_url: "javascript:alert(1)" });
+    expect(js.status).toBe(400);
+    expect(js.body.code).toBe("invalid_argument");
     // A customer key cannot create portal sessions.
     const byKey = await fetch(`${server.url}/apikeys.v1.ApiKeyService/CreatePortalSession`, {
       method: "POST",

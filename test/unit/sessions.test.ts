@@ -87,7 +87,7 @@ describe("Sessions", () => {
   });
 
   it("a portal grant works once, within its validity, with the granted scopes and binding", async () => {
-    const input = { customerId: crypto.randomUUID(), scopes: ["api_keys:read"], instanceId: crypto.randomUUID(), returnUrl: null, createdBy: "billing" };
+    const input = { customerId: crypto.randomUUID(), scopes: ["api_keys:read"], instanceId: crypto.randomUUID(), returnUrl: "", createdBy: "billing" };
     const grant = await sessions.createGrant(input);
     const started = await sessions.redeem(grant.token);
     expect(started).not.toBeNull();
