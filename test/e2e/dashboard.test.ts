@@ -83,7 +83,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-describe("dashboard in a browser", () => {
+describe("dashboard in a browser", { timeout: 90_000 }, () => {
   it("signs in with a key: HttpOnly SameSite=Strict cookie (not Secure over plain HTTP), the key kept nowhere in the browser", async () => {
     const ctx = await newContext();
     const page = await signIn(ctx, admin.secret);
@@ -447,7 +447,7 @@ describe("dashboard in a browser", () => {
   });
 });
 
-describe("dashboard sessions with WORKERS=2", () => {
+describe("dashboard sessions with WORKERS=2", { timeout: 120_000 }, () => {
   it("a session made on one worker is honoured by every worker, and sign-out ends it on all of them", async () => {
     const multi = await startServer({ WORKERS: "2" });
     try {
