@@ -77,10 +77,10 @@ try {
   await page.locator("#secret").waitFor();
   await page.screenshot({ path: `${out}/3-secret-once.png` });
   await page.getByRole("button", { name: /close/ }).click();
-  await page.getByRole("link", { name: "Activity" }).click();
+  await page.getByRole("link", { name: "Activity", exact: true }).click();
   await page.locator("tr[data-action]").first().waitFor();
   await page.screenshot({ path: `${out}/4-activity.png`, fullPage: true });
-  await page.getByRole("link", { name: "Usage" }).click();
+  await page.getByRole("link", { name: "Usage", exact: true }).click();
   await page.locator("#usage-chart canvas").waitFor();
   await page.screenshot({ path: `${out}/5-usage.png`, fullPage: true });
 

@@ -193,7 +193,7 @@ describe("dashboard in a browser", { timeout: 90_000 }, () => {
     await sleep(400); // the failure event is written behind (AUDIT_FLUSH_INTERVAL_MS=50)
     const ctx = await newContext();
     const page = await signIn(ctx, admin.secret);
-    await page.getByRole("link", { name: "Activity" }).click();
+    await page.getByRole("link", { name: "Activity", exact: true }).click();
     await page.getByRole("heading", { name: "Activity" }).waitFor();
     await page.locator("tr[data-action]").first().waitFor();
     const actions = await page.locator("tr[data-action]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-action")));
@@ -229,9 +229,9 @@ describe("dashboard in a browser", { timeout: 90_000 }, () => {
     await sleep(400); // usage is written behind (USAGE_FLUSH_INTERVAL_MS=100)
     const ctx = await newContext();
     const page = await signIn(ctx, owner.secret);
-    await page.getByRole("link", { name: "Usage" }).click();
-    await page.getByLabel("Key").selectOption(used.id);
+    await page.getByRole("link", { name: `Usage of ${used.prefix}` }).click(); // from the key's row
     await page.locator('tr[data-outcome="valid"] td').filter({ hasText: "5" }).waitFor();
+    expect(await page.getByLabel("Key").inputValue()).toBe(used.id);
     await expect(page.locator('tr[data-outcome="missing_scope"] td').textContent()).resolves.toBe("3");
     expect(await page.locator("#usage-chart canvas").count()).toBe(1);
     const api = await rest(server, "GET", `/v1/usage?key_id=${used.id}`, { key: owner.secret });
@@ -272,9 +272,9 @@ describe("dashboard in a browser", { timeout: 90_000 }, () => {
     await cell.waitFor();
     expect(await cell.evaluate((td) => td.firstChild!.textContent)).toBe(XSS_NAME);
     expect(await page.locator(`tr[data-key-id="${x.id}"] img, tr[data-key-id="${x.id}"] b`).count()).toBe(0);
-    await page.getByRole("link", { name: "Activity" }).click();
+    await page.getByRole("link", { name: "Activity", exact: true }).click();
     await page.locator("tr[data-action]").first().waitFor();
-    await page.getByRole("link", { name: "Usage" }).click();
+    await page.getByRole("link", { name: "Usage", exact: true }).click();
     await page.locator("#usage-totals table").waitFor();
     await sleep(200);
     expect(await page.evaluate(() => (window as any).__xss)).toBeUndefined();
@@ -407,10 +407,10 @@ describe("dashboard in a browser", { timeout: 90_000 }, () => {
     found["issue dialog"] = await axeSerious(page);
     await page.keyboard.press("Escape");
     await page.locator("#issue-dialog").waitFor({ state: "detached" });
-    await page.getByRole("link", { name: "Activity" }).click();
+    await page.getByRole("link", { name: "Activity", exact: true }).click();
     await page.locator("tr[data-action]").first().waitFor();
     found.activity = await axeSerious(page);
-    await page.getByRole("link", { name: "Usage" }).click();
+    await page.getByRole("link", { name: "Usage", exact: true }).click();
     await page.locator("#usage-totals table").waitFor();
     found.usage = await axeSerious(page);
     expect(found).toEqual({ "sign-in": [], keys: [], "issue dialog": [], activity: [], usage: [] });

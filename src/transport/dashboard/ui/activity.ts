@@ -19,8 +19,8 @@ export async function keyChoices(): Promise<Key[]> {
 }
 
 /** The audit trail, newest first, with filters by action, key and time range, paginated. */
-export async function renderActivity(main: HTMLElement, _session: SessionInfo, can: Can, ended: () => void): Promise<void> {
-  const state = { action: "", key: "", since: "", until: "", tokens: [""] as string[] };
+export async function renderActivity(main: HTMLElement, _session: SessionInfo, can: Can, ended: () => void, keyId = ""): Promise<void> {
+  const state = { action: "", key: keyId, since: "", until: "", tokens: [""] as string[] };
   const notice = h("div", { role: "status", class: "notice", id: "activity-notice" });
   const tableWrap = h("div", { class: "table-wrap" });
   const pager = h("div", { class: "pager" });
@@ -44,7 +44,7 @@ export async function renderActivity(main: HTMLElement, _session: SessionInfo, c
   });
   replace(main, h("div", { class: "page-head" }, h("h1", {}, "Activity")), filters, notice, tableWrap, pager);
   if (!can.audit) return announce(notice, "This key lacks the scope audit:read, so it cannot read the activity log.", "error");
-  if (can.read) for (const k of await keyChoices()) key.append(h("option", { value: k.id }, `${k.name} (${k.prefix})`));
+  if (can.read) for (const k of await keyChoices()) key.append(h("option", { value: k.id, selected: k.id === keyId }, `${k.name} (${k.prefix})`));
 
   async function load(): Promise<void> {
     try {

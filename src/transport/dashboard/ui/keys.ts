@@ -21,7 +21,7 @@ type RollFn = (req: { id: string; graceSeconds?: number; graceStarts?: string })
 const lifecycle = api as unknown as { rollKey?: RollFn; updateKey: (req: Record<string, unknown>) => Promise<unknown> };
 const isEnabled = (k: Key) => (k as Key & { enabled?: boolean }).enabled !== false;
 
-export async function renderKeys(main: HTMLElement, session: SessionInfo, can: Can, ended: () => void): Promise<void> {
+export async function renderKeys(main: HTMLElement, session: SessionInfo, can: Can, ended: () => void, _keyId = ""): Promise<void> {
   const state = { includeInactive: false, instanceId: "", tokens: [""] as string[] };
   const notice = h("div", { id: "keys-notice", role: "status", class: "notice" });
   const tableWrap = h("div", { class: "table-wrap" });
@@ -92,7 +92,10 @@ export async function renderKeys(main: HTMLElement, session: SessionInfo, can: C
       return h(
         "tr",
         { "data-key-id": k.id },
-        h("td", { class: "name" }, k.name, Object.keys(k.metadata).length ? h("div", { class: "meta" }, metadataText(k.metadata).replace(/\n/g, ", ")) : null),
+        h("td", { class: "name" }, k.name, Object.keys(k.metadata).length ? h("div", { class: "meta" }, metadataText(k.metadata).replace(/\n/g, ", ")) : null,
+          h("div", { class: "links" },
+            can.audit ? h("a", { href: `#activity/${k.id}`, "aria-label": `Activity of ${k.prefix}` }, "Activity") : null,
+            h("a", { href: `#usage/${k.id}`, "aria-label": `Usage of ${k.prefix}` }, "Usage"))),
         h("td", {}, h("code", {}, k.prefix)),
         h("td", {}, k.environment),
         h("td", {}, k.scopes.length ? k.scopes.join(", ") : h("span", { class: "muted" }, "all")),

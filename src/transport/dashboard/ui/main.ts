@@ -80,14 +80,15 @@ function showApp(session: SessionInfo): void {
   );
   replace(root, header, main);
   const route = () => {
-    const id = location.hash.replace(/^#/, "") || "keys";
+    // `#activity/key_…` and `#usage/key_…` open a page filtered to one key.
+    const [id = "keys", param = ""] = location.hash.replace(/^#/, "").split("/");
     const page = PAGES.find((p) => p.id === id) ?? PAGES[0];
     for (const a of links) {
       if (a.dataset.page === page.id) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     }
     document.title = `${page.title} — zpk`;
-    void page.render(main, session, can, () => showSignIn("Your session has ended. Sign in again."));
+    void page.render(main, session, can, () => showSignIn("Your session has ended. Sign in again."), /^key_[0-9A-Za-z]+$/.test(param) ? param : "");
   };
   window.onhashchange = route;
   route();

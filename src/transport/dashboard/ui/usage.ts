@@ -19,7 +19,7 @@ const OUTCOMES: { id: string; label: string; color: string; reason?: DenialReaso
 ];
 
 /** Authentications per hour over the last 7 days (valid and each denial reason), per key or for all. */
-export async function renderUsage(main: HTMLElement, _session: SessionInfo, can: Can, ended: () => void): Promise<void> {
+export async function renderUsage(main: HTMLElement, _session: SessionInfo, can: Can, ended: () => void, keyId = ""): Promise<void> {
   const notice = h("div", { role: "status", class: "notice", id: "usage-notice" });
   const key = h("select", { id: "usage-key" }, h("option", { value: "" }, "All keys"));
   const chart = h("div", { class: "chart", id: "usage-chart", role: "img", "aria-label": "Authentications per hour, last 7 days" });
@@ -29,7 +29,7 @@ export async function renderUsage(main: HTMLElement, _session: SessionInfo, can:
   key.addEventListener("change", () => void load());
   replace(main, h("div", { class: "page-head" }, h("h1", {}, "Usage")), h("p", { class: "help" }, "Authentications per hour over the last 7 days (UTC hours). The same numbers are available from GetUsage and GET /v1/usage."), form, notice, chart, totals);
   if (!can.read) return announce(notice, "This key lacks the scope api_keys:read, so it cannot read usage.", "error");
-  for (const k of await keyChoices()) key.append(h("option", { value: k.id }, `${k.name} (${k.prefix})`));
+  for (const k of await keyChoices()) key.append(h("option", { value: k.id, selected: k.id === keyId }, `${k.name} (${k.prefix})`));
   let plot: uPlot | null = null;
 
   async function load(): Promise<void> {
