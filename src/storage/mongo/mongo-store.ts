@@ -270,13 +270,6 @@ export class MongoStore implements Store {
     });
   }
 
-  getRateLimitPolicy(customerId: string): Promise<RateLimitPolicy | null> {
-    return guard(async () => {
-      const doc = await this.policies.findOne({ _id: customerId });
-      return doc ? { capacity: doc.capacity, refillPerSecond: doc.refill_per_second } : null;
-    });
-  }
-
   setRateLimitPolicy(customerId: string, policy: RateLimitPolicy): Promise<void> {
     return guard(async () => {
       await this.policies.updateOne(
