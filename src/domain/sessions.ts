@@ -3,6 +3,7 @@ import type { Store } from "./store.js";
 import type { KeyLookup } from "./authenticator.js";
 import type { SessionRecord } from "./session-store.js";
 import { invalid } from "./errors.js";
+import { optionalUuid, validScopes, validUuid } from "./validation.js";
 import { isActive, type Caller, type KeyRecord } from "./types.js";
 
 export interface SessionOptions {
@@ -83,20 +84,23 @@ export class Sessions {
     return { token, record };
   }
 
-  /** A one-time grant for CreatePortalSession. */
-  async createGrant(input: { customerId: string; scopes: string[]; instanceId: string | null; returnUrl: string; createdBy: string }): Promise<NewSession> {
+  /** A one-time grant for CreatePortalSession; the fields are the request's, validated here. */
+  async createGrant(input: { customerId: string; scopes: string[]; instanceId: string; returnUrl: string; createdBy: string }): Promise<NewSession> {
+    const customerId = validUuid(input.customerId, "customer_id");
+    const scopes = validScopes(input.scopes);
+    const instanceId = optionalUuid(input.instanceId, "instance_id");
     const returnUrl = validReturnUrl(input.returnUrl);
     const now = this.now();
     const token = newToken(GRANT_MARK);
     const record: SessionRecord = {
       digest: digestOf(token),
       kind: "grant",
-      subject: `portal:${input.customerId}`,
-      customerId: input.customerId,
+      subject: `portal:${customerId}`,
+      customerId,
       keyId: null,
       keyDigest: null,
-      scopes: input.scopes,
-      instanceId: input.instanceId,
+      scopes,
+      instanceId,
       returnUrl,
       createdBy: input.createdBy,
       createdAt: now,

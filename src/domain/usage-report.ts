@@ -1,7 +1,8 @@
 import type { Store } from "./store.js";
-import { forbidden, invalid, notFound } from "./errors.js";
+import { boundInstance, customerFor, requireScope } from "./access.js";
+import { invalid, notFound } from "./errors.js";
 import { KEY_ID_PATTERN } from "./ids.js";
-import { grants, SCOPE } from "./scopes.js";
+import { SCOPE } from "./scopes.js";
 import type { Caller } from "./types.js";
 import { USAGE_RETENTION_MS } from "./usage-recorder.js";
 
@@ -33,21 +34,24 @@ export class UsageReports {
     private readonly now: () => number,
   ) {}
 
-  async report(caller: Caller, customerId: string, input: { keyId: string | null; since: number | null; until: number | null }): Promise<UsageReport> {
-    if (caller.kind === "key" && !grants(caller.key.scopes, [SCOPE.keysRead])) throw forbidden(`this key lacks the scope ${SCOPE.keysRead}`);
+  /** `requestedCustomer` and `keyId` are the request's fields ("" when absent). */
+  async report(caller: Caller, requestedCustomer: string, input: { keyId: string; since: number | null; until: number | null }): Promise<UsageReport> {
+    const customerId = customerFor(caller, requestedCustomer);
+    requireScope(caller, SCOPE.keysRead);
+    const keyId = input.keyId === "" ? null : input.keyId;
     const now = this.now();
     const until = input.until ?? now;
     let since = input.since ?? until - USAGE_RETENTION_MS;
     if (since >= until) throw invalid("since must be before until");
     since = Math.max(since - (since % HOUR_MS), now - (now % HOUR_MS) - USAGE_RETENTION_MS);
-    const bound = caller.kind === "key" ? caller.key.instanceId : null;
-    if (input.keyId !== null) {
-      if (!KEY_ID_PATTERN.test(input.keyId)) throw notFound();
-      const key = await this.store.findKey(customerId, input.keyId);
+    const bound = boundInstance(caller);
+    if (keyId !== null) {
+      if (!KEY_ID_PATTERN.test(keyId)) throw notFound();
+      const key = await this.store.findKey(customerId, keyId);
       if (!key || (bound !== null && key.instanceId !== bound)) throw notFound();
     }
     const rows = since < until
-      ? await this.store.hourlyUsage({ customerId, keyId: input.keyId, instanceId: bound, since, until })
+      ? await this.store.hourlyUsage({ customerId, keyId, instanceId: bound, since, until })
       : [];
     const hours = new Map<number, UsageHour>();
     for (const r of rows) {
