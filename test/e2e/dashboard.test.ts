@@ -220,6 +220,25 @@ describe("dashboard in a browser", { timeout: 90_000 }, () => {
     await ctx.close();
   });
 
+  it("Activity shows a flood of refused charges as aggregated events with their count", async () => {
+    const c = uuid();
+    const k = await issueAsInternal(server, c, { name: "flooder" });
+    expect((await internalRpc("SetRateLimit", { customer_id: c, capacity: 100, refill_per_second: 10 })).status).toBe(200);
+    expect((await internalRpc("Authenticate", { key: k.secret, charge: 100 })).body.valid).toBe(true);
+    for (let i = 0; i < 6; i++) expect((await internalRpc("Authenticate", { key: k.secret, charge: 90 })).body.denialReason).toBe("DENIAL_REASON_RATE_LIMITED");
+    await sleep(1500); // the aggregate interval ends and is written; the bucket refills for the page's own calls
+    const ctx = await newContext();
+    const page = await signIn(ctx, k.secret);
+    await page.getByRole("link", { name: "Activity", exact: true }).click();
+    await page.getByLabel("Action").selectOption("auth.failed");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.locator('tr[data-action="auth.failed"] td.reason', { hasText: "rate_limited" }).first().waitFor();
+    const counts = await page.locator('tr[data-action="auth.failed"] td.num').allTextContents();
+    expect(counts.reduce((n, t) => n + Number(t.replace("×", "")), 0)).toBe(6);
+    expect(counts.some((t) => t.startsWith("×"))).toBe(true); // at least one event stands for several
+    await ctx.close();
+  });
+
   it("the usage chart shows the authentications just made, valid and denied, with the same numbers as GET /v1/usage", async () => {
     const c = uuid();
     const owner = await issueAsInternal(server, c, { name: "owner" });
