@@ -220,6 +220,33 @@ describe("dashboard in a browser", { timeout: 90_000 }, () => {
     await ctx.close();
   });
 
+  it("pages through keys and filters Activity by time range", async () => {
+    const c = uuid();
+    const owner = await issueAsInternal(server, c, { name: "owner" });
+    for (let i = 0; i < 21; i++) await issueAsInternal(server, c, { name: `bulk ${String(i).padStart(2, "0")}` });
+    const ctx = await newContext();
+    const page = await signIn(ctx, owner.secret);
+    await page.getByRole("cell", { name: /bulk 20/ }).waitFor(); // newest first
+    expect(await page.locator("tr[data-key-id]").count()).toBe(20);
+    await page.getByRole("button", { name: "Next page" }).click();
+    await page.getByText("Page 2").waitFor();
+    const second = await page.locator("td.name").evaluateAll((tds) => tds.map((td) => td.firstChild!.textContent));
+    expect(second).toEqual(["bulk 00", "owner"]);
+    await page.getByRole("button", { name: "Previous page" }).click();
+    await page.getByRole("cell", { name: /bulk 20/ }).waitFor();
+
+    await page.getByRole("link", { name: "Activity", exact: true }).click();
+    await page.locator("tr[data-action]").first().waitFor();
+    await page.getByLabel("From").fill("2099-01-01T00:00");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.getByText("No events match.").waitFor();
+    await page.getByLabel("From").fill("2020-01-01T00:00");
+    await page.getByLabel("Until").fill("2099-01-01T00:00");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.locator("tr[data-action]").first().waitFor();
+    await ctx.close();
+  });
+
   it("Activity shows a flood of refused charges as aggregated events with their count", async () => {
     const c = uuid();
     const k = await issueAsInternal(server, c, { name: "flooder" });
