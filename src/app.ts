@@ -10,6 +10,7 @@ import { createMetrics, registerGauges } from "./observability/metrics.js";
 import { openStore } from "./storage/open-store.js";
 import { healthRoutes } from "./transport/connect/health-service.js";
 import { reflectionRoutes } from "./transport/connect/reflection-service.js";
+import { mapParseErrors } from "./transport/connect/map-parse-errors.js";
 import { connectRoutes, nodeContextValues } from "./transport/connect/routes.js";
 import { createGrpcJsServer } from "./transport/grpc/grpc-js-server.js";
 import { HealthState } from "./transport/health-state.js";
@@ -71,6 +72,7 @@ export async function createApp(config: Config, log: Logger) {
       connectRoutes(impl)(router);
       healthRoutes(health)(router);
       reflectionRoutes()(router);
+      mapParseErrors(router);
     },
     contextValues: nodeContextValues,
     readMaxBytes: config.BODY_LIMIT_BYTES,

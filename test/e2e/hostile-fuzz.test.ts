@@ -129,16 +129,6 @@ const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1
 const cut = (s: string, n = 400) => (s.length > n ? `${s.slice(0, n)}…(${s.length} chars)` : s);
 const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
 
-/**
- * Known upstream behaviour, counted and printed but not a violation: connect-es (the protocol
- * layer under connect-node on PORT) answers a request body that is not valid protobuf binary with
- * INTERNAL "parse binary: …" (its binary parser is shared with the client side, where that is a
- * server fault). It is reported in the issue note; GRPC_PORT (our grpc-js adapter) answers
- * INVALID_ARGUMENT.
- */
-const CONNECT_PARSE_BINARY = "connect-node on PORT: unparsable protobuf body -> INTERNAL \"parse binary\" (upstream behaviour)";
-const isConnectParseBinary = (text: string) => /"code":"internal","message":"parse binary:/.test(text);
-
 function violate(signature: string, detail: () => string): void {
   violationsThisRun++;
   const v = violations.get(signature);
@@ -345,7 +335,6 @@ async function sendRest(spec: RestSpec): Promise<void> {
   // RPC paths (`/apikeys.v1.ApiKeyService/…`) are connect-node's: Connect error shapes, checked below.
   const rpcPath = parsed?.pathname.startsWith("/apikeys.") ?? false;
   if (rpcPath && res.status === 501 && /"unimplemented".*compression/.test(res.text)) return void bump(notes, "Connect 501 unimplemented for an unsupported Content-Encoding (as the Connect protocol specifies)");
-  if (rpcPath && res.status === 500 && isConnectParseBinary(res.text)) return void bump(notes, CONNECT_PARSE_BINARY);
   if (rpcPath && res.status >= 500) return violate(connectSignature(res.status, res.text), details("5xx"));
   if (res.status >= 500) return violate(`REST ${res.status} on ${spec.method} ${spec.path.map((p) => (typeof p === "string" ? p : "pct" in p ? "{raw}" : `{${p.ref}}`)).join("")}`, details("5xx"));
   if (!REST_STATUSES.has(res.status) && !(rpcPath && res.status === 415)) violate(`REST unexpected status ${res.status}`, details("status"));
@@ -450,7 +439,6 @@ it("Connect protocol: hand-made JSON and protobuf bodies", async () => {
     const detail = (p: string) => () =>
       `POST ${path} ${cut(requestText)}\n-> ${res.status} ${cut(res.text, 500)}\n  problem: ${p}\n  server log:\n    ${logLinesFor(server.output(), requestId).map((l) => cut(l, 1500)).join("\n    ")}`;
     if (res.status === 501 && /"unimplemented".*compression/.test(res.text)) return void bump(notes, "Connect 501 unimplemented for an unsupported Content-Encoding (as the Connect protocol specifies)");
-    if (res.status === 500 && isConnectParseBinary(res.text)) return void bump(notes, CONNECT_PARSE_BINARY);
     if (res.status >= 500) return violate(connectSignature(res.status, res.text), detail("5xx"));
     if (res.status >= 400) {
       let json: any;
@@ -576,7 +564,6 @@ it("gRPC with mangled message bytes, on PORT and GRPC_PORT", async () => {
     const detail = (p: string) => () => `${g.target} ${path} ${m.kind} bytes=${cut(bytes.toString("hex"), 300)}\n  caller ${caller?.label ?? g.auth.kind}\n-> ${p}`;
     if (result.err) {
       bump(statusHistogram, `grpc-raw code ${result.err.code}`);
-      if (g.target === "PORT" && result.err.code === 13 && /^parse binary/.test(result.err.details)) return void bump(notes, CONNECT_PARSE_BINARY);
       if (!RPC_CODES.has(result.err.code)) violate(`gRPC raw bytes on ${g.target} -> code ${result.err.code}: ${result.err.details.replace(/(%3A|:).*/, "…")}`, detail(`${result.err.code} ${result.err.details}`));
       return;
     }
