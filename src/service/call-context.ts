@@ -13,19 +13,27 @@ export const kCallerPrefix = createContextKey<string | null>(null, { description
 
 const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * A request id that looks like a key (a client pasting its key there, or a proxy copying one) is
+ * never echoed, logged or stored: anything with `zpk_` in it, or a run of 43 or more base64url
+ * characters of mixed case (a key's random part, which is the secret in all but name). Hex trace
+ * ids, UUIDs and ULIDs are single-case and stay.
+ */
+const keyShaped = (id: string) =>
+  /zpk_/i.test(id) || (id.match(/[A-Za-z0-9-]{43,}/g) ?? []).some((run) => /[a-z]/.test(run) && /[A-Z]/.test(run));
 
 /** A request id of our own, for a request that brought none we can echo. */
 export const newRequestId = () => `req_${randomUUID()}`;
 
 /**
- * The call's request id, decided once: the caller's `x-request-id` if it is sane, else a new
- * one. It is echoed as a response header on every transport.
+ * The call's request id, decided once: the caller's `x-request-id` if it is sane and not
+ * key-shaped, else a new one. It is echoed as a response header on every transport.
  */
 export function requestIdOf(ctx: HandlerContext): string {
   const decided = ctx.responseHeader.get(REQUEST_ID_HEADER);
   if (decided) return decided;
   const incoming = ctx.requestHeader.get(REQUEST_ID_HEADER);
-  const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) ? incoming : newRequestId();
+  const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) && !keyShaped(incoming) ? incoming : newRequestId();
   ctx.responseHeader.set(REQUEST_ID_HEADER, id);
   return id;
 }
