@@ -1,4 +1,4 @@
-import { DomainError } from "../../domain/errors.js";
+import { ApiError } from "../../domain/errors.js";
 import { KEY_LIKE } from "../../domain/key-format.js";
 import type { NodeRequest, NodeResponse } from "./json-response.js";
 import { sendProtocolError } from "./protocol-error.js";
@@ -22,7 +22,7 @@ export function hasKeyInUrl(url: URL): boolean {
  * named like a credential, counts.
  */
 export function refuseKeyInUrl(url: URL): void {
-  if (hasKeyInUrl(url)) throw new DomainError("key_in_url", KEY_IN_URL_MESSAGE);
+  if (hasKeyInUrl(url)) throw new ApiError("key_in_url", KEY_IN_URL_MESSAGE);
 }
 
 /**

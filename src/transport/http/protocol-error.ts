@@ -1,9 +1,8 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { Code } from "@connectrpc/connect";
-import { DomainError, type ErrorCode } from "../../domain/errors.js";
+import { ApiError, ERROR_TABLE, type ErrorCode } from "../../domain/errors.js";
 import { newRequestId } from "../../service/call-context.js";
-import { ERROR_TABLE } from "../../service/error-codes.js";
 import { type NodeRequest, type NodeResponse, sendError } from "./json-response.js";
 
 /**
@@ -36,10 +35,10 @@ export function sendProtocolError(req: NodeRequest, res: NodeResponse, pathname:
   if (res.headersSent) return;
   const protocol = protocolOf(req, pathname);
   const requestId = newRequestId();
-  if (protocol === "rest") return sendError(res, new DomainError(code, message), new Headers({ "x-request-id": requestId }));
+  if (protocol === "rest") return sendError(res, new ApiError(code, message), new Headers({ "x-request-id": requestId }));
   const entry = ERROR_TABLE[code];
   // Connect spells gRPC codes in snake_case: InvalidArgument -> invalid_argument.
-  const connectCode = Code[entry.grpc].replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase());
+  const connectCode = (Code[entry.grpc as Code] ?? "unknown").replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase());
   if (protocol === "grpc" || protocol === "grpc-web") {
     const type = String(req.headers["content-type"]);
     return respond(res, 200, {
