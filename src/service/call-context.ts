@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { checksum } from "../domain/key-format.js";
 import type { RequestOrigin } from "../domain/types.js";
 
 /**
@@ -15,12 +16,21 @@ const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /**
  * A request id that looks like a key (a client pasting its key there, or a proxy copying one) is
- * never echoed, logged or stored: anything with `zpk_` in it, or a run of 43 or more base64url
- * characters of mixed case (a key's random part, which is the secret in all but name). Hex trace
- * ids, UUIDs and ULIDs are single-case and stay.
+ * never echoed, logged or stored: anything with `zpk_` in it (any case), or a key's body without
+ * its prefix (43 base64url chars and their checksum, for either environment) anywhere in it. The
+ * checksum makes the second test exact: ordinary ids (words, UUIDs, trace ids) are never taken for one.
  */
-const keyShaped = (id: string) =>
-  /zpk_/i.test(id) || (id.match(/[A-Za-z0-9-]{43,}/g) ?? []).some((run) => /[a-z]/.test(run) && /[A-Z]/.test(run));
+function keyShaped(id: string): boolean {
+  if (/zpk_/i.test(id)) return true;
+  for (const run of id.match(/[A-Za-z0-9-]{49,}/g) ?? []) {
+    for (let at = 0; at + 49 <= run.length; at++) {
+      const random = run.slice(at, at + 43);
+      const sum = run.slice(at + 43, at + 49);
+      if (checksum(`zpk_live_${random}`) === sum || checksum(`zpk_test_${random}`) === sum) return true;
+    }
+  }
+  return false;
+}
 
 /** A request id of our own, for a request that brought none we can echo. */
 export const newRequestId = () => `req_${randomUUID()}`;
