@@ -5,6 +5,7 @@ import type { Config } from "./config/config.js";
 import { createDomain } from "./domain/domain.js";
 import { createApiKeyService } from "./service/api-key-service.js";
 import { Credentials } from "./service/credentials.js";
+import { instrumentCalls } from "./service/instrument-calls.js";
 import { instrumentStore } from "./observability/instrument-store.js";
 import { createMetrics, registerGauges } from "./observability/metrics.js";
 import { openStore } from "./storage/open-store.js";
@@ -16,6 +17,7 @@ import { createGrpcJsServer } from "./transport/grpc/grpc-js-server.js";
 import { HealthState } from "./transport/health-state.js";
 import { createDualProtocolServer, DEFAULT_LIMITS } from "./transport/http/dual-protocol-server.js";
 import { createFallback } from "./transport/http/fallback.js";
+import { guardKeyInUrl } from "./transport/http/key-in-url.js";
 import { createRestHandler } from "./transport/rest/rest-handler.js";
 
 /**
@@ -50,15 +52,16 @@ export async function createService(config: Config, log: Logger) {
     usageDepth: () => domain.usage.depth,
     auditPending: () => domain.audit.depth,
   });
-  const impl = createApiKeyService({
-    credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),
-    keys: domain.keys,
-    authenticator: domain.authenticator,
-    rateLimiter: domain.rateLimiter,
-    log,
-    metrics,
-    now: domain.now,
-  });
+  const impl = instrumentCalls(
+    createApiKeyService({
+      credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),
+      keys: domain.keys,
+      authenticator: domain.authenticator,
+      rateLimiter: domain.rateLimiter,
+      now: domain.now,
+    }),
+    { log, metrics },
+  );
   return { store, domain, impl, metrics };
 }
 
@@ -70,7 +73,11 @@ export async function createApp(config: Config, log: Logger) {
   const handler = connectNodeAdapter({
     routes: (router) => {
       connectRoutes(impl)(router);
-      healthRoutes(health)(router);
+      healthRoutes(health, {
+        maxPerClient: config.HEALTH_WATCH_MAX_PER_CLIENT,
+        maxTotal: config.HEALTH_WATCH_MAX_TOTAL,
+        maxLifetimeMs: config.HEALTH_WATCH_MAX_LIFETIME_MS,
+      })(router);
       reflectionRoutes()(router);
       mapParseErrors(router);
     },
@@ -78,7 +85,12 @@ export async function createApp(config: Config, log: Logger) {
     readMaxBytes: config.BODY_LIMIT_BYTES,
     fallback: createFallback({ rest, ready: () => store.ping(), log, isDraining: () => draining }),
   });
-  const http = createDualProtocolServer(handler, { ...DEFAULT_LIMITS, bodyLimitBytes: config.BODY_LIMIT_BYTES });
+  const http = createDualProtocolServer(guardKeyInUrl(handler), {
+    ...DEFAULT_LIMITS,
+    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: Math.min(DEFAULT_LIMITS.headersTimeoutMs, config.REQUEST_TIMEOUT_MS),
+    bodyLimitBytes: config.BODY_LIMIT_BYTES,
+  });
   const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });
 
   return {

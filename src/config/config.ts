@@ -23,6 +23,7 @@ const schema = z.object({
     .optional(),
   RATE_LIMIT_CAPACITY: int(1, 1_000_000).default(60),
   RATE_LIMIT_REFILL_PER_SEC: positive.max(1_000_000).default(1),
+  /** How long unused reserved rate-limit tokens are kept (docs/rate-limits.md); the name predates the word "reserve". */
   RATE_LIMIT_LEASE_MS: int(0, 10_000).default(250),
   WORKERS: z.union([z.literal("auto"), int(1, 256)]).default("auto"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -35,6 +36,11 @@ const schema = z.object({
   KEY_CACHE_NEGATIVE_SIZE: int(1, 10_000_000).default(100_000),
   KEY_CACHE_TTL_MS: int(1, 86_400_000).default(60_000),
   REVOCATION_POLL_MS: int(10, 60_000).default(500),
+  /** Time for a whole request (headers and body) to arrive, on HTTP/1.1 and on each HTTP/2 stream. */
+  REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
+  HEALTH_WATCH_MAX_PER_CLIENT: int(0, 100_000).default(4),
+  HEALTH_WATCH_MAX_TOTAL: int(0, 1_000_000).default(1000),
+  HEALTH_WATCH_MAX_LIFETIME_MS: int(1000, 86_400_000).default(300_000),
 });
 
 export type Config = z.infer<typeof schema>;
