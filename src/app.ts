@@ -85,9 +85,18 @@ export async function createService(config: Config, log: Logger) {
 
 export async function createApp(config: Config, log: Logger) {
   const { store, domain, impl, metrics, site } = await createService(config, log);
-  // Built once, in the background; the first /dashboard request waits for it if need be.
-  const bundle = buildDashboardBundle();
-  bundle.catch((err: unknown) => log.error({ err }, "building the dashboard failed"));
+  // Built once per process, on the first /dashboard request or a few seconds after start,
+  // whichever comes first, so the build (~0.3 s of CPU) never competes with start-up traffic.
+  let built: Promise<Awaited<ReturnType<typeof buildDashboardBundle>>> | null = null;
+  const bundle = () => {
+    if (!built) {
+      built = buildDashboardBundle();
+      built.catch((err: unknown) => log.error({ err }, "building the dashboard failed"));
+    }
+    return built;
+  };
+  const warmUp = setTimeout(() => void bundle().catch(() => {}), DASHBOARD_WARM_UP_MS);
+  warmUp.unref();
   const dashboard = createDashboardHandler({ bundle, sessions: domain.sessions, authenticator: domain.authenticator, site, log });
   let draining = false;
   const health = new HealthState();
@@ -138,6 +147,9 @@ export async function createApp(config: Config, log: Logger) {
     },
   };
 }
+
+/** When the dashboard's bundle is built if nobody asked for it sooner. */
+const DASHBOARD_WARM_UP_MS = 5000;
 
 /** Listens on HOST; "::" (the default) falls back to 0.0.0.0 where IPv6 is unavailable. */
 function listen(server: import("node:net").Server, host: string, port: number): Promise<void> {

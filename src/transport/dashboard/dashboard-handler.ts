@@ -25,7 +25,8 @@ export const SECURITY_HEADERS: Record<string, string> = {
 };
 
 export interface DashboardDeps {
-  bundle: Promise<DashboardBundle>;
+  /** The built page (built on first call, then the same promise). */
+  bundle: () => Promise<DashboardBundle>;
   sessions: Sessions;
   authenticator: Authenticator;
   site: SiteOriginConfig;
@@ -59,7 +60,7 @@ export function createDashboardHandler(deps: DashboardDeps) {
       return sendText(res, 200, "text/html; charset=utf-8", pageHtml());
     }
     if (path === "/dashboard/app.js" || path === "/dashboard/app.css") {
-      const bundle = await deps.bundle;
+      const bundle = await deps.bundle();
       return sendAsset(req, res, path.endsWith(".js") ? bundle.js : bundle.css);
     }
     const portal = /^\/dashboard\/portal\/([^/]+)$/.exec(path);
