@@ -1,4 +1,4 @@
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import type { AuditLog, NewAuditEvent } from "./audit-log.js";
 import { forbidden, invalid, notFound } from "./errors.js";
 import { EVENT_ID_PATTERN, KEY_ID_PATTERN, newKeyId } from "./ids.js";

@@ -5,7 +5,7 @@ import { ApiKeyService, DenialReason } from "../../gen/apikeys/v1/api_key_servic
 import type { Authenticator } from "../domain/authenticator.js";
 import { forbidden, invalid } from "../domain/errors.js";
 import { actorOf, type KeyManager } from "../domain/key-manager.js";
-import type { RateLimiter } from "../domain/rate-limiter.js";
+import type { RateLimiter } from "../domain/rate-limit/rate-limiter.js";
 import type { Caller } from "../domain/types.js";
 import {
   optionalUuid,

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { type Collection, type Db, MongoClient, MongoError, type Filter } from "mongodb";
 import { StorageUnavailableError } from "../../domain/errors.js";
-import type { BucketState } from "../../domain/token-bucket.js";
+import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
-import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
+import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import { type AuditDoc, type BucketDoc, type PolicyDoc, type UsageDoc, docToEvent, docToKey, eventToDoc, type KeyDoc, keyToDoc } from "./documents.js";
 import { ensureIndexes } from "./indexes.js";
 import { KeyedQueue } from "./keyed-queue.js";
@@ -42,7 +42,14 @@ export class MongoStore implements Store {
   /** This process's usage documents are `<key id>:<writer>`: no two processes write the same one. */
   private readonly writer = randomBytes(8).toString("hex");
 
-  private readonly bucketLocks = new KeyedQueue();
+  /**
+   * Key writes (update, revoke) are queued per key in this process: FerretDB 1.24 may lose one of
+   * two concurrent updates of one document (a revoke racing an update came back with
+   * `revoked_at` still null), and nothing above the store serialises writes to one key. Buckets
+   * need no such queue: the domain already runs one store step per customer at a time in a
+   * process (domain/rate-limit/bucket-steps.ts), and across processes the unique-insert
+   * compare-and-set decides.
+   */
   private readonly keyLocks = new KeyedQueue();
 
   /** Connects and creates indexes; throws StorageUnavailableError when the server is unreachable. */
@@ -128,7 +135,6 @@ export class MongoStore implements Store {
     });
   }
 
-  /** Key writes are queued per key in this process (FerretDB may lose concurrent updates to one document). */
   revokeKey(customerId: string, id: string, at: number, event: (k: KeyRecord) => AuditEvent) {
     return this.keyLocks.run(id, () => this.revokeKeyNow(customerId, id, at, event));
   }
@@ -233,15 +239,6 @@ export class MongoStore implements Store {
    * versions are deleted behind.
    */
   updateBucket<T>(
-    customerId: string,
-    defaults: RateLimitPolicy,
-    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },
-  ): Promise<T> {
-    // Calls for one customer queue up in this process, so CAS conflicts only come from other replicas.
-    return this.bucketLocks.run(customerId, () => this.casBucket(customerId, defaults, decide));
-  }
-
-  private casBucket<T>(
     customerId: string,
     defaults: RateLimitPolicy,
     decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },

@@ -2,9 +2,9 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { StorageUnavailableError } from "../../domain/errors.js";
-import type { BucketState } from "../../domain/token-bucket.js";
+import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
-import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
+import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
 import { SCHEMA } from "./schema.js";
 
