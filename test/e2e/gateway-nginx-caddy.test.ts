@@ -223,6 +223,14 @@ describe.each(["nginx", "caddy"])("forward-auth behind %s (the README's config)"
   });
 });
 
+it("the README shows exactly the nginx, Caddy and Envoy configs of docs/gateways (the ones run here)", () => {
+  const readme = readFileSync(join(REPO, "README.md"), "utf8");
+  for (const [file, lang] of [["nginx.conf", "nginx"], ["Caddyfile", "caddyfile"], ["envoy.yaml", "yaml"]]) {
+    const text = readFileSync(join(REPO, "docs/gateways", file!), "utf8");
+    expect(readme.includes("```" + lang + "\n" + text + "```"), `README.md must include docs/gateways/${file} verbatim in a \`\`\`${lang} block`).toBe(true);
+  }
+});
+
 describe("AUTHZ_PORT itself", () => {
   it("refuses a caller without the proxy's credential (Proxy-Authorization: Bearer <INTERNAL_TOKEN>)", async () => {
     const key = await issueKey(zpk, crypto.randomUUID());
