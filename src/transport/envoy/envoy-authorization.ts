@@ -1,8 +1,7 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { HeaderValueOption_HeaderAppendAction } from "../../../gen/envoy/config/core/v3/base_pb.js";
 import {
   Authorization,
   type CheckRequest,
@@ -10,12 +9,11 @@ import {
   type CheckResponse,
   CheckResponseSchema,
 } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
-import type { StatusCode } from "../../../gen/envoy/type/v3/http_status_pb.js";
+import { encodeDenied, encodeOk } from "./check-response-encoder.js";
 import type { GatewayCheck, GatewayDecision, GatewayRequest } from "../gateway/gateway-check.js";
 
 /** google.rpc.Code of a CheckResponse: Envoy allows on OK and denies on anything else. */
 const RPC_CODE = { OK: 0, INVALID_ARGUMENT: 3, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, INTERNAL: 13, UNAUTHENTICATED: 16 } as const;
-const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
 const CHECK_PATH = `/${Authorization.typeName}/${Authorization.method.check.name}`;
 
 /**
@@ -43,12 +41,13 @@ export function addEnvoyAuthorization(server: grpc.Server, check: GatewayCheck, 
             return new Unparsable(e instanceof Error ? e.message : String(e));
           }
         },
-        responseSerialize: (m: CheckResponse) => Buffer.from(toBinary(CheckResponseSchema, m)),
+        // The handler answers with the CheckResponse's bytes (check-response-encoder.ts).
+        responseSerialize: (m: Buffer) => m,
         responseDeserialize: (b: Buffer) => fromBinary(CheckResponseSchema, b),
       },
     } as grpc.ServiceDefinition,
     {
-      check: (call: grpc.ServerUnaryCall<CheckRequest | Unparsable, CheckResponse>, callback: grpc.sendUnaryData<CheckResponse>) => {
+      check: (call: grpc.ServerUnaryCall<CheckRequest | Unparsable, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         const req = call.request;
         if (req instanceof Unparsable) {
           callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed protobuf request: ${req.reason}` });
@@ -101,24 +100,12 @@ function gatewayRequestOf(req: CheckRequest, call: grpc.ServerUnaryCall<unknown,
   };
 }
 
-const option = (key: string, value: string) => ({ header: { key, value }, appendAction: OVERWRITE });
-
-function checkResponseOf(d: GatewayDecision): CheckResponse {
+function checkResponseOf(d: GatewayDecision): Buffer {
   if (d.allow) {
     // An unbound key: x-zpk-instance-id is removed rather than set empty, so a forged one is gone.
     const set = d.upstream.filter(([, v]) => v !== "");
     const unset = d.upstream.filter(([, v]) => v === "").map(([k]) => k);
-    return create(CheckResponseSchema, {
-      status: { code: RPC_CODE.OK },
-      httpResponse: {
-        case: "okResponse",
-        value: {
-          headers: set.map(([k, v]) => option(k, v)),
-          headersToRemove: [...d.remove, ...unset],
-          responseHeadersToAdd: d.client.map(([k, v]) => option(k, v)),
-        },
-      },
-    });
+    return encodeOk({ code: RPC_CODE.OK, headers: set, remove: [...d.remove, ...unset], client: d.client });
   }
   const code =
     d.status === 401 ? RPC_CODE.UNAUTHENTICATED
@@ -126,15 +113,5 @@ function checkResponseOf(d: GatewayDecision): CheckResponse {
     : d.status === 429 ? RPC_CODE.RESOURCE_EXHAUSTED
     : d.status === 400 ? RPC_CODE.INVALID_ARGUMENT
     : RPC_CODE.INTERNAL;
-  return create(CheckResponseSchema, {
-    status: { code, message: d.message },
-    httpResponse: {
-      case: "deniedResponse",
-      value: {
-        status: { code: d.status as StatusCode },
-        headers: d.headers.map(([k, v]) => option(k, v)),
-        body: d.body,
-      },
-    },
-  });
+  return encodeDenied({ code, message: d.message, httpStatus: d.status, headers: d.headers, body: d.body });
 }
