@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { authzPortOf, internalRpc, type IssuedKey, issueKey, requireTool, revokeKey, startEchoUpstream } from "../helpers/gateway.js";
 import { freePort, tcpOpen } from "../helpers/loopback.js";
@@ -216,6 +217,19 @@ describe.each(["nginx", "caddy"])("forward-auth behind %s (the README's config)"
     expect(Number(r.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect(r.headers.get("x-ratelimit-remaining")).toBe("0");
   });
+
+  it("a store outage is 503 unavailable with our body (fail closed), and it recovers", async () => {
+    const k = await issueKey(zpk, crypto.randomUUID());
+    const holder = new Database(join(zpk.dataDir, "zpk.sqlite"), { timeout: 10_000 });
+    try {
+      holder.prepare("BEGIN IMMEDIATE").run(); // the write lock: the bucket charge cannot be written
+      expectRefused(await get(proxy, "/orders", { authorization: `Bearer ${k.secret}` }), 503, "unavailable", proxy);
+    } finally {
+      holder.prepare("ROLLBACK").run();
+      holder.close();
+    }
+    expect((await get(proxy, "/orders", { authorization: `Bearer ${k.secret}` })).status).toBe(200);
+  }, 60_000);
 
   it("a key in the query string is refused (403 key_in_url) and never reaches the upstream", async () => {
     expectRefused(await get(proxy, `/orders?api_key=${key.secret}`), 403, "key_in_url", proxy);
