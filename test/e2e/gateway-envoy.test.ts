@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildEnvoyGoClient, type IssuedKey, issueKey, revokeKey, runCommand } from "../helpers/gateway.js";
+import { buildEnvoyGoClient, internalRpc, type IssuedKey, issueKey, revokeKey, runCommand } from "../helpers/gateway.js";
 import { wellFormedUnknownKey } from "../helpers/rest-support.js";
 import { grpcJsClient } from "../helpers/rpc-clients.js";
 import { REPO, type RunningServer, sleep, startServer, tempDir } from "../helpers/server.js";
@@ -22,6 +22,7 @@ interface Case {
   context_extensions?: Record<string, string>;
   token?: string;
   request_id?: string;
+  source_ip?: string;
 }
 interface Result {
   name: string;
@@ -155,6 +156,26 @@ describe("Envoy ext_authz Check on GRPC_PORT (go-control-plane client)", () => {
     expectDenied(res["key-like query value"]!, 400, "key_in_url");
     expectDenied(res["bad charge setting"]!, 500, "internal");
     expect(JSON.parse(res["bad charge setting"]!.body!).error.message).toContain("charge");
+  });
+
+  it("a refused Check is in the customer's audit trail with the client's address, user agent and Envoy's request id", async () => {
+    const c = crypto.randomUUID();
+    const key = await issueKey(server, c);
+    await revokeKey(server, key);
+    const res = await check([{ name: "r", headers: { ...bearer(key), "user-agent": "shop-app/2.1" }, request_id: "envoy-audit-1", source_ip: "198.51.100.23" }]);
+    expectDenied(res.r!, 401, "key_revoked");
+    expect(JSON.parse(res.r!.body!).request_id).toBe("envoy-audit-1");
+    let failed: any;
+    for (let i = 0; i < 40 && !failed; i++) {
+      const trail = await internalRpc<{ data: any[] }>(server, "ListAuditEvents", { customerId: c, action: "auth.failed" });
+      failed = (trail.data ?? []).find((e) => e.reason === "revoked");
+      if (!failed) await sleep(100);
+    }
+    expect(failed, "no auth.failed event within 4 s").toBeDefined();
+    expect(failed.target.keyId).toBe(key.id);
+    expect(failed.ip).toBe("198.51.100.23");
+    expect(failed.userAgent).toBe("shop-app/2.1");
+    expect(failed.requestId).toBe("envoy-audit-1");
   });
 
   it("charges `charge` tokens (default 1) and answers 429 with Retry-After once the bucket is empty", async () => {
