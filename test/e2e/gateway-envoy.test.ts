@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildEnvoyGoClient, internalRpc, type IssuedKey, issueKey, revokeKey, runCommand } from "../helpers/gateway.js";
 import { wellFormedUnknownKey } from "../helpers/rest-support.js";
 import { grpcJsClient } from "../helpers/rpc-clients.js";
+import { runToExit } from "../helpers/run-process.js";
 import { REPO, type RunningServer, sleep, startServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -264,3 +265,13 @@ describe("AUTHZ_REQUIRE_INTERNAL_TOKEN=false (a port only the mesh reaches)", ()
     }
   });
 });
+
+it("AUTHZ_REQUIRE_INTERNAL_TOKEN and AUTHZ_PORT are validated at start with one line naming them", async () => {
+  for (const [name, value] of [["AUTHZ_REQUIRE_INTERNAL_TOKEN", "maybe"], ["AUTHZ_PORT", "70000"]] as const) {
+    const r = await runToExit(process.execPath, ["--import", "tsx", "src/main.ts"], { HOST: "127.0.0.1", PORT: "0", GRPC_PORT: "0", DATA_DIR: tempDir(), [name]: value }, 60_000);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split("\n").filter((l) => l.trim() !== "");
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toContain(name);
+  }
+}, 120_000);
