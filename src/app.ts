@@ -106,6 +106,9 @@ export async function createApp(config: Config, log: Logger) {
       log.info({ host: config.HOST, grpcPort }, "serving native gRPC (grpc-js) and Envoy ext_authz Check");
       const authzPort = await forwardAuth.listen(config.HOST, config.AUTHZ_PORT);
       log.info({ host: config.HOST, authzPort }, "serving forward-auth /check");
+      if (!config.AUTHZ_REQUIRE_INTERNAL_TOKEN) {
+        log.warn({ grpcPort, authzPort }, "AUTHZ_REQUIRE_INTERNAL_TOKEN=false: Envoy Check and /check answer any caller that reaches these ports");
+      }
       return { port, grpcPort, authzPort };
     },
     /** Drains requests (bounded by SHUTDOWN_TIMEOUT_MS), then flushes buffered writes. */
