@@ -8,9 +8,9 @@ import {
   DenialReason,
 } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import type { ErrorCode } from "../../domain/errors.js";
-import { KEY_LIKE } from "../../domain/key-format.js";
 import type { Credentials } from "../../service/credentials.js";
 import { kPeerAddress, kTrustedGateway, requestIdOf } from "../../service/call-context.js";
+import { hasKeyInUrl, KEY_IN_URL_MESSAGE } from "../http/key-in-url.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
 import { PlainHeaders } from "../plain-headers.js";
 
@@ -86,7 +86,6 @@ export interface GatewayCheckOptions {
   requireInternalToken: boolean;
 }
 
-const CREDENTIAL_PARAMS = new Set(["api_key", "apikey", "key", "token", "access_token"]);
 const AUTHENTICATE = ApiKeyService.method.authenticate;
 const AUTHENTICATE_URL = `/${ApiKeyService.typeName}/${AUTHENTICATE.name}`;
 
@@ -135,11 +134,7 @@ export function createGatewayCheck(opts: GatewayCheckOptions) {
       denial(requestId, status, code, message, extra);
 
     if (keyInUri(req.uri)) {
-      return deny(
-        400,
-        "key_in_url",
-        "API keys must not be sent in the URL: use the Authorization: Bearer header (this key may have leaked; consider revoking it)",
-      );
+      return deny(400, "key_in_url", KEY_IN_URL_MESSAGE);
     }
     const charge = parseCharge(req.requirement("charge"));
     if (charge === null) {
@@ -243,15 +238,16 @@ function denial(requestId: string, status: number, code: ErrorCode, message: str
   };
 }
 
-/** The key-in-URL rule of `/v1` (transport/http/key-in-url.ts), on the original request target. */
+/** The key-in-URL rule of `PORT` (transport/http/key-in-url.ts), on the original request target. */
 function keyInUri(uri: string): boolean {
-  const q = uri.indexOf("?");
-  if (q < 0) return false;
-  const params = new URLSearchParams(uri.slice(q + 1).split("#")[0]);
-  for (const [name, value] of params) {
-    if (CREDENTIAL_PARAMS.has(name.toLowerCase()) || KEY_LIKE.test(value) || KEY_LIKE.test(name)) return true;
+  if (!uri.includes("?")) return false;
+  let url: URL;
+  try {
+    url = new URL(uri.startsWith("/") ? uri : `/${uri}`, "http://gateway.invalid");
+  } catch {
+    return false;
   }
-  return false;
+  return hasKeyInUrl(url);
 }
 
 /** `charge`: a decimal string, default 1 (so the gateway's traffic is rate-limited); 0 takes none. */
