@@ -13,6 +13,9 @@ import { healthRoutes } from "./transport/connect/health-service.js";
 import { reflectionRoutes } from "./transport/connect/reflection-service.js";
 import { mapParseErrors } from "./transport/connect/map-parse-errors.js";
 import { connectRoutes, nodeContextValues } from "./transport/connect/routes.js";
+import { addEnvoyAuthorization } from "./transport/envoy/envoy-authorization.js";
+import { createForwardAuthServer } from "./transport/forward-auth/forward-auth-server.js";
+import { createGatewayCheck } from "./transport/gateway/gateway-check.js";
 import { createGrpcJsServer } from "./transport/grpc/grpc-js-server.js";
 import { HealthState } from "./transport/health-state.js";
 import { createDualProtocolServer, DEFAULT_LIMITS } from "./transport/http/dual-protocol-server.js";
@@ -63,13 +66,14 @@ export async function createService(config: Config, log: Logger) {
     auditPending: () => domain.audit.depth,
   });
   const site = { dashboardOrigin: config.DASHBOARD_ORIGIN ?? null, trustedProxies: parseTrustedProxies(config.TRUSTED_PROXIES) };
+  const credentials = new Credentials(
+    config.INTERNAL_TOKEN ?? null,
+    domain.authenticator,
+    new SessionCredential(domain.sessions, domain.rateLimiter, site),
+  );
   const impl = instrumentCalls(
     createApiKeyService({
-      credentials: new Credentials(
-        config.INTERNAL_TOKEN ?? null,
-        domain.authenticator,
-        new SessionCredential(domain.sessions, domain.rateLimiter, site),
-      ),
+      credentials,
       keys: domain.keys,
       authenticator: domain.authenticator,
       rateLimiter: domain.rateLimiter,
@@ -80,11 +84,11 @@ export async function createService(config: Config, log: Logger) {
     }),
     { log, metrics },
   );
-  return { store, domain, impl, metrics, site };
+  return { store, domain, impl, metrics, credentials, site };
 }
 
 export async function createApp(config: Config, log: Logger) {
-  const { store, domain, impl, metrics, site } = await createService(config, log);
+  const { store, domain, impl, metrics, credentials, site } = await createService(config, log);
   // Built once per process, on the first /dashboard request or a few seconds after start,
   // whichever comes first, so the build (~0.3 s of CPU) never competes with start-up traffic.
   let built: Promise<Awaited<ReturnType<typeof buildDashboardBundle>>> | null = null;
@@ -122,26 +126,43 @@ export async function createApp(config: Config, log: Logger) {
     headersTimeoutMs: Math.min(DEFAULT_LIMITS.headersTimeoutMs, config.REQUEST_TIMEOUT_MS),
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
   });
-  const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });
+  // Gateways (Envoy Check on GRPC_PORT, forward-auth on AUTHZ_PORT) decide through impl.authenticate.
+  const gateway = createGatewayCheck({ impl, credentials, requireInternalToken: config.AUTHZ_REQUIRE_INTERNAL_TOKEN });
+  const grpcJs = createGrpcJsServer(impl, {
+    maxMessageBytes: config.BODY_LIMIT_BYTES,
+    health,
+    log,
+    addServices: (server) => addEnvoyAuthorization(server, gateway, log),
+  });
+  const forwardAuth = createForwardAuthServer(gateway, log);
 
   return {
     impl,
     domain,
     metrics,
-    async start(): Promise<{ port: number; grpcPort: number }> {
+    async start(): Promise<{ port: number; grpcPort: number; authzPort: number }> {
       domain.start();
       await listen(http.server, config.HOST, config.PORT);
       const port = (http.server.address() as AddressInfo).port;
       log.info({ host: config.HOST, port }, "serving HTTP/1.1 + HTTP/2 (REST, Connect, gRPC, gRPC-Web)");
       const grpcPort = await grpcJs.listen(config.HOST, config.GRPC_PORT);
-      log.info({ host: config.HOST, grpcPort }, "serving native gRPC (grpc-js)");
-      return { port, grpcPort };
+      log.info({ host: config.HOST, grpcPort }, "serving native gRPC (grpc-js) and Envoy ext_authz Check");
+      const authzPort = await forwardAuth.listen(config.HOST, config.AUTHZ_PORT);
+      log.info({ host: config.HOST, authzPort }, "serving forward-auth /check");
+      if (!config.AUTHZ_REQUIRE_INTERNAL_TOKEN) {
+        log.warn({ grpcPort, authzPort }, "AUTHZ_REQUIRE_INTERNAL_TOKEN=false: Envoy Check and /check answer any caller that reaches these ports");
+      }
+      return { port, grpcPort, authzPort };
     },
     /** Drains requests (bounded by SHUTDOWN_TIMEOUT_MS), then flushes buffered writes. */
     async stop(): Promise<void> {
       draining = true;
       health.setServing(false);
-      await Promise.all([http.close(config.SHUTDOWN_TIMEOUT_MS), grpcJs.close(config.SHUTDOWN_TIMEOUT_MS)]);
+      await Promise.all([
+        http.close(config.SHUTDOWN_TIMEOUT_MS),
+        grpcJs.close(config.SHUTDOWN_TIMEOUT_MS),
+        forwardAuth.close(config.SHUTDOWN_TIMEOUT_MS),
+      ]);
       await domain.flush();
       await store.close();
     },
