@@ -8,7 +8,7 @@ import { RateLimiter } from "./rate-limit/rate-limiter.js";
 import type { RateLimitPolicy } from "./types.js";
 import { UsageRecorder } from "./usage-recorder.js";
 import { type SessionOptions, Sessions } from "./sessions.js";
-import { UsageReports } from "./usage-report.js";
+import { UsageReports } from "./usage-reports.js";
 
 /** Dashboard session defaults (config.ts can change each). */
 export const DEFAULT_SESSIONS: SessionOptions = { ttlMs: 12 * 3_600_000, idleMs: 30 * 60_000, maxPerSubject: 10, portalTtlMs: 5 * 60_000 };

@@ -7,7 +7,7 @@ import type { KeyManager } from "../domain/key-manager.js";
 import type { RateLimiter } from "../domain/rate-limit/rate-limiter.js";
 import type { RateLimitDecision } from "../domain/types.js";
 import type { Sessions } from "../domain/sessions.js";
-import type { UsageReports } from "../domain/usage-report.js";
+import type { UsageReports } from "../domain/usage-reports.js";
 import { kPeerAddress, originOf } from "./call-context.js";
 import { type SiteOriginConfig, siteOrigin } from "./site-origin.js";
 import type { Credentials } from "./credentials.js";
