@@ -310,6 +310,37 @@ describe("dashboard in a browser", { timeout: 90_000 }, () => {
     await ctx.close();
   });
 
+  it("an instance-bound key's session sees and issues only keys of its instance", async () => {
+    const c = uuid();
+    const instance = uuid();
+    const bound = await issueAsInternal(server, c, { name: "bound admin", instance_id: instance });
+    const unbound = await issueAsInternal(server, c, { name: "unbound key" });
+    const ctx = await newContext();
+    const page = await signIn(ctx, bound.secret);
+    await page.locator(`tr[data-key-id="${bound.id}"]`).waitFor();
+    expect(await page.locator(`tr[data-key-id="${unbound.id}"]`).count()).toBe(0);
+    expect(await page.getByLabel("Instance").first().inputValue()).toBe(instance);
+    await page.getByRole("button", { name: "Issue a key" }).click();
+    await page.getByLabel("Name").fill("child of bound");
+    expect(await page.locator("#issue-instance").inputValue()).toBe(instance);
+    await page.getByRole("button", { name: "Issue key" }).click();
+    await page.locator("#secret").waitFor();
+    await page.getByRole("button", { name: /close/ }).click();
+    const listed = await rest(server, "GET", "/v1/api-keys", { key: unbound.secret });
+    expect(listed.body.data.find((k: any) => k.name === "child of bound").instance_id).toBe(instance);
+    // Forged from the session: an unbound key is refused.
+    const forged = await page.evaluate(async () => {
+      const res = await fetch("/apikeys.v1.ApiKeyService/IssueKey", {
+        method: "POST",
+        headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+        body: JSON.stringify({ name: "escape" }),
+      });
+      return res.status;
+    });
+    expect(forged).toBe(403);
+    await ctx.close();
+  });
+
   it("names, metadata and user agents with markup are shown as text and never run", async () => {
     const x = await issueAsInternal(server, customer, { name: XSS_NAME, metadata: { note: "<b onmouseover=alert(1)>x</b>" } });
     const ctx = await newContext();
