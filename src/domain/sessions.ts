@@ -181,7 +181,10 @@ const isDisabled = (key: KeyRecord) => (key as KeyRecord & { enabled?: boolean }
  * record stands for it in the domain's checks and is never stored.
  */
 function portalKey(s: SessionRecord): KeyRecord {
+  // The lifecycle fields (enabled, rolled*, …) are set too, for key records that have them.
+  const lifecycle = { enabled: true, rolledFrom: null, rolledTo: null, predecessorGraceMs: null, lastFour: "" };
   return {
+    ...lifecycle,
     id: "portal",
     customerId: s.customerId,
     instanceId: s.instanceId,
@@ -197,7 +200,7 @@ function portalKey(s: SessionRecord): KeyRecord {
     createdAt: s.createdAt,
     updatedAt: s.createdAt,
     revokedAt: null,
-  };
+  } as KeyRecord;
 }
 
 /** A portal's "back" link: an absolute http(s) URL (never `javascript:` and the like), or none. */
