@@ -10,6 +10,10 @@ export type ErrorCode =
   | "unauthenticated"
   | "key_expired"
   | "key_revoked"
+  | "key_disabled"
+  | "failed_precondition"
+  | "idempotency_conflict"
+  | "already_exists"
   | "permission_denied"
   | "not_found"
   | "method_not_allowed"
@@ -33,6 +37,8 @@ export class DomainError extends Error {
 export const invalid = (message: string) => new DomainError("invalid_argument", message);
 export const notFound = (what = "api key") => new DomainError("not_found", `${what} not found`);
 export const forbidden = (message: string) => new DomainError("permission_denied", message);
+/** The request is valid but the key's state refuses it (rolling a revoked key, …). */
+export const failedPrecondition = (message: string) => new DomainError("failed_precondition", message);
 
 /** A storage fault: the store is unreachable or refused a write; nothing was half-written. */
 export class StorageUnavailableError extends DomainError {

@@ -1,11 +1,12 @@
 import type { Store } from "../storage/store.js";
+import { requireCanActOn } from "./access.js";
 import type { AuditLog, NewAuditEvent } from "./audit-log.js";
-import { forbidden, invalid, notFound } from "./errors.js";
+import { failedPrecondition, forbidden, invalid, notFound } from "./errors.js";
 import { EVENT_ID_PATTERN, KEY_ID_PATTERN, newKeyId } from "./ids.js";
 import { type Environment, generateKey } from "./key-format.js";
 import { decodePageToken, paginate } from "./page-token.js";
 import { escalation, grants, SCOPE } from "./scopes.js";
-import type { AuditEvent, AuditTarget, Caller, KeyRecord, Page, RequestOrigin } from "./types.js";
+import { isExpired, type AuditEvent, type AuditTarget, type Caller, type KeyRecord, type Page, type RequestOrigin } from "./types.js";
 import type { UsageRecorder } from "./usage-recorder.js";
 import { validFutureTime, validPageSize } from "./validation.js";
 
@@ -24,6 +25,8 @@ export interface UpdateInput {
   name?: string;
   metadata?: Record<string, string>;
   expiresAt?: number | null;
+  /** false disables the key, true enables it again (issue 13). */
+  enabled?: boolean;
 }
 
 export interface ListInput {
@@ -31,7 +34,24 @@ export interface ListInput {
   pageToken: string;
   includeInactive: boolean;
   instanceId: string | null;
+  /** Only keys whose metadata holds all these entries. */
+  metadata?: Record<string, string>;
 }
+
+/**
+ * A write computed but not yet made: `result` is the answer (secrets included) the caller gets
+ * once `commit` has succeeded. Split so an idempotent call can store its answer before the write
+ * (idempotency.ts): a retry after a crash between write and answer then gets the very same answer.
+ */
+export interface Prepared<T> {
+  result: T;
+  /** The keys `commit` creates: in the store iff the write happened. */
+  keyIds: string[];
+  commit: () => Promise<void>;
+}
+
+/** Most keys one BatchIssueKeys / ImportKeys call takes (issue 13). */
+export const MAX_BATCH = 100;
 
 export interface AuditListInput {
   pageSize: number;
@@ -58,8 +78,43 @@ export class KeyManager {
   ) {}
 
   async issue(caller: Caller, customerId: string, input: IssueInput, origin: RequestOrigin) {
+    const prepared = this.prepareIssue(caller, customerId, input, origin);
+    await prepared.commit();
+    return prepared.result;
+  }
+
+  /** IssueKey, prepared (see Prepared). */
+  prepareIssue(caller: Caller, customerId: string, input: IssueInput, origin: RequestOrigin): Prepared<{ key: KeyRecord; secret: string }> {
     requireScope(caller, SCOPE.keysWrite);
     const now = this.now();
+    const issued = this.newKey(caller, customerId, input, now);
+    const event = this.audit.build(this.success("api_key.issued", caller, issued.key, origin));
+    return { result: issued, keyIds: [issued.key.id], commit: () => this.store.insertKey(issued.key, event) };
+  }
+
+  /**
+   * BatchIssueKeys: 1-100 keys, each checked exactly as one IssueKey; any refusal refuses the
+   * batch (the message names the entry), and the store writes all or none.
+   */
+  prepareBatchIssue(caller: Caller, customerId: string, inputs: IssueInput[], origin: RequestOrigin): Prepared<{ key: KeyRecord; secret: string }[]> {
+    requireScope(caller, SCOPE.keysWrite);
+    if (inputs.length === 0 || inputs.length > MAX_BATCH) throw invalid(`keys must have 1-${MAX_BATCH} entries`);
+    const now = this.now();
+    const issued = inputs.map((input, i) => {
+      try {
+        return this.newKey(caller, customerId, input, now);
+      } catch (e) {
+        if (e instanceof Error) e.message = `keys[${i}]: ${e.message}`;
+        throw e;
+      }
+    });
+    const keys = issued.map((x) => x.key);
+    const events = keys.map((k) => this.audit.build(this.success("api_key.issued", caller, k, origin)));
+    return { result: issued, keyIds: keys.map((k) => k.id), commit: () => this.store.insertKeys(keys, events) };
+  }
+
+  /** A new key for `input` after the issuance rules (expiry, binding, no escalation); not stored. */
+  private newKey(caller: Caller, customerId: string, input: IssueInput, now: number): { key: KeyRecord; secret: string } {
     if (input.expiresAt !== null) validFutureTime(input.expiresAt, now);
     if (caller.kind === "key") {
       const bound = caller.key.instanceId;
@@ -96,31 +151,37 @@ export class KeyManager {
       createdAt: now,
       updatedAt: now,
       revokedAt: null,
+      enabled: true,
+      rolledFrom: null,
+      rolledTo: null,
+      predecessorGraceMs: null,
+      lastFour: generated.secret.slice(-4),
     };
-    await this.store.insertKey(key, this.audit.build(this.success("api_key.issued", caller, key, origin)));
     return { key, secret: generated.secret };
   }
 
-  async list(caller: Caller, customerId: string, input: ListInput): Promise<Page<KeyRecord>> {
+  async list(caller: Caller, customerId: string, input: ListInput): Promise<Page<KeyRecord> & { totalSize: number }> {
     requireScope(caller, SCOPE.keysRead);
     const limit = validPageSize(input.pageSize);
     const beforeId = decodePageToken(input.pageToken, KEY_ID_PATTERN);
     const bound = boundInstance(caller);
     if (bound !== null && input.instanceId !== null && input.instanceId !== bound) {
-      return { items: [], nextPageToken: null };
+      return { items: [], nextPageToken: null, totalSize: 0 };
     }
     const now = this.now();
-    const page = await paginate(limit, (n) =>
-      this.store.listKeys({
-        customerId,
-        instanceId: bound ?? input.instanceId,
-        includeInactive: input.includeInactive,
-        now,
-        beforeId,
-        limit: n,
-      }),
-    );
-    return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken };
+    const query = {
+      customerId,
+      instanceId: bound ?? input.instanceId,
+      includeInactive: input.includeInactive,
+      now,
+      beforeId,
+      metadata: input.metadata ?? {},
+    };
+    const [page, totalSize] = await Promise.all([
+      paginate(limit, (n) => this.store.listKeys({ ...query, limit: n })),
+      this.store.countKeys({ ...query, limit: 0 }),
+    ]);
+    return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken, totalSize };
   }
 
   async get(caller: Caller, customerId: string, id: string): Promise<KeyRecord> {
@@ -132,11 +193,22 @@ export class KeyManager {
     requireScope(caller, SCOPE.keysWrite);
     const now = this.now();
     if (input.expiresAt != null) validFutureTime(input.expiresAt, now);
-    await this.visible(caller, customerId, id);
+    const current = await this.visible(caller, customerId, id);
+    const toggles = input.enabled !== undefined && input.enabled !== current.enabled;
+    if (input.enabled !== undefined) {
+      // Disabling is reversible, so it is a change of rights over the key like roll (SPEC §2).
+      requireCanActOn(caller, current, input.enabled ? "enable" : "disable");
+      if (current.revokedAt !== null) throw failedPrecondition(`key ${id} is revoked: it can be neither disabled nor enabled`);
+    }
+    const others = input.name !== undefined || input.metadata !== undefined || input.expiresAt !== undefined;
+    const action = toggles ? (input.enabled ? "api_key.enabled" : "api_key.disabled") : "api_key.updated";
     const updated = await this.store.updateKey(customerId, id, { ...input, updatedAt: now }, (k) =>
-      this.audit.build(this.success("api_key.updated", caller, k, origin)),
+      this.audit.build(this.success(action, caller, k, origin)),
     );
     if (!updated) throw notFound();
+    // A PATCH that toggles `enabled` and changes other fields too is two events: the toggle (with
+    // the change, above) and this one.
+    if (toggles && others) await this.store.appendAuditEvents([this.audit.build(this.success("api_key.updated", caller, updated, origin))]);
     this.onChanged(updated);
     return this.usage.overlay(updated);
   }
@@ -166,7 +238,7 @@ export class KeyManager {
   }
 
   /** The key if the caller may see it; otherwise not_found, never 403 (no enumeration). */
-  private async visible(caller: Caller, customerId: string, id: string): Promise<KeyRecord> {
+  async visible(caller: Caller, customerId: string, id: string): Promise<KeyRecord> {
     if (!KEY_ID_PATTERN.test(id)) throw notFound();
     const key = await this.store.findKey(customerId, id);
     const bound = boundInstance(caller);
@@ -174,7 +246,7 @@ export class KeyManager {
     return key;
   }
 
-  private success(action: AuditEvent["action"], caller: Caller, key: KeyRecord, origin: RequestOrigin): NewAuditEvent {
+  success(action: AuditEvent["action"], caller: Caller, key: KeyRecord, origin: RequestOrigin): NewAuditEvent {
     return {
       customerId: key.customerId,
       action,
@@ -192,11 +264,11 @@ export const actorOf = (caller: Caller): AuditEvent["actor"] =>
     ? { type: "key", keyId: caller.key.id, prefix: caller.key.prefix }
     : { type: "internal", name: caller.name };
 
-const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });
+export const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });
 
 const boundInstance = (caller: Caller) => (caller.kind === "key" ? caller.key.instanceId : null);
 
-function requireScope(caller: Caller, scope: string): void {
+export function requireScope(caller: Caller, scope: string): void {
   if (caller.kind === "key" && !grants(caller.key.scopes, [scope])) {
     throw forbidden(`this key lacks the scope ${scope}`);
   }

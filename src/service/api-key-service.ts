@@ -1,7 +1,22 @@
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
-import { ApiKeyService, DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import {
+  ApiKeyService,
+  BatchIssueKeysRequestSchema,
+  BatchIssueKeysResponseSchema,
+  DenialReason,
+  type IssueKeyRequest,
+  IssueKeyRequestSchema,
+  IssueKeyResponseSchema,
+  RollKeyRequestSchema,
+  RollKeyResponseSchema,
+} from "../../gen/apikeys/v1/api_key_service_pb.js";
+import type { Idempotency } from "../domain/idempotency.js";
+import type { KeyImporter } from "../domain/import-keys.js";
+import type { IssueInput } from "../domain/key-manager.js";
+import { type KeyRoller, validGraceStarts } from "../domain/roll.js";
 import type { Authenticator } from "../domain/authenticator.js";
 import { forbidden, invalid } from "../domain/errors.js";
 import { actorOf, type KeyManager } from "../domain/key-manager.js";
@@ -19,11 +34,15 @@ import type { Metrics } from "../observability/metrics.js";
 import { kCallerPrefix, originOf, requestIdOf } from "./call-context.js";
 import type { Credentials } from "./credentials.js";
 import { auditEventMessage, keyMessage, msOf } from "./messages.js";
+import { canonicalParams, idempotencyKeyOf, idempotencyScope } from "./idempotent-call.js";
 import { toConnectError } from "./to-connect-error.js";
 
 export interface ServiceDeps {
   credentials: Credentials;
   keys: KeyManager;
+  roller: KeyRoller;
+  importer: KeyImporter;
+  idempotency: Idempotency;
   authenticator: Authenticator;
   rateLimiter: RateLimiter;
   log: Logger;
@@ -39,7 +58,20 @@ const DENIAL: Record<string, DenialReason> = {
   wrong_instance: DenialReason.WRONG_INSTANCE,
   missing_scope: DenialReason.MISSING_SCOPE,
   rate_limited: DenialReason.RATE_LIMITED,
+  disabled: DenialReason.DISABLED,
 };
+
+/** IssueKeyRequest -> validated domain input (IssueKey and each BatchIssueKeys entry). */
+function issueInput(req: IssueKeyRequest): IssueInput {
+  return {
+    name: validName(req.name),
+    instanceId: optionalUuid(req.instanceId, "instance_id"),
+    scopes: validScopes(req.scopes),
+    expiresAt: msOf(req.expiresAt),
+    environment: validEnvironment(req.environment),
+    metadata: validMetadata(req.metadata),
+  };
+}
 
 /** Longest string worth running the key format check on (keys are 64-65 chars). */
 const MAX_KEY_CHARS = 256;
@@ -52,7 +84,7 @@ const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
  * maps results back to messages. It is the only layer that produces ConnectErrors.
  */
 export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKeyService> {
-  const { credentials, keys, authenticator, rateLimiter, log, metrics, now } = deps;
+  const { credentials, keys, roller, importer, idempotency, authenticator, rateLimiter, log, metrics, now } = deps;
 
   /** Runs one RPC: request id first, every failure through toConnectError, one log line, metrics. */
   async function run<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
@@ -101,9 +133,14 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
           pageToken: req.pageToken,
           includeInactive: req.includeInactive,
           instanceId: optionalUuid(req.instanceId, "instance_id"),
+          metadata: validMetadata(req.metadata, "metadata filter"),
         });
         const at = now();
-        return { data: page.items.map((k) => keyMessage(k, at)), nextPageToken: page.nextPageToken ?? undefined };
+        return {
+          data: page.items.map((k) => keyMessage(k, at)),
+          nextPageToken: page.nextPageToken ?? undefined,
+          totalSize: page.totalSize,
+        };
       }),
 
     getKey: (req, ctx) =>
@@ -117,20 +154,89 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
       run(ctx, async () => {
         const caller = await credentials.caller(ctx);
         const customerId = customerFor(caller, req.customerId);
-        const { key, secret } = await keys.issue(
-          caller,
-          customerId,
-          {
-            name: validName(req.name),
-            instanceId: optionalUuid(req.instanceId, "instance_id"),
-            scopes: validScopes(req.scopes),
-            expiresAt: msOf(req.expiresAt),
-            environment: validEnvironment(req.environment),
-            metadata: validMetadata(req.metadata),
+        const bytes = await idempotency.run(
+          idempotencyScope(caller), customerId, idempotencyKeyOf(ctx), canonicalParams("IssueKey", IssueKeyRequestSchema, req),
+          async () => {
+            const p = keys.prepareIssue(caller, customerId, issueInput(req), originOf(ctx));
+            const msg = create(IssueKeyResponseSchema, { key: keyMessage(p.result.key, now()), secret: p.result.secret });
+            return { ...p, result: toBinary(IssueKeyResponseSchema, msg) };
           },
-          originOf(ctx),
         );
-        return { key: keyMessage(key, now()), secret };
+        return fromBinary(IssueKeyResponseSchema, bytes);
+      }),
+
+    batchIssueKeys: (req, ctx) =>
+      run(ctx, async () => {
+        const caller = await credentials.caller(ctx);
+        const customerId = customerFor(caller, req.customerId);
+        const bytes = await idempotency.run(
+          idempotencyScope(caller), customerId, idempotencyKeyOf(ctx), canonicalParams("BatchIssueKeys", BatchIssueKeysRequestSchema, req),
+          async () => {
+            const inputs = req.keys.map((k, i) => {
+              if (k.customerId !== "" && k.customerId.toLowerCase() !== customerId) {
+                throw invalid(`keys[${i}].customer_id must be empty or the batch's customer`);
+              }
+              try {
+                return issueInput(k);
+              } catch (e) {
+                if (e instanceof Error) e.message = `keys[${i}]: ${e.message}`;
+                throw e;
+              }
+            });
+            const p = keys.prepareBatchIssue(caller, customerId, inputs, originOf(ctx));
+            const at = now();
+            const msg = create(BatchIssueKeysResponseSchema, {
+              data: p.result.map((x) => ({ key: keyMessage(x.key, at), secret: x.secret })),
+            });
+            return { ...p, result: toBinary(BatchIssueKeysResponseSchema, msg) };
+          },
+        );
+        return fromBinary(BatchIssueKeysResponseSchema, bytes);
+      }),
+
+    rollKey: (req, ctx) =>
+      run(ctx, async () => {
+        const caller = await credentials.caller(ctx);
+        const customerId = customerFor(caller, req.customerId);
+        const bytes = await idempotency.run(
+          idempotencyScope(caller), customerId, idempotencyKeyOf(ctx), canonicalParams("RollKey", RollKeyRequestSchema, req),
+          async () => {
+            const p = await roller.prepareRoll(caller, customerId, req.id, {
+              graceSeconds: req.graceSeconds ?? null,
+              graceStarts: validGraceStarts(req.graceStarts),
+              expiresAt: msOf(req.expiresAt),
+            }, originOf(ctx));
+            const msg = create(RollKeyResponseSchema, { key: keyMessage(p.result.key, now()), secret: p.result.secret });
+            return { ...p, result: toBinary(RollKeyResponseSchema, msg) };
+          },
+        );
+        return fromBinary(RollKeyResponseSchema, bytes);
+      }),
+
+    importKeys: (req, ctx) =>
+      run(ctx, async () => {
+        const caller = credentials.internal(ctx);
+        const customerId = validUuid(req.customerId, "customer_id");
+        const imported = await importer.import(caller, customerId, req.keys.map((k, i) => {
+          try {
+            return {
+              name: validName(k.name),
+              instanceId: optionalUuid(k.instanceId, "instance_id"),
+              scopes: validScopes(k.scopes),
+              expiresAt: msOf(k.expiresAt),
+              environment: validEnvironment(k.environment),
+              metadata: validMetadata(k.metadata),
+              sha256: k.sha256,
+              plaintext: k.plaintext,
+              prefix: k.prefix,
+            };
+          } catch (e) {
+            if (e instanceof Error) e.message = `keys[${i}]: ${e.message}`;
+            throw e;
+          }
+        }), originOf(ctx));
+        const at = now();
+        return { keys: imported.map((k) => keyMessage(k, at)) };
       }),
 
     updateKey: (req, ctx) =>
@@ -139,8 +245,8 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
         const customerId = customerFor(caller, req.customerId);
         // customer_id addresses the key (internal callers); it is never a field to change.
         const paths = (req.updateMask?.paths ?? []).filter((p) => p !== "customer_id");
-        const unknown = paths.filter((p) => !["name", "metadata", "expires_at"].includes(p));
-        if (unknown.length) throw invalid(`update_mask may name name, metadata, expires_at; not ${unknown.join(", ")}`);
+        const unknown = paths.filter((p) => !["name", "metadata", "expires_at", "enabled"].includes(p));
+        if (unknown.length) throw invalid(`update_mask may name name, metadata, expires_at, enabled; not ${unknown.join(", ")}`);
         const has = (p: string, set: boolean) => (paths.length ? paths.includes(p) : set);
         const key = await keys.update(
           caller,
@@ -150,6 +256,7 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
             ...(has("name", req.name !== "") && { name: validName(req.name) }),
             ...(has("metadata", Object.keys(req.metadata).length > 0) && { metadata: validMetadata(req.metadata) }),
             ...(has("expires_at", req.expiresAt !== undefined) && { expiresAt: msOf(req.expiresAt) }),
+            ...(has("enabled", req.enabled !== undefined) && { enabled: req.enabled ?? true }),
           },
           originOf(ctx),
         );

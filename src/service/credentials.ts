@@ -40,6 +40,8 @@ export class Credentials {
         throw new DomainError("key_expired", "this API key has expired");
       case "revoked":
         throw new DomainError("key_revoked", "this API key has been revoked");
+      case "disabled":
+        throw new DomainError("key_disabled", "this API key is disabled");
       case "rate_limited":
         throw new DomainError("rate_limited", "rate limit exceeded: retry after the Retry-After delay", {
           "retry-after": String(result.rateLimit?.retryAfterSeconds ?? 1),
