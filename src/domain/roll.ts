@@ -90,10 +90,8 @@ export class KeyRoller {
     const cutoff = input.graceStarts === "now" ? now + grace : null;
     const oldExpiresAt = cutoff === null ? old.expiresAt : old.expiresAt === null ? cutoff : Math.min(old.expiresAt, cutoff);
     const rolled = { ...old, rolledTo: successor.id, expiresAt: oldExpiresAt, updatedAt: now };
-    const events = [
-      this.audit.build({ ...this.keys.success("api_key.rolled", caller, old, origin), relatedKeyId: successor.id }),
-      this.audit.build(this.keys.success("api_key.issued", caller, successor, origin)),
-    ];
+    // The roll is ONE event (issue 13): target the old key, related_key_id the new one.
+    const events = [this.audit.build({ ...this.keys.success("api_key.rolled", caller, old, origin), relatedKeyId: successor.id })];
     return {
       result: { key: successor, secret: generated.secret },
       keyIds: [successor.id],

@@ -138,6 +138,8 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
       const events = await audit(root.secret, "api_key.rolled");
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ target: { key_id: k.id, prefix: k.prefix, name: "app" }, related_key_id: next.id, outcome: "success" });
+      const issued = (await audit(root.secret, "api_key.issued")).map((e) => e.target.key_id);
+      expect(issued, "the roll is one api_key.rolled event, not also an issue").not.toContain(next.id);
     });
   });
 

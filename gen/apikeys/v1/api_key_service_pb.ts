@@ -1539,6 +1539,15 @@ export const ApiKeyService: GenService<{
    * through issuance. Requires scope `api_keys:write`. REST answers 201 with a `Location` header
    * and the key object with a `secret` field.
    *
+   * Idempotency (IssueKey, BatchIssueKeys, RollKey): send an `idempotency-key` header / metadata
+   * entry (REST `Idempotency-Key`; 1-255 printable ASCII characters, else INVALID_ARGUMENT) and a
+   * retry within 24 hours with the same key and the same parameters gets the first answer again,
+   * secret included. Records are shared by the keys of one customer (each internal caller has its
+   * own). The same key with other parameters is ABORTED (REST 409 `idempotency_conflict`), and so
+   * is a retry while the first call is still running (retry it: `retry-after: 1`). Only a SHA-256
+   * of the idempotency key is stored, and the remembered answer is AES-256-GCM-encrypted under a
+   * key derived from it (HKDF-SHA256): use unguessable idempotency keys, e.g. UUIDs.
+   *
    * @generated from rpc apikeys.v1.ApiKeyService.IssueKey
    */
   issueKey: {
