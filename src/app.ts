@@ -26,7 +26,7 @@ export async function createService(config: Config, log: Logger) {
   const store = instrumentStore(await openStore(config), metrics);
   const domain = createDomain(store, {
     rateLimit: { capacity: config.RATE_LIMIT_CAPACITY, refillPerSecond: config.RATE_LIMIT_REFILL_PER_SEC },
-    rateLimitLeaseMs: config.RATE_LIMIT_LEASE_MS,
+    rateLimitReserveMs: config.RATE_LIMIT_LEASE_MS,
     usageFlushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS,
     auditFlushIntervalMs: config.AUDIT_FLUSH_INTERVAL_MS,
     auditAggregateIntervalMs: config.AUDIT_AGGREGATE_INTERVAL_MS,
@@ -79,7 +79,7 @@ export async function createApp(config: Config, log: Logger) {
     },
     contextValues: nodeContextValues,
     readMaxBytes: config.BODY_LIMIT_BYTES,
-    fallback: createFallback({ rest, store, log, isDraining: () => draining }),
+    fallback: createFallback({ rest, ready: () => store.ping(), log, isDraining: () => draining }),
   });
   const http = createDualProtocolServer(handler, { ...DEFAULT_LIMITS, bodyLimitBytes: config.BODY_LIMIT_BYTES });
   const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import { newEventId } from "./ids.js";
 import type { AuditEvent } from "./types.js";
 

@@ -1,6 +1,6 @@
 import type { AuditLog } from "./audit-log.js";
 import { digestKey, parseKey } from "./key-format.js";
-import type { RateLimiter } from "./rate-limiter.js";
+import type { RateLimiter } from "./rate-limit/rate-limiter.js";
 import { grants } from "./scopes.js";
 import type { UsageRecorder } from "./usage-recorder.js";
 import { isExpired, type KeyRecord, type RateLimitDecision, type RequestOrigin } from "./types.js";

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import { AuditLog } from "./audit-log.js";
 import { Authenticator } from "./authenticator.js";
 import { KeyCache, type KeyCacheOptions } from "./key-cache.js";
@@ -7,15 +7,14 @@ import { Idempotency, type IdempotencyOptions } from "./idempotency.js";
 import { KeyImporter } from "./import-keys.js";
 import { KeyManager } from "./key-manager.js";
 import { KeyRoller } from "./roll.js";
-import { RateLimitLeases } from "./rate-limit-leases.js";
-import { RateLimiter } from "./rate-limiter.js";
+import { RateLimiter } from "./rate-limit/rate-limiter.js";
 import type { RateLimitPolicy } from "./types.js";
 import { UsageRecorder } from "./usage-recorder.js";
 
 export interface DomainOptions {
   rateLimit: RateLimitPolicy;
-  /** How long a process keeps reserved rate-limit tokens (rate-limit-leases.ts); 0 = no reserves. */
-  rateLimitLeaseMs: number;
+  /** How long a process keeps unused reserved rate-limit tokens (rate-limit/reserves.ts); 0 = no reserves. */
+  rateLimitReserveMs: number;
   usageFlushIntervalMs: number;
   auditFlushIntervalMs: number;
   auditAggregateIntervalMs: number;
@@ -40,8 +39,11 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     maxAggregates: 10_000,
   }, log);
   const usage = new UsageRecorder(store, opts.usageFlushIntervalMs, log);
-  const leases = new RateLimitLeases(store, opts.rateLimit, now, { leaseMs: opts.rateLimitLeaseMs }, log);
-  const rateLimiter = new RateLimiter(store, leases, opts.rateLimit, audit, now, opts.observe?.rateLimit);
+  const rateLimiter = new RateLimiter(store, audit, now, log, {
+    defaults: opts.rateLimit,
+    reserveMs: opts.rateLimitReserveMs,
+    observe: opts.observe?.rateLimit,
+  });
   const cache = new KeyCache(store, opts.keyCache, now, log);
   const importPrefixes = opts.importPrefixes ?? [];
   const onChanged = (key: { digest: string }) => cache.invalidate(key.digest);
@@ -74,14 +76,14 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
       audit.start();
       usage.start();
       cache.start();
-      leases.start();
+      rateLimiter.start();
     },
     async flush() {
       idempotency.stop();
       audit.stop();
       usage.stop();
       await cache.stop();
-      await leases.stop();
+      await rateLimiter.stop();
       await usage.flush();
       await audit.flush();
     },

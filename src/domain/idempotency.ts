@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, hash, hkdfSync, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { IdempotencyRecord, Store } from "../storage/store.js";
-import { DomainError, invalid } from "./errors.js";
+import type { IdempotencyRecord, Store } from "./store.js";
+import { ApiError, idempotencyConflict, invalid } from "./errors.js";
 import type { Prepared } from "./key-manager.js";
 
 export interface IdempotencyOptions {
@@ -94,7 +94,7 @@ export class Idempotency {
         continue;
       }
       if (existing.paramsDigest !== paramsDigest) {
-        throw new DomainError("idempotency_conflict", "this Idempotency-Key was used with other parameters; use a new key for a new request");
+        throw idempotencyConflict("this Idempotency-Key was used with other parameters; use a new key for a new request");
       }
       const replay = await this.settled(existing, key, now);
       if (replay) return replay;
@@ -117,7 +117,7 @@ export class Idempotency {
       // Refused (not a fault): nothing was written, so a retry runs afresh. After a storage fault
       // the write may or may not have happened: the record stays, and a retry after the lease
       // finds out from the keys.
-      if (e instanceof DomainError && e.code !== "unavailable" && e.code !== "internal") {
+      if (e instanceof ApiError && e.code !== "unavailable" && e.code !== "internal") {
         await this.store.deleteIdempotency(id, owner).catch(() => {});
       }
       throw e;
@@ -148,7 +148,7 @@ export class Idempotency {
 }
 
 const conflictRunning = () =>
-  new DomainError("idempotency_conflict", "a request with this Idempotency-Key is still in progress; retry shortly", { "retry-after": "1" });
+  idempotencyConflict("a request with this Idempotency-Key is still in progress; retry shortly", { "retry-after": "1" });
 
 /** AES-256-GCM under HKDF-SHA256(idempotency key, salt = record id); layout: iv(12) | tag(16) | ciphertext. */
 function seal(key: string, id: string, plain: Uint8Array): Uint8Array {

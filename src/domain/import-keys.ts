@@ -1,4 +1,4 @@
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import type { AuditLog } from "./audit-log.js";
 import { invalid } from "./errors.js";
 import { newKeyId } from "./ids.js";

@@ -1,6 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import type { KeyLookup } from "./authenticator.js";
 import { DigestSet } from "./digest-set.js";
 import type { KeyRecord } from "./types.js";

@@ -1,4 +1,4 @@
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import { requireCanActOn } from "./access.js";
 import type { AuditLog, NewAuditEvent } from "./audit-log.js";
 import { failedPrecondition, forbidden, invalid, notFound } from "./errors.js";

@@ -1,4 +1,4 @@
-import type { Store } from "../storage/store.js";
+import type { Store } from "./store.js";
 import { requireCanActOn } from "./access.js";
 import type { AuditLog } from "./audit-log.js";
 import { failedPrecondition, invalid, notFound } from "./errors.js";

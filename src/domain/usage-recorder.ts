@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Store, UsageDelta } from "../storage/store.js";
+import type { Store, UsageDelta } from "./store.js";
 import type { KeyRecord } from "./types.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { Store } from "../storage/store.js";
+import type { Store } from "../domain/store.js";
 import type { Metrics } from "./metrics.js";
 
 /**

@@ -20,7 +20,7 @@ import { type KeyRoller, validGraceStarts } from "../domain/roll.js";
 import type { Authenticator } from "../domain/authenticator.js";
 import { forbidden, invalid } from "../domain/errors.js";
 import { actorOf, type KeyManager } from "../domain/key-manager.js";
-import type { RateLimiter } from "../domain/rate-limiter.js";
+import type { RateLimiter } from "../domain/rate-limit/rate-limiter.js";
 import type { Caller } from "../domain/types.js";
 import {
   optionalUuid,

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Authenticator } from "../domain/authenticator.js";
-import { DomainError, forbidden } from "../domain/errors.js";
+import { forbidden, keyExpired, keyRevoked, keyDisabled, rateLimited, unauthenticated } from "../domain/errors.js";
 import type { Caller, RateLimitDecision } from "../domain/types.js";
 import { kCallerPrefix, originOf } from "./call-context.js";
 
@@ -37,33 +37,32 @@ export class Credentials {
     if (result.valid) return { kind: "key", key: result.key };
     switch (result.reason) {
       case "expired":
-        throw new DomainError("key_expired", "this API key has expired");
+        throw keyExpired();
       case "revoked":
-        throw new DomainError("key_revoked", "this API key has been revoked");
+        throw keyRevoked();
       case "disabled":
-        throw new DomainError("key_disabled", "this API key is disabled");
+        throw keyDisabled();
       case "rate_limited":
-        throw new DomainError("rate_limited", "rate limit exceeded: retry after the Retry-After delay", {
+        throw rateLimited({
           "retry-after": String(result.rateLimit?.retryAfterSeconds ?? 1),
           ...rateLimitHeaders(result.rateLimit),
         });
       default:
-        throw new DomainError("unauthenticated", "invalid API key");
+        throw unauthenticated("invalid API key");
     }
   }
 
   /** For internal RPCs: only the internal credential; a customer key is refused outright. */
   internal(ctx: HandlerContext): Caller {
     if (this.internalToken === null) {
-      throw new DomainError(
-        "unauthenticated",
+      throw unauthenticated(
         "internal RPCs are disabled: start the service with INTERNAL_TOKEN set and send authorization: Bearer <INTERNAL_TOKEN>",
       );
     }
     const presented = presentedCredential(ctx);
     if (this.isInternal(presented)) return { kind: "internal", name: internalName(ctx) };
     if (presented.startsWith(KEY_MARK)) throw forbidden("this RPC is for internal services; customer keys cannot call it");
-    throw new DomainError("unauthenticated", "invalid internal credential");
+    throw unauthenticated("invalid internal credential");
   }
 
   /**
@@ -89,11 +88,11 @@ function presentedCredential(ctx: HandlerContext): string {
   if (auth !== null) {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(auth);
     if (m?.[1]) return m[1];
-    throw new DomainError("unauthenticated", "the authorization header must be: Bearer <key>");
+    throw unauthenticated("the authorization header must be: Bearer <key>");
   }
   const apiKey = ctx.requestHeader.get("x-api-key")?.trim();
   if (apiKey) return apiKey;
-  throw new DomainError("unauthenticated", "missing API key: send authorization: Bearer <key>");
+  throw unauthenticated("missing API key: send authorization: Bearer <key>");
 }
 
 /** The internal caller's self-declared name (`x-caller`), for the audit actor. */

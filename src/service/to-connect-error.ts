@@ -1,26 +1,26 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { DomainError } from "../domain/errors.js";
-import { ERROR_CODE_HEADER, ERROR_TABLE } from "./error-codes.js";
+import { ApiError, ERROR_TABLE } from "../domain/errors.js";
 
 /**
- * The service layer's one exit for failures: a DomainError becomes a ConnectError with its gRPC
- * code, our error code and its extra headers as metadata (so REST can render the documented
- * body, and connect sends them as headers/trailers). Anything unexpected is logged and becomes
- * a bare `internal` error: no stack trace or driver message reaches a client.
+ * The service layer's one exit for failures: an ApiError becomes a ConnectError with the gRPC
+ * status of the one error table (domain/errors.ts), its extra headers and the request id as
+ * metadata (connect sends them as headers/trailers), and the ApiError itself as `cause`, which is
+ * where the REST renderer reads our code from: no error code travels in a header. Anything
+ * unexpected is logged and becomes a bare `internal` error: no stack trace or driver message
+ * reaches a client.
  */
 export function toConnectError(err: unknown, ctx: HandlerContext, log: Logger): ConnectError {
-  if (err instanceof DomainError) {
+  const requestId = ctx.responseHeader.get("x-request-id");
+  if (err instanceof ApiError) {
     const metadata = new Headers(err.headers);
-    metadata.set(ERROR_CODE_HEADER, err.code);
-    const requestId = ctx.responseHeader.get("x-request-id");
     if (requestId) metadata.set("x-request-id", requestId);
     if (err.code === "unavailable" || err.code === "internal") {
-      log.error({ err: (err as { cause?: unknown }).cause ?? err, requestId }, "storage failure");
+      log.error({ err: err.cause ?? err, requestId }, "storage failure");
     }
-    return new ConnectError(err.message, ERROR_TABLE[err.code].grpc, metadata);
+    return new ConnectError(err.message, ERROR_TABLE[err.code].grpc as Code, metadata, undefined, err);
   }
   if (err instanceof ConnectError) return err;
-  log.error({ err, requestId: ctx.responseHeader.get("x-request-id") }, "unexpected error");
-  return new ConnectError("internal error", Code.Internal, { [ERROR_CODE_HEADER]: "internal" });
+  log.error({ err, requestId }, "unexpected error");
+  return new ConnectError("internal error", Code.Internal);
 }

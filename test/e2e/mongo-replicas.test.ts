@@ -15,7 +15,7 @@ import { type RunningServer, sleep, startServer } from "../helpers/server.js";
  *   (nothing lost) and at most `capacity + ceil(elapsed × rate)`, elapsed measured by the client
  *   from the first send to the last answer (an upper bound of the bucket's own elapsed time).
  *   Every charge is answered within the client's 10 s deadline: a replica charges the requests
- *   that queued behind a store step together in its next one (rate-limit-leases.ts), so a burst
+ *   that queued behind a store step together in its next one (src/domain/rate-limit/bucket-steps.ts), so a burst
  *   costs a few compare-and-set rounds per replica, not one each.
  * - A large bucket (capacity 10,000) charged through each replica's reserves: the same one-sided
  *   bound as with WORKERS (test/helpers/large-bucket.ts), the compare-and-set taking the reserves.

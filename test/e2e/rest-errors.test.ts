@@ -27,6 +27,23 @@ const post = (body: unknown, key = root.secret) =>
 /** The customer's active keys, to prove a refused request left nothing behind. */
 const keyCount = async () => (await rest(server, "GET", "/v1/api-keys?include_inactive=true&page_size=100", { key: root.secret })).body.data.length;
 
+describe("error responses", () => {
+  it("carry the code in the body only: no header of ours names it", async () => {
+    const answers = [
+      [await post({ name: "x", colour: "red" }), 400, "invalid_argument"],
+      [await rest(server, "GET", "/v1/api-keys?api_key=zpk_live_x"), 400, "key_in_url"],
+      [await rest(server, "GET", "/v1/api-keys"), 401, "unauthenticated"],
+      [await rest(server, "GET", "/v1/api-keys/key_01JD3X5Q7R2M9T4V6W8Y0Z1A2B", { key: root.secret }), 404, "not_found"],
+      [await rest(server, "PUT", "/v1/api-keys", { key: root.secret }), 405, "method_not_allowed"],
+      [await post("x".repeat(4096)), 413, "payload_too_large"],
+    ] as const;
+    for (const [res, status, code] of answers) {
+      expectError(res, status, code);
+      expect([...res.headers.keys()].filter((k) => k.startsWith("zpk-")), `${code} headers`).toEqual([]);
+    }
+  });
+});
+
 describe("400 invalid_argument", () => {
   it.each([
     ["truncated JSON", '{"name": "x"'],

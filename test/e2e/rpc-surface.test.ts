@@ -87,6 +87,24 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
     return ok(await c.call("authenticate", fields, internal), "Authenticate");
   }
 
+  it("an error answer has its gRPC status and no header of ours naming the error code", async () => {
+    const customer = uuid();
+    const { secret } = ok(await c.call("issueKey", { customerId: customer, name: "k" }, internal));
+    const answers = [
+      [await c.call("authenticate", { key: "" }, internal), Code.INVALID_ARGUMENT],
+      [await c.call("getKey", { customerId: customer, id: "key_01JD3X5Q7R2M9T4V6W8Y0Z1A2B" }, internal), Code.NOT_FOUND],
+      [await c.call("authenticate", { key: secret }, bearer(secret)), Code.PERMISSION_DENIED],
+      [await c.call("listKeys", {}), Code.UNAUTHENTICATED],
+    ] as const;
+    for (const [r, code] of answers) {
+      failed(r, code);
+      if (r.ok) continue;
+      const ours = [...r.metadata.keys()].filter((k) => k.startsWith("zpk-"));
+      expect(ours, `metadata of a ${code} answer: ${[...r.metadata.keys()].join(", ")}`).toEqual([]);
+      expect(r.metadata.get("x-request-id"), "the request id still travels with the error").toBeTruthy();
+    }
+  });
+
   describe("key management", () => {
     it("an internal caller issues a key for a customer; the secret is returned once, in the documented format", async () => {
       const customer = uuid();

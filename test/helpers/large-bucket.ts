@@ -10,7 +10,7 @@ const RESERVE = 100;
 const RATE = 0.01;
 
 /**
- * SPEC §6 through per-process reserves (src/domain/rate-limit-leases.ts), checked the same way for
+ * SPEC §6 through per-process reserves (src/domain/rate-limit/reserves.ts), checked the same way for
  * WORKERS and for replicas: `processes` servers reached through `clients` charge one customer's
  * bucket of 10,000 tokens 10,300 times, 48 in flight.
  *
@@ -55,7 +55,7 @@ export async function checkLargeBucket(clients: RpcClient[], auth: Record<string
     if (got === 0) break;
   }
   // eslint-disable-next-line no-console
-  console.log(`[large bucket] ${processes} processes: ${first} of ${CAPACITY + 300} admitted in ${steps} store steps, ${later} more after the reserves' lease; bound ${bound()}`);
+  console.log(`[large bucket] ${processes} processes: ${first} of ${CAPACITY + 300} admitted in ${steps} store steps, ${later} more after the reserves went back; bound ${bound()}`);
   expect(steps, `store steps for ${CAPACITY + 300} charges`).toBeLessThan(1_000);
   expect(first, "admitted more than SPEC §6 allows").toBeLessThanOrEqual(bound());
   expect(first, `refused more than ${processes} processes x ${RESERVE} reserved tokens early`).toBeGreaterThanOrEqual(CAPACITY - processes * RESERVE);

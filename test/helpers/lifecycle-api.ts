@@ -1,5 +1,6 @@
 import { type DescMessage, fromJson, type JsonObject, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { ApiKeyService, DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { errorCodeForGrpc } from "../../src/domain/errors.js";
 import { present, presentEachFlattened, presentFlattened } from "../../src/transport/rest/present.js";
 import { rest } from "./rest.js";
 import { allRpcClients, type MethodName, type RpcClient } from "./rpc-clients.js";
@@ -10,7 +11,8 @@ import type { RunningServer } from "./server.js";
  * client of allRpcClients(). Requests are given in the REST JSON shape (snake_case, `id` and
  * `customer_id` included); answers come back in the REST shape too (RPC answers are rendered by the
  * same `present` the REST layer uses), and failures as our error code plus the HTTP status or gRPC
- * code, so one table of cases runs unchanged over all of them.
+ * code (over RPC the code is the one the error table gives for the gRPC status), so one table of
+ * cases runs unchanged over all of them.
  */
 export type ApiResult =
   | { ok: true; body: any; headers: Headers; status?: number }
@@ -61,7 +63,8 @@ export function rpcApi(client: RpcClient): LifecycleApi {
       const input = fromJson(m.input, req as JsonValue);
       const r = await client.call(lower(rpc), input as never, { authorization: `Bearer ${credential}`, ...headers });
       if (r.ok) return { ok: true, body: shape(rpc, m.output, r.res as Message), headers: r.headers };
-      return { ok: false, code: r.metadata.get("zpk-error-code") ?? `grpc:${r.code}`, grpc: r.code, message: r.message, headers: r.metadata };
+      // RPC clients get a gRPC status only (no error-code header): our code is the table's for it.
+      return { ok: false, code: errorCodeForGrpc(r.code), grpc: r.code, message: r.message, headers: r.metadata };
     },
     async authState(secret, internalToken) {
       const r = await client.call("authenticate", { key: secret }, { authorization: `Bearer ${internalToken}` });

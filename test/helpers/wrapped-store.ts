@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteStore } from "../../src/storage/sqlite/sqlite-store.js";
-import type { Store } from "../../src/storage/store.js";
+import type { Store } from "../../src/domain/store.js";
 
 type Wrappers = { [K in keyof Store]?: (original: Store[K]) => Store[K] };
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { DomainError } from "../../src/domain/errors.js";
-import type { IdempotencyRecord, Store } from "../../src/storage/store.js";
+import { ApiError } from "../../src/domain/errors.js";
+import type { IdempotencyRecord, Store } from "../../src/domain/store.js";
 import { auditQuery, issuedEvent, keyRecord, listQuery, T0 } from "./store-contract.js";
 
 /**
@@ -23,8 +23,8 @@ export function describeLifecycleContract(store: () => Store): void {
       const other = randomUUID();
       const bad = [...Array.from({ length: 29 }, () => keyRecord({ customerId: other })), keyRecord({ customerId: other, digest: existing.digest })];
       const err = await store().insertKeys(bad, bad.map(issuedEvent)).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(DomainError);
-      expect((err as DomainError).code).toBe("already_exists");
+      expect(err).toBeInstanceOf(ApiError);
+      expect((err as ApiError).code).toBe("already_exists");
       expect(await store().countKeys(listQuery({ customerId: other }))).toBe(0);
       expect(await store().listKeys(listQuery({ customerId: other }))).toEqual([]);
       expect(await store().findKeyByDigest(bad[0]!.digest)).toBeNull();

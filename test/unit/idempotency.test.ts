@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { DomainError } from "../../src/domain/errors.js";
+import { ApiError } from "../../src/domain/errors.js";
 import { Idempotency } from "../../src/domain/idempotency.js";
 import type { Prepared } from "../../src/domain/key-manager.js";
 import { SqliteStore } from "../../src/storage/sqlite/sqlite-store.js";
@@ -37,9 +37,9 @@ function setup() {
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const conflict = async (p: Promise<unknown>) => {
   const e = await p.then(() => null, (x: unknown) => x);
-  expect(e).toBeInstanceOf(DomainError);
-  expect((e as DomainError).code).toBe("idempotency_conflict");
-  return e as DomainError;
+  expect(e).toBeInstanceOf(ApiError);
+  expect((e as ApiError).code).toBe("idempotency_conflict");
+  return e as ApiError;
 };
 
 describe("Idempotency", () => {
@@ -70,7 +70,7 @@ describe("Idempotency", () => {
   it("a refused call leaves nothing: the retry runs afresh", async () => {
     const { idem, op, runs } = setup();
     const refuse = async (): Promise<Prepared<Uint8Array>> => {
-      throw new DomainError("invalid_argument", "no");
+      throw new ApiError("invalid_argument", "no");
     };
     await expect(idem.run("customer:a", "a", "k", "p", refuse)).rejects.toThrow("no");
     await idem.run("customer:a", "a", "k", "p", op());
@@ -90,7 +90,7 @@ describe("Idempotency", () => {
     const { idem, op } = setup();
     for (const bad of ["", "x".repeat(256), "tab\there", "caf\u00e9"]) {
       const e = await idem.run("customer:a", "a", bad, "p", op()).then(() => null, (x: unknown) => x);
-      expect((e as DomainError).code, JSON.stringify(bad)).toBe("invalid_argument");
+      expect((e as ApiError).code, JSON.stringify(bad)).toBe("invalid_argument");
     }
     await idem.run("customer:a", "a", "x".repeat(255), "p", op());
   });

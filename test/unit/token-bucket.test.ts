@@ -1,9 +1,23 @@
 import { describe, expect, it } from "vitest";
-import { type BucketState, exchange, fullBucket, refill, take } from "../../src/domain/token-bucket.js";
-import type { RateLimitPolicy } from "../../src/domain/types.js";
+import {
+  type BucketState,
+  type ChargeOutcome,
+  exchange,
+  fullBucket,
+  isOverCapacity,
+  refill,
+  take,
+} from "../../src/domain/rate-limit/token-bucket.js";
+import type { RateLimitDecision, RateLimitPolicy } from "../../src/domain/types.js";
 
 const DEFAULT: RateLimitPolicy = { capacity: 60, refillPerSecond: 1 };
 const T0 = Date.UTC(2026, 0, 1);
+
+/** The outcomes of a step that had no cost above capacity, as decisions. */
+function decided(r: { outcomes: ChargeOutcome[] }): RateLimitDecision[] {
+  expect(r.outcomes.filter(isOverCapacity)).toEqual([]);
+  return r.outcomes as RateLimitDecision[];
+}
 
 describe("fullBucket", () => {
   it("starts at capacity", () => {
@@ -103,7 +117,7 @@ describe("exchange (a step of a process that keeps a reserve)", () => {
 
   it("takes the cost plus up to the reserve asked for, and says how many it reserved", () => {
     const r = exchange({ tokens: 5_000, at: T0 }, BIG, T0, { returned: 0, costs: [1], reserve: 100 });
-    expect(r.decisions[0]!.allowed).toBe(true);
+    expect(decided(r)[0]!.allowed).toBe(true);
     expect(r.reserved).toBe(100);
     expect(r.next.tokens).toBe(4_899);
   });
@@ -116,7 +130,7 @@ describe("exchange (a step of a process that keeps a reserve)", () => {
 
   it("a refusal reserves and takes nothing, but returned tokens are still put back", () => {
     const r = exchange({ tokens: 0.5, at: T0 }, BIG, T0, { returned: 2, costs: [5], reserve: 100 });
-    expect(r.decisions[0]!.allowed).toBe(false);
+    expect(decided(r)[0]!.allowed).toBe(false);
     expect(r.reserved).toBe(0);
     expect(r.next.tokens).toBe(2.5);
   });
@@ -125,7 +139,7 @@ describe("exchange (a step of a process that keeps a reserve)", () => {
     const r = exchange({ tokens: 9_990, at: T0 }, BIG, T0 + 5_000, { returned: 100, costs: [], reserve: 0 });
     expect(r.next.tokens).toBe(10_000);
     expect(r.reserved).toBe(0);
-    expect(r.decisions).toEqual([]);
+    expect(decided(r)).toEqual([]);
   });
 
   it("charges queued requests in order with the same decisions as one take each, then reserves only if the last was allowed", () => {
@@ -139,17 +153,36 @@ describe("exchange (a step of a process that keeps a reserve)", () => {
       state = r.next;
       return r.decision;
     });
-    expect(batched.decisions).toEqual(oneByOne);
+    expect(decided(batched)).toEqual(oneByOne);
     // 4.5 tokens: 1 and 2 are allowed, 3 is refused (1.5 left) and takes nothing, then 1 is allowed, the last 1 refused
-    expect(batched.decisions.map((d) => d.allowed)).toEqual([true, true, false, true, false]);
+    expect(decided(batched).map((d) => d.allowed)).toEqual([true, true, false, true, false]);
     expect(batched.next).toEqual(state);
 
     const withReserve = exchange({ tokens: 5_000, at: T0 }, BIG, T0, { returned: 0, costs: [1, 1, 1], reserve: 100 });
-    expect(withReserve.decisions.map((d) => d.remaining)).toEqual([4_999, 4_998, 4_997]);
+    expect(decided(withReserve).map((d) => d.remaining)).toEqual([4_999, 4_998, 4_997]);
     expect(withReserve.reserved).toBe(100);
     expect(withReserve.next.tokens).toBe(4_897);
     const lastRefused = exchange({ tokens: 2, at: T0 }, BIG, T0, { returned: 0, costs: [1, 5], reserve: 100 });
     expect(lastRefused.reserved).toBe(0);
     expect(lastRefused.next.tokens).toBe(1);
+  });
+
+  it("a cost above capacity is answered as data, takes nothing, and leaves the others' decisions as they were", () => {
+    const small: RateLimitPolicy = { capacity: 5, refillPerSecond: 1 };
+    const r = exchange({ tokens: 5, at: T0 }, small, T0, { returned: 0, costs: [1, 6, 2], reserve: 0 });
+    expect(r.outcomes[1]).toEqual({ overCapacity: true, capacity: 5 });
+    expect(r.outcomes.map((o) => (isOverCapacity(o) ? "over" : o.remaining))).toEqual([4, "over", 2]);
+    expect(r.next.tokens).toBe(2);
+
+    const onlyOver = exchange({ tokens: 3, at: T0 }, small, T0, { returned: 0, costs: [6, 7], reserve: 0 });
+    expect(onlyOver.outcomes.every(isOverCapacity)).toBe(true);
+    expect(onlyOver.next).toEqual({ tokens: 3, at: T0 });
+    expect(onlyOver.reserved).toBe(0);
+  });
+
+  it("a reserve follows the last cost the bucket decided, not a cost above capacity after it", () => {
+    const r = exchange({ tokens: 5_000, at: T0 }, BIG, T0, { returned: 0, costs: [1, 20_000], reserve: 100 });
+    expect(r.reserved).toBe(100);
+    expect(r.next.tokens).toBe(4_899);
   });
 });

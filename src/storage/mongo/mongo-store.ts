@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { Binary, type Collection, type Db, MongoClient, MongoError, type Filter } from "mongodb";
-import { DomainError, StorageUnavailableError } from "../../domain/errors.js";
-import type { BucketState } from "../../domain/token-bucket.js";
+import { alreadyExists, StorageUnavailableError } from "../../domain/errors.js";
+import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
-import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
+import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import {
   type AuditDoc, type BucketDoc, type IdempotencyDoc, type PendingWriteDoc, type PolicyDoc, type UsageDoc, docToEvent,
   docToKey, eventToDoc, type KeyDoc, keyToDoc, metadataPairs,
@@ -55,7 +55,14 @@ export class MongoStore implements Store {
   /** This process's usage documents are `<key id>:<writer>`: no two processes write the same one. */
   private readonly writer = randomBytes(8).toString("hex");
 
-  private readonly bucketLocks = new KeyedQueue();
+  /**
+   * Key writes (update, revoke) are queued per key in this process: FerretDB 1.24 may lose one of
+   * two concurrent updates of one document (a revoke racing an update came back with
+   * `revoked_at` still null), and nothing above the store serialises writes to one key. Buckets
+   * need no such queue: the domain already runs one store step per customer at a time in a
+   * process (domain/rate-limit/bucket-steps.ts), and across processes the unique-insert
+   * compare-and-set decides.
+   */
   private readonly keyLocks = new KeyedQueue();
 
   /** Connects and creates indexes; throws StorageUnavailableError when the server is unreachable. */
@@ -105,7 +112,7 @@ export class MongoStore implements Store {
         if (events.length) await this.events.insertMany(events.map(eventToDoc), { ordered: true });
       } catch (e) {
         await this.pending.abort(doc).catch(() => {}); // else settle() does it later
-        if (isDuplicateKey(e)) throw new DomainError("already_exists", "a key with one of these digests exists already");
+        if (isDuplicateKey(e)) throw alreadyExists("a key with one of these digests exists already");
         throw e;
       }
       await this.pending.commitBatch(id);
@@ -272,7 +279,6 @@ export class MongoStore implements Store {
     });
   }
 
-  /** Key writes are queued per key in this process (FerretDB may lose concurrent updates to one document). */
   revokeKey(customerId: string, id: string, at: number, event: (k: KeyRecord) => AuditEvent) {
     return this.keyLocks.run(id, () => this.revokeKeyNow(customerId, id, at, event));
   }
@@ -377,15 +383,6 @@ export class MongoStore implements Store {
    * versions are deleted behind.
    */
   updateBucket<T>(
-    customerId: string,
-    defaults: RateLimitPolicy,
-    decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },
-  ): Promise<T> {
-    // Calls for one customer queue up in this process, so CAS conflicts only come from other replicas.
-    return this.bucketLocks.run(customerId, () => this.casBucket(customerId, defaults, decide));
-  }
-
-  private casBucket<T>(
     customerId: string,
     defaults: RateLimitPolicy,
     decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },

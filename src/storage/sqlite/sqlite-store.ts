@@ -1,10 +1,10 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DomainError, StorageUnavailableError } from "../../domain/errors.js";
-import type { BucketState } from "../../domain/token-bucket.js";
+import { alreadyExists, StorageUnavailableError } from "../../domain/errors.js";
+import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
-import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../store.js";
+import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
 import { ADDED_COLUMNS, SCHEMA } from "./schema.js";
 
@@ -115,7 +115,7 @@ export class SqliteStore implements Store {
           this.stmts.insertKey.run(keyToRow(k));
         } catch (e) {
           if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE" && /digest/.test(String(e))) {
-            throw new DomainError("already_exists", `a key with this digest exists already (${k.name})`);
+            throw alreadyExists(`a key with this digest exists already (${k.name})`);
           }
           throw e;
         }

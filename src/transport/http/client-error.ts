@@ -1,8 +1,7 @@
 import { STATUS_CODES } from "node:http";
 import type * as net from "node:net";
-import type { ErrorCode } from "../../domain/errors.js";
+import { ERROR_TABLE, type ErrorCode } from "../../domain/errors.js";
 import { newRequestId } from "../../service/call-context.js";
-import { ERROR_TABLE } from "../../service/error-codes.js";
 import { errorBody } from "./json-response.js";
 
 /**

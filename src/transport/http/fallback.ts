@@ -1,6 +1,5 @@
 import type { Logger } from "pino";
-import { DomainError } from "../../domain/errors.js";
-import type { Store } from "../../storage/store.js";
+import { ApiError, invalid } from "../../domain/errors.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson } from "./json-response.js";
 import { refuseKeyInUrl } from "./key-in-url.js";
 
@@ -10,13 +9,21 @@ export type RestHandler = (req: NodeRequest, res: NodeResponse, url: URL) => Pro
  * Everything on `PORT` that is not a Connect/gRPC/gRPC-Web RPC path: the key-in-URL guard
  * (before any other check), ops endpoints, the REST routes, and a JSON 404 for the rest.
  */
-export function createFallback(deps: { rest: RestHandler; store: Store; log: Logger; isDraining: () => boolean }) {
+export interface FallbackDeps {
+  rest: RestHandler;
+  /** Resolves when the store answers (the readiness probe); rejects when it does not. */
+  ready: () => Promise<void>;
+  log: Logger;
+  isDraining: () => boolean;
+}
+
+export function createFallback(deps: FallbackDeps) {
   return (req: NodeRequest, res: NodeResponse) => {
     let url: URL;
     try {
       url = new URL(req.url ?? "/", "http://localhost");
     } catch {
-      return sendError(res, new DomainError("invalid_argument", "malformed request URL"));
+      return sendError(res, invalid("malformed request URL"));
     }
     try {
       refuseKeyInUrl(url);
@@ -31,14 +38,14 @@ export function createFallback(deps: { rest: RestHandler; store: Store; log: Log
         sendError(res, err);
       });
     }
-    sendError(res, new DomainError("not_found", `no route for ${req.method} ${url.pathname}`));
+    sendError(res, new ApiError("not_found", `no route for ${req.method} ${url.pathname}`));
   };
 }
 
-async function ready(res: NodeResponse, deps: { store: Store; isDraining: () => boolean }): Promise<void> {
+async function ready(res: NodeResponse, deps: Pick<FallbackDeps, "ready" | "isDraining">): Promise<void> {
   if (deps.isDraining()) return sendJson(res, 503, { status: "draining" });
   try {
-    await deps.store.ping();
+    await deps.ready();
     sendJson(res, 200, { status: "ready" });
   } catch {
     sendJson(res, 503, { status: "unavailable" });

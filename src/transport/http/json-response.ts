@@ -1,9 +1,8 @@
 import type * as http from "node:http";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { ConnectError } from "@connectrpc/connect";
-import { DomainError, type ErrorCode } from "../../domain/errors.js";
+import { ApiError, ERROR_TABLE, type ErrorCode, errorCodeForGrpc } from "../../domain/errors.js";
 import { newRequestId } from "../../service/call-context.js";
-import { ERROR_CODE_HEADER, ERROR_TABLE, errorCodeOf, httpStatusOf } from "../../service/error-codes.js";
 
 /** The request and response types connect-node hands its fallback, for HTTP/1.1 and HTTP/2. */
 type NodeHandlerFn = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
@@ -15,7 +14,7 @@ export function sendJson(res: NodeResponse, status: number, body: unknown, heade
   if (res.headersSent) return;
   const out: Record<string, string> = {};
   headers.forEach((v, k) => {
-    if (k !== ERROR_CODE_HEADER) out[k] = v;
+    out[k] = v;
   });
   if ("stream" in res) delete out.connection; // connection-specific headers are illegal in HTTP/2
   if (status === 204 || body === undefined) {
@@ -32,23 +31,23 @@ export function sendJson(res: NodeResponse, status: number, body: unknown, heade
 
 /**
  * Renders any failure as SPEC §3's `{"error":{"code","message"},"request_id"}` with the status of
- * the one error table. Unknown errors were already logged by the service; here they are `internal`.
+ * the one error table (domain/errors.ts). A ConnectError from the service carries the ApiError it
+ * was made from as `cause`; one raised by connect itself is placed by its gRPC code. Unknown
+ * errors were already logged by the service; here they are `internal`.
  */
 export function sendError(res: NodeResponse, err: unknown, headers: Headers = new Headers()): void {
-  let code: keyof typeof ERROR_TABLE = "internal";
-  let status = 500;
+  let code: ErrorCode = "internal";
   let message = "internal error";
-  if (err instanceof DomainError) {
-    code = err.code;
-    status = ERROR_TABLE[code].http;
-    message = err.message;
-    for (const [k, v] of Object.entries(err.headers)) headers.set(k, v);
-  } else if (err instanceof ConnectError) {
-    code = errorCodeOf(err);
-    status = httpStatusOf(err);
+  if (err instanceof ConnectError) {
+    code = err.cause instanceof ApiError ? err.cause.code : errorCodeForGrpc(err.code);
     message = err.rawMessage;
     err.metadata.forEach((v, k) => headers.set(k, v));
+  } else if (err instanceof ApiError) {
+    code = err.code;
+    message = err.message;
+    for (const [k, v] of Object.entries(err.headers)) headers.set(k, v);
   }
+  const status = ERROR_TABLE[code].http;
   const requestId = headers.get("x-request-id") ?? newRequestId();
   headers.set("x-request-id", requestId);
   sendJson(res, status, errorBody(code, message, requestId), headers);

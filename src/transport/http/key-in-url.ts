@@ -1,4 +1,4 @@
-import { DomainError } from "../../domain/errors.js";
+import { ApiError } from "../../domain/errors.js";
 import { KEY_LIKE } from "../../domain/key-format.js";
 
 const CREDENTIAL_PARAMS = new Set(["api_key", "apikey", "key", "token", "access_token"]);
@@ -11,7 +11,7 @@ const CREDENTIAL_PARAMS = new Set(["api_key", "apikey", "key", "token", "access_
 export function refuseKeyInUrl(url: URL): void {
   for (const [name, value] of url.searchParams) {
     if (CREDENTIAL_PARAMS.has(name.toLowerCase()) || KEY_LIKE.test(value) || KEY_LIKE.test(name)) {
-      throw new DomainError(
+      throw new ApiError(
         "key_in_url",
         "API keys must not be sent in the URL: use the Authorization: Bearer header (this key may have leaked; consider revoking it)",
       );

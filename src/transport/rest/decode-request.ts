@@ -8,7 +8,7 @@ import {
   ScalarType,
 } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
-import { DomainError, invalid } from "../../domain/errors.js";
+import { invalid } from "../../domain/errors.js";
 import type { RestRoute } from "./routes.js";
 
 /**
@@ -59,7 +59,7 @@ export function decodeRequest(
   try {
     return fromJson(schema, json);
   } catch (e) {
-    throw new DomainError("invalid_argument", explain(e, schema, culprit(schema, json)));
+    throw invalid(explain(e, schema, culprit(schema, json)));
   }
 }
 

@@ -2,7 +2,7 @@ import type { JsonValue, Message } from "@bufbuild/protobuf";
 import { ConnectError, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
-import { DomainError, invalid } from "../../domain/errors.js";
+import { ApiError, invalid } from "../../domain/errors.js";
 import { requestIdOf } from "../../service/call-context.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson } from "../http/json-response.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
@@ -39,11 +39,11 @@ export function createRestHandler(
     const matches = routes
       .map((route) => ({ route, m: route.pattern.exec(url.pathname) }))
       .filter((x): x is { route: RestRoute; m: RegExpExecArray } => x.m !== null);
-    if (matches.length === 0) return sendError(res, new DomainError("not_found", `no route for ${req.method} ${url.pathname}`));
+    if (matches.length === 0) return sendError(res, new ApiError("not_found", `no route for ${req.method} ${url.pathname}`));
     const hit = matches.find((x) => x.route.httpMethod === req.method);
     if (!hit) {
       const allow = matches.map((x) => x.route.httpMethod).join(", ");
-      return sendError(res, new DomainError("method_not_allowed", `${req.method} is not allowed on ${url.pathname}; use ${allow}`), new Headers({ allow }));
+      return sendError(res, new ApiError("method_not_allowed", `${req.method} is not allowed on ${url.pathname}; use ${allow}`), new Headers({ allow }));
     }
     const { route, m } = hit;
     const ctx = new LeanHandlerContext({
@@ -72,7 +72,7 @@ export function createRestHandler(
       if (status === 204) return sendJson(res, 204, undefined, ctx.responseHeader);
       sendJson(res, status, shape?.flattenEach ? presentEachFlattened(route.method.output, output, shape.flattenEach, "key") : shapeBody(route, output, shape?.flatten), ctx.responseHeader);
     } catch (err) {
-      if (!(err instanceof DomainError) && !(err instanceof ConnectError)) {
+      if (!(err instanceof ApiError) && !(err instanceof ConnectError)) {
         opts.log.error({ err, requestId: ctx.responseHeader.get("x-request-id") }, "REST response failed");
       }
       sendError(res, err, ctx.responseHeader);
@@ -139,4 +139,4 @@ function readBody(req: NodeRequest, limit: number): Promise<string> {
 }
 
 const tooLarge = (limit: number) =>
-  new DomainError("payload_too_large", `request body exceeds ${limit} bytes`, { connection: "close" });
+  new ApiError("payload_too_large", `request body exceeds ${limit} bytes`, { connection: "close" });

@@ -1,8 +1,8 @@
-import type { BucketState } from "../domain/token-bucket.js";
-import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../domain/types.js";
+import type { BucketState } from "./rate-limit/token-bucket.js";
+import type { AuditEvent, KeyRecord, RateLimitPolicy } from "./types.js";
 
 /**
- * The storage interface: one implementation per store (SQLite embedded, MongoDB), all passing the
+ * The storage port of the domain: one implementation per store (SQLite embedded, MongoDB), all passing the
  * shared contract suite in test/storage. Stores hold data and provide atomic steps; every rule
  * (validation, scopes, visibility, bucket arithmetic) lives in the domain.
  *
@@ -84,7 +84,10 @@ export interface Store {
    * Atomically reads the customer's bucket (null if none), lets `decide` compute the next state
    * and what to answer (the decisions of the requests charged in this step), stores the state and
    * resolves to that answer. Concurrent callers on any number of processes never both spend the
-   * same tokens; a `decide` that throws leaves the bucket unchanged.
+   * same tokens; a `decide` that throws leaves the bucket unchanged. `decide` may run more than
+   * once (a store may retry its atomic step), so it must be pure. The domain makes at most one
+   * call per customer at a time in a process (rate-limit/bucket-steps.ts), so a store needs no
+   * queue of its own for buckets.
    */
   updateBucket<T>(
     customerId: string,

@@ -1,4 +1,4 @@
-import type { RateLimitDecision, RateLimitPolicy } from "./types.js";
+import type { RateLimitDecision, RateLimitPolicy } from "../types.js";
 
 /**
  * Token bucket arithmetic (SPEC §6), pure so that every store applies the very same rule inside
@@ -9,6 +9,17 @@ export interface BucketState {
   /** Epoch ms at which `tokens` was measured. */
   at: number;
 }
+
+/** A charge whose cost is above the bucket's capacity: it can never be allowed, so it is a client error. */
+export interface OverCapacity {
+  overCapacity: true;
+  capacity: number;
+}
+
+/** What one charge is answered with: the bucket's decision, or that its cost can never fit. */
+export type ChargeOutcome = RateLimitDecision | OverCapacity;
+
+export const isOverCapacity = (o: ChargeOutcome): o is OverCapacity => "overCapacity" in o;
 
 /** A customer never seen before starts with a full bucket. */
 export const fullBucket = (policy: RateLimitPolicy, now: number): BucketState => ({
@@ -52,32 +63,36 @@ export interface ExchangeOp {
   returned: number;
   /** What each queued request takes, in arrival order (empty: only put back). */
   costs: number[];
-  /** Extra tokens to reserve if the last request is allowed. */
+  /** Extra tokens to reserve if the last request the bucket decided was allowed. */
   reserve: number;
 }
 
 /**
  * One atomic step for a process that keeps a local reserve of tokens and charges the requests
- * that queued up meanwhile together (rate-limit-leases.ts): first put back `returned` unused
- * tokens (never above capacity), then take each cost in turn as `take` does (a refusal takes
- * nothing, so a later, smaller cost may still be allowed), then, only if the last one was
- * allowed, up to `reserve` more that are left. The decisions are exactly those of the same
- * requests charged one store step each at the same instant.
+ * that queued up meanwhile together (bucket-steps.ts): first put back `returned` unused tokens
+ * (never above capacity), then take each cost in turn as `take` does (a refusal takes nothing, so
+ * a later, smaller cost may still be allowed; a cost above capacity is answered `OverCapacity`
+ * and takes nothing either), then, only if the last cost the bucket decided was allowed, up to
+ * `reserve` more that are left. The outcomes are exactly those of the same requests charged one
+ * store step each at the same instant.
  */
 export function exchange(
   state: BucketState,
   policy: RateLimitPolicy,
   now: number,
   op: ExchangeOp,
-): { next: BucketState; decisions: RateLimitDecision[]; reserved: number } {
+): { next: BucketState; outcomes: ChargeOutcome[]; reserved: number } {
   const current = refill(state, policy, now);
   let next: BucketState = { tokens: Math.min(policy.capacity, current.tokens + op.returned), at: current.at };
-  const decisions = op.costs.map((cost) => {
+  let lastAllowed = false;
+  const outcomes = op.costs.map((cost): ChargeOutcome => {
+    if (cost > policy.capacity) return { overCapacity: true, capacity: policy.capacity };
     const step = take(next, policy, cost, now);
     next = step.next;
+    lastAllowed = step.decision.allowed;
     return step.decision;
   });
-  if (!decisions.at(-1)?.allowed) return { next, decisions, reserved: 0 };
+  if (!lastAllowed) return { next, outcomes, reserved: 0 };
   const reserved = Math.max(0, Math.min(op.reserve, Math.floor(next.tokens)));
-  return { next: { tokens: next.tokens - reserved, at: next.at }, decisions, reserved };
+  return { next: { tokens: next.tokens - reserved, at: next.at }, outcomes, reserved };
 }
