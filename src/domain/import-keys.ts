@@ -37,6 +37,8 @@ export class KeyImporter {
     private readonly now: () => number,
     /** IMPORT_PREFIXES: the operator's registered prefixes of checksum-less keys. */
     private readonly importPrefixes: readonly string[],
+    /** This process's cache may remember an imported digest as unknown (it was presented before): drop it. */
+    private readonly onChanged: (key: KeyRecord) => void = () => {},
   ) {}
 
   async import(caller: Caller, customerId: string, inputs: ImportInput[], origin: RequestOrigin): Promise<KeyRecord[]> {
@@ -89,6 +91,7 @@ export class KeyImporter {
       this.audit.build({ customerId, action: "api_key.imported", actor: actorOf(caller), target: targetOf(k), outcome: "success", reason: null, ...origin }),
     );
     await this.store.insertKeys(keys, events);
+    for (const k of keys) this.onChanged(k);
     return keys;
   }
 }
