@@ -290,6 +290,9 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
     const legacy = `acme_${randomBytes(24).toString("hex")}`;
     const unregistered = `other_${randomBytes(24).toString("hex")}`;
     const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+    // Presented before the import: remembered as unknown by the cache, which the import must clear.
+    expect(await api.authState(legacy, T)).toBe("unauthenticated");
+    expect(await api.authState(unregistered, T), "an unregistered prefix is malformed").toBe("unauthenticated");
     const imported = ok(await api.call("ImportKeys", { customer_id: customerId, keys: [
       { name: "by-digest", sha256: sha(ours), scopes: ["api_keys:read"], metadata: { from: "legacy" } },
       { name: "legacy", plaintext: legacy },
