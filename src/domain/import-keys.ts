@@ -1,20 +1,22 @@
 import type { Store } from "./store.js";
 import type { AuditLog } from "./audit-log.js";
-import { invalid } from "./errors.js";
+import { forbidden, invalid } from "./errors.js";
 import { newKeyId } from "./ids.js";
 import { digestKey, type Environment, parseKey } from "./key-format.js";
-import { actorOf, MAX_BATCH, targetOf } from "./key-manager.js";
+import { actorOf, customerFor } from "./access.js";
+import { inEntry, MAX_BATCH, targetOf } from "./key-manager.js";
+import { optionalUuid, validEnvironment, validMetadata, validName, validScopes } from "./validation.js";
 import type { Caller, KeyRecord, RequestOrigin } from "./types.js";
 import { validFutureTime } from "./validation.js";
 import { isLegacyImport } from "./authenticator.js";
 
-/** One key to import, validated by the service (name, scopes, …) except for what is checked here. */
+/** One key to import, as the RPC carries it ("" = not given); validated here. */
 export interface ImportInput {
   name: string;
-  instanceId: string | null;
+  instanceId: string;
   scopes: string[];
   expiresAt: number | null;
-  environment: Environment;
+  environment: string;
   metadata: Record<string, string>;
   sha256: string;
   plaintext: string;
@@ -41,37 +43,43 @@ export class KeyImporter {
     private readonly onChanged: (key: KeyRecord) => void = () => {},
   ) {}
 
-  async import(caller: Caller, customerId: string, inputs: ImportInput[], origin: RequestOrigin): Promise<KeyRecord[]> {
+  async import(caller: Caller, requestedCustomer: string, inputs: ImportInput[], origin: RequestOrigin): Promise<KeyRecord[]> {
+    if (caller.kind !== "internal") throw forbidden("ImportKeys is for internal services");
+    const customerId = customerFor(caller, requestedCustomer);
     if (inputs.length === 0 || inputs.length > MAX_BATCH) throw invalid(`keys must have 1-${MAX_BATCH} entries`);
     const now = this.now();
     const seen = new Set<string>();
-    const keys = inputs.map((input, i): KeyRecord => {
-      const at = `keys[${i}]`;
-      if ((input.sha256 === "") === (input.plaintext === "")) throw invalid(`${at}: give exactly one of sha256 and plaintext`);
-      if (input.sha256 !== "" && !SHA256_HEX.test(input.sha256)) throw invalid(`${at}.sha256 must be 64 lowercase hex characters`);
+    const keys = inputs.map((input, i): KeyRecord => inEntry(i, () => {
+      const name = validName(input.name);
+      const instanceId = optionalUuid(input.instanceId, "instance_id");
+      const scopes = validScopes(input.scopes);
+      const environment: Environment = validEnvironment(input.environment);
+      const metadata = validMetadata(input.metadata);
+      if ((input.sha256 === "") === (input.plaintext === "")) throw invalid("give exactly one of sha256 and plaintext");
+      if (input.sha256 !== "" && !SHA256_HEX.test(input.sha256)) throw invalid(`sha256 must be 64 lowercase hex characters`);
       if (input.plaintext !== "" && !/^[\x21-\x7e]{8,256}$/.test(input.plaintext)) {
-        throw invalid(`${at}.plaintext must be 8-256 printable ASCII characters without spaces`);
+        throw invalid(`plaintext must be 8-256 printable ASCII characters without spaces`);
       }
-      if (input.prefix !== "" && !PREFIX.test(input.prefix)) throw invalid(`${at}.prefix must be 1-32 characters of A-Z a-z 0-9 _ -`);
-      if (input.expiresAt !== null) validFutureTime(input.expiresAt, now, `${at}.expires_at`);
+      if (input.prefix !== "" && !PREFIX.test(input.prefix)) throw invalid(`prefix must be 1-32 characters of A-Z a-z 0-9 _ -`);
+      if (input.expiresAt !== null) validFutureTime(input.expiresAt, now, "expires_at");
       const digest = input.sha256 || digestKey(input.plaintext);
-      if (seen.has(digest)) throw invalid(`${at}: the same key appears twice in this request`);
+      if (seen.has(digest)) throw invalid("the same key appears twice in this request");
       seen.add(digest);
       const ours = input.plaintext !== "" ? parseKey(input.plaintext) : null;
       const registered = this.importPrefixes.find((p) => input.plaintext.startsWith(p));
       if (input.plaintext !== "" && !ours && !isLegacyImport(input.plaintext, this.importPrefixes)) {
-        throw invalid(`${at}.plaintext has no zpk checksum and no registered prefix: it could never authenticate (register its prefix in IMPORT_PREFIXES)`);
+        throw invalid(`plaintext has no zpk checksum and no registered prefix: it could never authenticate (register its prefix in IMPORT_PREFIXES)`);
       }
       return {
         id: newKeyId(now),
         customerId,
-        instanceId: input.instanceId,
-        name: input.name,
+        instanceId,
+        name,
         // Never a piece of a legacy secret beyond its registered (public) prefix.
         prefix: input.prefix || ours?.prefix || registered || "imported",
-        environment: input.environment,
-        scopes: input.scopes,
-        metadata: input.metadata,
+        environment,
+        scopes,
+        metadata,
         digest,
         lastUsedAt: null,
         totalRequests: 0,
@@ -86,7 +94,7 @@ export class KeyImporter {
         // Only our checksum carries no secret entropy; a legacy key's tail may, so it is not shown.
         lastFour: ours ? input.plaintext.slice(-4) : "",
       };
-    });
+    }));
     const events = keys.map((k) =>
       this.audit.build({ customerId, action: "api_key.imported", actor: actorOf(caller), target: targetOf(k), outcome: "success", reason: null, ...origin }),
     );

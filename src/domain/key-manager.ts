@@ -1,40 +1,53 @@
-import type { Store } from "./store.js";
-import { requireCanActOn } from "./access.js";
+import { auditCustomerFor, actorOf, boundInstance, customerFor, requireCanActOn, requireNoEscalation, requireScope } from "./access.js";
 import type { AuditLog, NewAuditEvent } from "./audit-log.js";
-import { failedPrecondition, forbidden, invalid, notFound } from "./errors.js";
+import { failedPrecondition, invalid, notFound } from "./errors.js";
 import { EVENT_ID_PATTERN, KEY_ID_PATTERN, newKeyId } from "./ids.js";
-import { type Environment, generateKey } from "./key-format.js";
+import { generateKey } from "./key-format.js";
 import { decodePageToken, paginate } from "./page-token.js";
-import { escalation, grants, SCOPE } from "./scopes.js";
-import { isExpired, type AuditEvent, type AuditTarget, type Caller, type KeyRecord, type Page, type RequestOrigin } from "./types.js";
+import { SCOPE } from "./scopes.js";
+import type { Store } from "./store.js";
+import type { AuditEvent, AuditTarget, Caller, KeyRecord, Page, RequestOrigin } from "./types.js";
 import type { UsageRecorder } from "./usage-recorder.js";
-import { validFutureTime, validPageSize } from "./validation.js";
+import {
+  optionalUuid,
+  validEnvironment,
+  validFutureTime,
+  validMetadata,
+  validName,
+  validPageSize,
+  validScopes,
+} from "./validation.js";
 
-/** A validated issue request (transport-independent). */
-export interface IssueInput {
+/**
+ * The requests of key management as the RPCs carry them, before validation: "" (and empty lists
+ * and maps) mean "not given", times are epoch ms or null. Every field is validated here, in the
+ * domain, and only here; each failure names the field.
+ */
+export interface IssueRequest {
   name: string;
-  instanceId: string | null;
+  instanceId: string;
   scopes: string[];
   expiresAt: number | null;
-  environment: Environment;
+  environment: string;
   metadata: Record<string, string>;
 }
 
-/** A validated update: only the fields present change; `expiresAt: null` clears expiry. */
-export interface UpdateInput {
-  name?: string;
-  metadata?: Record<string, string>;
-  expiresAt?: number | null;
-  /** false disables the key, true enables it again (issue 13). */
+/** A change: `fields` names the fields to change (an update mask); `expiresAt: null` clears expiry. */
+export interface UpdateRequest {
+  fields: string[];
+  name: string;
+  metadata: Record<string, string>;
+  expiresAt: number | null;
+  /** With `enabled` in `fields`: false disables the key, true enables it again (issue 13). */
   enabled?: boolean;
 }
 
-export interface ListInput {
+export interface ListRequest {
   pageSize: number;
   pageToken: string;
   includeInactive: boolean;
-  instanceId: string | null;
-  /** Only keys whose metadata holds all these entries. */
+  instanceId: string;
+  /** Only keys whose metadata holds all these entries (issue 13); {} for no filter. */
   metadata?: Record<string, string>;
 }
 
@@ -53,19 +66,26 @@ export interface Prepared<T> {
 /** Most keys one BatchIssueKeys / ImportKeys call takes (issue 13). */
 export const MAX_BATCH = 100;
 
-export interface AuditListInput {
+/** A batch entry: an issue request, with the customer it names ("" for the batch's). */
+export type BatchEntry = IssueRequest & { customerId: string };
+
+export interface AuditListRequest {
   pageSize: number;
   pageToken: string;
-  action: string | null;
-  targetId: string | null;
+  action: string;
+  targetId: string;
   since: number | null;
   until: number | null;
 }
 
+/** The fields a change may name (SPEC §3: not scopes, not the binding). */
+const CHANGEABLE = ["name", "metadata", "expires_at", "enabled"];
+
 /**
- * Key management (SPEC §2, §3, §7): every rule about who may see, issue, change or revoke which
- * key. `customerId` is the customer being acted for (a key's own, or the one an internal caller
- * named); `null` in `listAudit` means "every customer" and is only reachable by internal callers.
+ * Key management (SPEC §2, §3, §7): issue, list, get, update, revoke and the audit trail, for a
+ * caller (credentials decide who calls) and the `customer_id` its request named ("" for none).
+ * Each method validates its request, then applies the access rules of access.ts (tenancy,
+ * instance binding, scopes, no escalation) in a fixed order, then calls the store.
  */
 export class KeyManager {
   constructor(
@@ -77,17 +97,16 @@ export class KeyManager {
     private readonly onChanged: (key: KeyRecord) => void = () => {},
   ) {}
 
-  async issue(caller: Caller, customerId: string, input: IssueInput, origin: RequestOrigin) {
-    const prepared = this.prepareIssue(caller, customerId, input, origin);
+  async issue(caller: Caller, requestedCustomer: string, req: IssueRequest, origin: RequestOrigin) {
+    const prepared = this.prepareIssue(caller, requestedCustomer, req, origin);
     await prepared.commit();
     return prepared.result;
   }
 
   /** IssueKey, prepared (see Prepared). */
-  prepareIssue(caller: Caller, customerId: string, input: IssueInput, origin: RequestOrigin): Prepared<{ key: KeyRecord; secret: string }> {
-    requireScope(caller, SCOPE.keysWrite);
-    const now = this.now();
-    const issued = this.newKey(caller, customerId, input, now);
+  prepareIssue(caller: Caller, requestedCustomer: string, req: IssueRequest, origin: RequestOrigin): Prepared<{ key: KeyRecord; secret: string }> {
+    const customerId = customerFor(caller, requestedCustomer);
+    const issued = this.newKey(caller, customerId, req);
     const event = this.audit.build(this.success("api_key.issued", caller, issued.key, origin));
     return { result: issued, keyIds: [issued.key.id], commit: () => this.store.insertKey(issued.key, event) };
   }
@@ -96,58 +115,48 @@ export class KeyManager {
    * BatchIssueKeys: 1-100 keys, each checked exactly as one IssueKey; any refusal refuses the
    * batch (the message names the entry), and the store writes all or none.
    */
-  prepareBatchIssue(caller: Caller, customerId: string, inputs: IssueInput[], origin: RequestOrigin): Prepared<{ key: KeyRecord; secret: string }[]> {
+  prepareBatchIssue(caller: Caller, requestedCustomer: string, entries: BatchEntry[], origin: RequestOrigin): Prepared<{ key: KeyRecord; secret: string }[]> {
+    const customerId = customerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.keysWrite);
-    if (inputs.length === 0 || inputs.length > MAX_BATCH) throw invalid(`keys must have 1-${MAX_BATCH} entries`);
-    const now = this.now();
-    const issued = inputs.map((input, i) => {
-      try {
-        return this.newKey(caller, customerId, input, now);
-      } catch (e) {
-        if (e instanceof Error) e.message = `keys[${i}]: ${e.message}`;
-        throw e;
-      }
-    });
+    if (entries.length === 0 || entries.length > MAX_BATCH) throw invalid(`keys must have 1-${MAX_BATCH} entries`);
+    const issued = entries.map((entry, i) =>
+      inEntry(i, () => {
+        if (entry.customerId !== "" && entry.customerId.toLowerCase() !== customerId) {
+          throw invalid("customer_id must be empty or the batch's customer");
+        }
+        return this.newKey(caller, customerId, entry);
+      }),
+    );
     const keys = issued.map((x) => x.key);
     const events = keys.map((k) => this.audit.build(this.success("api_key.issued", caller, k, origin)));
     return { result: issued, keyIds: keys.map((k) => k.id), commit: () => this.store.insertKeys(keys, events) };
   }
 
-  /** A new key for `input` after the issuance rules (expiry, binding, no escalation); not stored. */
-  private newKey(caller: Caller, customerId: string, input: IssueInput, now: number): { key: KeyRecord; secret: string } {
-    if (input.expiresAt !== null) validFutureTime(input.expiresAt, now);
-    if (caller.kind === "key") {
-      const bound = caller.key.instanceId;
-      if (bound !== null && input.instanceId !== bound) {
-        throw forbidden(
-          input.instanceId === null
-            ? `this key is bound to instance ${bound}: pass "instance_id": "${bound}" to issue a key`
-            : "a key bound to an instance can only issue keys bound to the same instance",
-        );
-      }
-      const extra = escalation(caller.key.scopes, input.scopes);
-      if (extra.length > 0) {
-        throw forbidden(
-          input.scopes.length === 0
-            ? `this key is restricted: pass "scopes" (a subset of ${JSON.stringify(caller.key.scopes)}) to issue a key`
-            : `cannot grant scopes this key does not hold: ${extra.join(", ")}`,
-        );
-      }
-    }
-    const generated = generateKey(input.environment);
+  /** A new key for `req` after the issuance rules (fields, scope, expiry, no escalation); not stored. */
+  private newKey(caller: Caller, customerId: string, req: IssueRequest): { key: KeyRecord; secret: string } {
+    const name = validName(req.name);
+    const instanceId = optionalUuid(req.instanceId, "instance_id");
+    const scopes = validScopes(req.scopes);
+    const environment = validEnvironment(req.environment);
+    const metadata = validMetadata(req.metadata);
+    requireScope(caller, SCOPE.keysWrite);
+    const now = this.now();
+    if (req.expiresAt !== null) validFutureTime(req.expiresAt, now);
+    requireNoEscalation(caller, { instanceId, scopes });
+    const generated = generateKey(environment);
     const key: KeyRecord = {
       id: newKeyId(now),
       customerId,
-      instanceId: input.instanceId,
-      name: input.name,
+      instanceId,
+      name,
       prefix: generated.prefix,
-      environment: input.environment,
-      scopes: input.scopes,
-      metadata: input.metadata,
+      environment,
+      scopes,
+      metadata,
       digest: generated.digest,
       lastUsedAt: null,
       totalRequests: 0,
-      expiresAt: input.expiresAt,
+      expiresAt: req.expiresAt,
       createdAt: now,
       updatedAt: now,
       revokedAt: null,
@@ -160,23 +169,19 @@ export class KeyManager {
     return { key, secret: generated.secret };
   }
 
-  async list(caller: Caller, customerId: string, input: ListInput): Promise<Page<KeyRecord> & { totalSize: number }> {
+  async list(caller: Caller, requestedCustomer: string, req: ListRequest): Promise<Page<KeyRecord> & { totalSize: number }> {
+    const customerId = customerFor(caller, requestedCustomer);
+    const instanceId = optionalUuid(req.instanceId, "instance_id");
+    const metadata = validMetadata(req.metadata ?? {}, "metadata filter");
     requireScope(caller, SCOPE.keysRead);
-    const limit = validPageSize(input.pageSize);
-    const beforeId = decodePageToken(input.pageToken, KEY_ID_PATTERN);
+    const limit = validPageSize(req.pageSize);
+    const beforeId = decodePageToken(req.pageToken, KEY_ID_PATTERN);
     const bound = boundInstance(caller);
-    if (bound !== null && input.instanceId !== null && input.instanceId !== bound) {
+    if (bound !== null && instanceId !== null && instanceId !== bound) {
       return { items: [], nextPageToken: null, totalSize: 0 };
     }
     const now = this.now();
-    const query = {
-      customerId,
-      instanceId: bound ?? input.instanceId,
-      includeInactive: input.includeInactive,
-      now,
-      beforeId,
-      metadata: input.metadata ?? {},
-    };
+    const query = { customerId, instanceId: bound ?? instanceId, includeInactive: req.includeInactive, now, beforeId, metadata };
     const [page, totalSize] = await Promise.all([
       paginate(limit, (n) => this.store.listKeys({ ...query, limit: n })),
       this.store.countKeys({ ...query, limit: 0 }),
@@ -184,25 +189,36 @@ export class KeyManager {
     return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken, totalSize };
   }
 
-  async get(caller: Caller, customerId: string, id: string): Promise<KeyRecord> {
+  async get(caller: Caller, requestedCustomer: string, id: string): Promise<KeyRecord> {
+    const customerId = customerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.keysRead);
     return this.usage.overlay(await this.visible(caller, customerId, id));
   }
 
-  async update(caller: Caller, customerId: string, id: string, input: UpdateInput, origin: RequestOrigin) {
+  async update(caller: Caller, requestedCustomer: string, id: string, req: UpdateRequest, origin: RequestOrigin) {
+    const customerId = customerFor(caller, requestedCustomer);
+    const unknown = req.fields.filter((f) => !CHANGEABLE.includes(f));
+    if (unknown.length) throw invalid(`update_mask may name name, metadata, expires_at, enabled; not ${unknown.join(", ")}`);
+    const changes = (f: string) => req.fields.includes(f);
+    const patch = {
+      ...(changes("name") && { name: validName(req.name) }),
+      ...(changes("metadata") && { metadata: validMetadata(req.metadata) }),
+      ...(changes("expires_at") && { expiresAt: req.expiresAt }),
+      ...(changes("enabled") && { enabled: req.enabled ?? true }),
+    };
     requireScope(caller, SCOPE.keysWrite);
     const now = this.now();
-    if (input.expiresAt != null) validFutureTime(input.expiresAt, now);
+    if (patch.expiresAt != null) validFutureTime(patch.expiresAt, now);
     const current = await this.visible(caller, customerId, id);
-    const toggles = input.enabled !== undefined && input.enabled !== current.enabled;
-    if (input.enabled !== undefined) {
+    const toggles = patch.enabled !== undefined && patch.enabled !== current.enabled;
+    if (patch.enabled !== undefined) {
       // Disabling is reversible, so it is a change of rights over the key like roll (SPEC §2).
-      requireCanActOn(caller, current, input.enabled ? "enable" : "disable");
+      requireCanActOn(caller, current, patch.enabled ? "enable" : "disable");
       if (current.revokedAt !== null) throw failedPrecondition(`key ${id} is revoked: it can be neither disabled nor enabled`);
     }
-    const others = input.name !== undefined || input.metadata !== undefined || input.expiresAt !== undefined;
-    const action = toggles ? (input.enabled ? "api_key.enabled" : "api_key.disabled") : "api_key.updated";
-    const updated = await this.store.updateKey(customerId, id, { ...input, updatedAt: now }, (k) =>
+    const others = patch.name !== undefined || patch.metadata !== undefined || patch.expiresAt !== undefined;
+    const action = toggles ? (patch.enabled ? "api_key.enabled" : "api_key.disabled") : "api_key.updated";
+    const updated = await this.store.updateKey(customerId, id, { ...patch, updatedAt: now }, (k) =>
       this.audit.build(this.success(action, caller, k, origin)),
     );
     if (!updated) throw notFound();
@@ -213,7 +229,8 @@ export class KeyManager {
     return this.usage.overlay(updated);
   }
 
-  async revoke(caller: Caller, customerId: string, id: string, origin: RequestOrigin): Promise<KeyRecord> {
+  async revoke(caller: Caller, requestedCustomer: string, id: string, origin: RequestOrigin): Promise<KeyRecord> {
+    const customerId = customerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.keysWrite);
     await this.visible(caller, customerId, id);
     const result = await this.store.revokeKey(customerId, id, this.now(), (k) =>
@@ -224,16 +241,17 @@ export class KeyManager {
     return this.usage.overlay(result.key);
   }
 
-  async listAudit(caller: Caller, customerId: string | null, input: AuditListInput): Promise<Page<AuditEvent>> {
+  async listAudit(caller: Caller, requestedCustomer: string, req: AuditListRequest): Promise<Page<AuditEvent>> {
+    const customerId = auditCustomerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.auditRead);
-    if (input.since !== null && input.until !== null && input.since >= input.until) {
+    if (req.since !== null && req.until !== null && req.since >= req.until) {
       throw invalid("since must be before until");
     }
-    const limit = validPageSize(input.pageSize);
-    const beforeId = decodePageToken(input.pageToken, EVENT_ID_PATTERN);
+    const limit = validPageSize(req.pageSize);
+    const beforeId = decodePageToken(req.pageToken, EVENT_ID_PATTERN);
     return paginate(limit, (n) =>
-      this.store.listAuditEvents({ customerId, action: input.action, targetId: input.targetId,
-        since: input.since, until: input.until, beforeId, limit: n }),
+      this.store.listAuditEvents({ customerId, action: req.action || null, targetId: req.targetId || null,
+        since: req.since, until: req.until, beforeId, limit: n }),
     );
   }
 
@@ -259,17 +277,14 @@ export class KeyManager {
   }
 }
 
-export const actorOf = (caller: Caller): AuditEvent["actor"] =>
-  caller.kind === "key"
-    ? { type: "key", keyId: caller.key.id, prefix: caller.key.prefix }
-    : { type: "internal", name: caller.name };
-
 export const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });
 
-const boundInstance = (caller: Caller) => (caller.kind === "key" ? caller.key.instanceId : null);
-
-export function requireScope(caller: Caller, scope: string): void {
-  if (caller.kind === "key" && !grants(caller.key.scopes, [scope])) {
-    throw forbidden(`this key lacks the scope ${scope}`);
+/** Runs the check of batch entry `i`, naming the entry in any refusal (`keys[3]: …`). */
+export function inEntry<T>(i: number, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof Error) e.message = `keys[${i}]: ${e.message}`;
+    throw e;
   }
 }

@@ -1,10 +1,10 @@
 import type { Store } from "./store.js";
-import { requireCanActOn } from "./access.js";
+import { customerFor, requireCanActOn, requireScope } from "./access.js";
 import type { AuditLog } from "./audit-log.js";
 import { failedPrecondition, invalid, notFound } from "./errors.js";
 import { newKeyId } from "./ids.js";
 import { generateKey } from "./key-format.js";
-import { type KeyManager, type Prepared, requireScope } from "./key-manager.js";
+import type { KeyManager, Prepared } from "./key-manager.js";
 import { SCOPE } from "./scopes.js";
 import { isExpired, type Caller, type KeyRecord, type RequestOrigin } from "./types.js";
 import { validFutureTime } from "./validation.js";
@@ -14,10 +14,12 @@ export const GRACE = { defaultSeconds: 86_400, maxSeconds: 2_592_000 } as const;
 
 export type GraceStarts = "now" | "first_use";
 
+/** A roll request as the RPC carries it (validated here). */
 export interface RollInput {
   /** Null: the default. */
   graceSeconds: number | null;
-  graceStarts: GraceStarts;
+  /** "now", "first_use", or "" for the default (now). */
+  graceStarts: string;
   /** Expiry of the new key; null: none. */
   expiresAt: number | null;
 }
@@ -57,13 +59,15 @@ export class KeyRoller {
 
   async prepareRoll(
     caller: Caller,
-    customerId: string,
+    requestedCustomer: string,
     id: string,
     input: RollInput,
     origin: RequestOrigin,
   ): Promise<Prepared<{ key: KeyRecord; secret: string }>> {
-    requireScope(caller, SCOPE.keysWrite);
+    const customerId = customerFor(caller, requestedCustomer);
     const grace = validGraceSeconds(input.graceSeconds) * 1000;
+    const graceStarts = validGraceStarts(input.graceStarts);
+    requireScope(caller, SCOPE.keysWrite);
     const now = this.now();
     if (input.expiresAt !== null) validFutureTime(input.expiresAt, now);
     const old = await this.keys.visible(caller, customerId, id);
@@ -84,10 +88,10 @@ export class KeyRoller {
       enabled: true,
       rolledFrom: old.id,
       rolledTo: null,
-      predecessorGraceMs: input.graceStarts === "first_use" ? grace : null,
+      predecessorGraceMs: graceStarts === "first_use" ? grace : null,
       lastFour: generated.secret.slice(-4),
     };
-    const cutoff = input.graceStarts === "now" ? now + grace : null;
+    const cutoff = graceStarts === "now" ? now + grace : null;
     const oldExpiresAt = cutoff === null ? old.expiresAt : old.expiresAt === null ? cutoff : Math.min(old.expiresAt, cutoff);
     const rolled = { ...old, rolledTo: successor.id, expiresAt: oldExpiresAt, updatedAt: now };
     // The roll is ONE event (issue 13): target the old key, related_key_id the new one.
