@@ -1,4 +1,4 @@
-import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Caller } from "../domain/types.js";
 
@@ -12,12 +12,19 @@ export const idempotencyKeyOf = (ctx: HandlerContext): string | null => ctx.requ
 export const idempotencyScope = (caller: Caller): string =>
   caller.kind === "key" ? `customer:${caller.key.customerId}` : `internal:${caller.name}`;
 
-/** The RPC and its request as canonical JSON (sorted object keys): "the same parameters". */
-export function canonicalParams<S extends DescMessage>(rpc: string, schema: S, req: MessageShape<S>): string {
-  return `${rpc}\0${stable(toJson(schema, req))}`;
+/**
+ * The RPC and its request in one canonical form (object keys sorted, so map order does not
+ * matter): "the same parameters". Built from the message object itself, not protobuf JSON, which
+ * refuses some values a request may carry (a timestamp before year 1): validation comes later.
+ */
+export function canonicalParams<S extends DescMessage>(rpc: string, _schema: S, req: MessageShape<S>): string {
+  return `${rpc}\0${stable(req)}`;
 }
 
 function stable(v: unknown): string {
+  if (typeof v === "bigint") return `"${v}n"`;
+  if (v instanceof Uint8Array) return `"b64:${Buffer.from(v).toString("base64")}"`;
+  if (v === undefined) return "null";
   if (Array.isArray(v)) return `[${v.map(stable).join(",")}]`;
   if (v !== null && typeof v === "object") {
     const o = v as Record<string, unknown>;
