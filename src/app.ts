@@ -52,6 +52,8 @@ export async function createService(config: Config, log: Logger) {
       maxPerSubject: config.DASHBOARD_MAX_SESSIONS_PER_KEY,
       portalTtlMs: config.PORTAL_URL_TTL_MS,
     },
+    importPrefixes: config.IMPORT_PREFIXES ?? [],
+    idempotency: { leaseMs: config.IDEMPOTENCY_LEASE_MS },
     observe: {
       auth: (outcome) => metrics.authOutcomes.inc(outcome, () => ({ outcome })),
       rateLimit: (allowed) => {
@@ -75,6 +77,9 @@ export async function createService(config: Config, log: Logger) {
     createApiKeyService({
       credentials,
       keys: domain.keys,
+      roller: domain.roller,
+      importer: domain.importer,
+      idempotency: domain.idempotency,
       authenticator: domain.authenticator,
       rateLimiter: domain.rateLimiter,
       now: domain.now,

@@ -3,7 +3,10 @@ import type { Store } from "./store.js";
 import { AuditLog } from "./audit-log.js";
 import { Authenticator } from "./authenticator.js";
 import { KeyCache, type KeyCacheOptions } from "./key-cache.js";
+import { Idempotency, type IdempotencyOptions } from "./idempotency.js";
+import { KeyImporter } from "./import-keys.js";
 import { KeyManager } from "./key-manager.js";
+import { KeyRoller } from "./roll.js";
 import { RateLimiter } from "./rate-limit/rate-limiter.js";
 import type { RateLimitPolicy } from "./types.js";
 import { UsageRecorder } from "./usage-recorder.js";
@@ -22,6 +25,9 @@ export interface DomainOptions {
   auditAggregateIntervalMs: number;
   keyCache: KeyCacheOptions;
   sessions?: SessionOptions;
+  /** Registered prefixes of imported checksum-less keys (IMPORT_PREFIXES). */
+  importPrefixes?: readonly string[];
+  idempotency?: Partial<IdempotencyOptions>;
   now?: () => number;
   /** Outcome hooks for metrics. */
   observe?: { auth?: (outcome: string) => void; rateLimit?: (allowed: boolean) => void };
@@ -45,15 +51,28 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     observe: opts.observe?.rateLimit,
   });
   const cache = new KeyCache(store, opts.keyCache, now, log);
-  const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth);
-  const sessions = new Sessions(store, cache.lookup, now, opts.sessions ?? DEFAULT_SESSIONS);
-  const keys = new KeyManager(store, audit, usage, now, (key) => {
+  const importPrefixes = opts.importPrefixes ?? [];
+  let sessions: Sessions | null = null;
+  const onChanged = (key: { digest: string; id?: string; revokedAt?: number | null; enabled?: boolean }) => {
     cache.invalidate(key.digest);
     // A revoked (or disabled) key's dashboard sessions end at once, on every process.
-    if (key.revokedAt !== null || (key as { enabled?: boolean }).enabled === false) {
-      void sessions.endSessionsOfKey(key.id).catch((err: unknown) => log.warn({ err }, "ending the sessions of a key failed"));
+    if (key.id && (key.revokedAt != null || key.enabled === false)) {
+      void sessions?.endSessionsOfKey(key.id).catch((err: unknown) => log.warn({ err }, "ending the sessions of a key failed"));
     }
-  });
+  };
+  let roller: KeyRoller | null = null;
+  const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth,
+    (key) => roller?.onFirstUse(key), importPrefixes);
+  const keys = new KeyManager(store, audit, usage, now, onChanged);
+  roller = new KeyRoller(store, keys, audit, now, onChanged);
+  const importer = new KeyImporter(store, audit, now, importPrefixes, onChanged);
+  const idempotency = new Idempotency(store, now, {
+    ttlMs: 24 * 3600_000,
+    leaseMs: 30_000,
+    purgeIntervalMs: 60_000,
+    ...opts.idempotency,
+  }, log);
+  sessions = new Sessions(store, cache.lookup, now, opts.sessions ?? DEFAULT_SESSIONS);
   return {
     store,
     audit,
@@ -64,14 +83,19 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     keys,
     sessions,
     usageReports: new UsageReports(store, now),
+    roller,
+    importer,
+    idempotency,
     now,
     start() {
+      idempotency.start();
       audit.start();
       usage.start();
       cache.start();
       rateLimiter.start();
     },
     async flush() {
+      idempotency.stop();
       audit.stop();
       usage.stop();
       await cache.stop();
