@@ -171,14 +171,20 @@ describe("dashboard in a browser", { timeout: 90_000 }, () => {
     await ctx.close();
   });
 
-  it.runIf(hasDisable)("disables a key (it fails authentication, its status says disabled) and enables it again", async () => {
+  it.runIf(hasDisable)("disables a key (it fails authentication, its sessions end, its status says disabled) and enables it again", async () => {
     const k = await issueAsInternal(server, customer, { name: "to disable" });
+    const own = await newContext(); // a session of the key being disabled
+    await signIn(own, k.secret);
+    const ownToken = (await sessionCookie(own))!.value;
+    expect((await withCookie(ownToken, "ListKeys", {})).status).toBe(200);
     const ctx = await newContext();
     const page = await signIn(ctx, admin.secret);
     const row = page.locator(`tr[data-key-id="${k.id}"]`);
     await row.getByRole("button", { name: `Disable ${k.prefix}` }).click();
     await row.getByText("disabled").waitFor();
     expect((await rest(server, "GET", "/v1/api-keys", { key: k.secret })).status).toBe(401);
+    expect((await withCookie(ownToken, "ListKeys", {})).status).toBe(401); // its sessions ended
+    await own.close();
     await row.getByRole("button", { name: `Enable ${k.prefix}` }).click();
     await row.getByText("active").waitFor();
     expect((await rest(server, "GET", "/v1/api-keys", { key: k.secret })).status).toBe(200);
