@@ -34,6 +34,9 @@ export function replace(el: Element, ...children: (Child | Child[])[]): void {
 export const fmtTime = (d: Date | undefined | null) =>
   d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC") : "—";
 
+/** Minutes precision, for the keys table (column headers say UTC). */
+export const fmtShort = (d: Date | undefined | null) => (d ? d.toISOString().slice(0, 16).replace("T", " ") : "—");
+
 /** A status line read out by screen readers. */
 export function announce(region: HTMLElement, text: string, kind: "info" | "error" = "info"): void {
   region.className = `notice ${kind}`;

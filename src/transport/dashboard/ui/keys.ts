@@ -2,7 +2,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ApiKeyService, type Key, KeySchema } from "../../../../gen/apikeys/v1/api_key_service_pb.js";
 import { api, isSessionGone, messageOf, type SessionInfo } from "./client.js";
 import { field, localInput, metadataText, openDialog, parseMetadata } from "./dialogs.js";
-import { announce, fmtTime, h, replace } from "./dom.js";
+import { announce, fmtShort, h, replace } from "./dom.js";
 import { statusOf } from "./status.js";
 
 type Can = { read: boolean; write: boolean; audit: boolean };
@@ -83,7 +83,7 @@ export async function renderKeys(main: HTMLElement, session: SessionInfo, can: C
 
   function keyTable(keys: Key[]): HTMLElement {
     if (keys.length === 0) return h("p", { class: "empty" }, state.includeInactive ? "No keys yet." : "No active keys. Issue one, or include revoked and expired keys.");
-    const head = ["Name", "Prefix", "Env", "Scopes", "Instance", "Created", "Last used", "Requests", "Expires", "Status", can.write ? "Actions" : null]
+    const head = ["Name", "Prefix", "Env", "Scopes", "Instance", "Created (UTC)", "Last used", "Requests", "Expires", "Status", can.write ? "Actions" : null]
       .filter((c): c is string => c !== null)
       .map((c) => h("th", { scope: "col" }, c));
     const rows = keys.map((k) => {
@@ -100,10 +100,10 @@ export async function renderKeys(main: HTMLElement, session: SessionInfo, can: C
         h("td", {}, k.environment),
         h("td", {}, k.scopes.length ? k.scopes.join(", ") : h("span", { class: "muted" }, "all")),
         h("td", {}, k.instanceId ? h("code", { class: "small" }, k.instanceId) : h("span", { class: "muted" }, "any")),
-        h("td", {}, fmtTime(k.createdAt && timestampDate(k.createdAt))),
-        h("td", {}, k.lastUsedAt ? fmtTime(timestampDate(k.lastUsedAt)) : h("span", { class: "muted" }, "never")),
+        h("td", { class: "time" }, fmtShort(k.createdAt && timestampDate(k.createdAt))),
+        h("td", { class: "time" }, k.lastUsedAt ? fmtShort(timestampDate(k.lastUsedAt)) : h("span", { class: "muted" }, "never")),
         h("td", { class: "num" }, k.totalRequests.toString()),
-        h("td", {}, k.expiresAt ? fmtTime(timestampDate(k.expiresAt)) : h("span", { class: "muted" }, "never")),
+        h("td", { class: "time" }, k.expiresAt ? fmtShort(timestampDate(k.expiresAt)) : h("span", { class: "muted" }, "never")),
         h("td", {}, h("span", { class: `status status-${status.replace(" ", "-")}` }, status)),
         can.write ? h("td", { class: "actions" }, actions) : null,
       );
