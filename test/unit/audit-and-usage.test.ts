@@ -51,12 +51,14 @@ describe("usage write-behind", () => {
     usage.record(key.id, 100);
     usage.record(key.id, 300);
     store.failing = true;
-    await usage.flush();
+    const failed = usage.flush();
+    usage.record(key.id, 200); // counted while the failing write is under way
+    await failed;
     store.failing = false;
-    usage.record(key.id, 200);
-    expect(usage.overlay(issued)).toMatchObject({ totalRequests: 3, lastUsedAt: 300 });
+    usage.record(key.id, 250);
+    expect(usage.overlay(issued)).toMatchObject({ totalRequests: 4, lastUsedAt: 300 });
     await usage.flush();
-    expect(await store.findKey(issued.customerId, key.id)).toMatchObject({ totalRequests: 3, lastUsedAt: 300 });
+    expect(await store.findKey(issued.customerId, key.id)).toMatchObject({ totalRequests: 4, lastUsedAt: 300 });
   });
 });
 
