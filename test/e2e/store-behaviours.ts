@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { auditTrail, eventually, expectError, issueWith, KEY_FIELDS, SECRET_PATTERN, wellFormedUnknownKey, withWrongChecksum } from "../helpers/rest-support.js";
-import { grpcJsClient, type RpcClient, type RpcResult, type MethodName } from "../helpers/rpc-clients.js";
+import { allRpcClients, grpcJsClient, type RpcClient, type RpcResult, type MethodName } from "../helpers/rpc-clients.js";
 import { type RunningServer, sleep, startServer } from "../helpers/server.js";
 import { keysCli as runKeysCli } from "../helpers/run-process.js";
 
@@ -52,7 +52,7 @@ export function describeServiceOnStore(name: string, makeStoreEnv: () => Record<
       return ok(await client.call("authenticate", fields as never, internal()), "Authenticate");
     }
 
-    it("key lifecycle over REST: issue (internal), list, get, patch, revoke -> 401 at once, audit events written", async () => {
+    it("key lifecycle over REST: issue (internal), list, get, patch, revoke, audit events written", async () => {
       const customerId = uuid();
       const root = await issueAsInternal(server, customerId, { name: "root" });
       expect(root.secret).toMatch(SECRET_PATTERN);
@@ -81,7 +81,7 @@ export function describeServiceOnStore(name: string, makeStoreEnv: () => Record<
       expectError(await rest(server, "GET", `/v1/api-keys/${other.id}`, { key: root.secret }), 404, "not_found");
 
       expect((await rest(server, "DELETE", `/v1/api-keys/${child.id}`, { key: root.secret })).status).toBe(204);
-      // revoked: refused at once, by the very next request
+      // a use of the revoked key, for the trail's auth.failed below (refusal at once: its own test below)
       expectError(await rest(server, "GET", "/v1/api-keys", { key: child.secret }), 401, ["key_revoked", "unauthenticated"]);
       // revoking again is a no-op success without a second event
       expect((await rest(server, "DELETE", `/v1/api-keys/${child.id}`, { key: root.secret })).status).toBe(204);
@@ -189,6 +189,36 @@ export function describeServiceOnStore(name: string, makeStoreEnv: () => Record<
       const res = await rest(server, "GET", "/v1/api-keys", { key: k.secret });
       expectError(res, 429, "rate_limited");
       expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+    });
+
+    it("revocation takes effect at once (SPEC §5): on REST (Bearer and X-API-Key) and every RPC transport, the very next call with the key is refused and Authenticate answers REVOKED", async () => {
+      const customerId = uuid();
+      const clients = allRpcClients(server);
+      try {
+        // REST: revoked by another key of the customer; refused on the next request, however the key is sent
+        const root = await issueAsInternal(server, customerId, { name: "root" });
+        for (const how of ["bearer", "x-api-key"] as const) {
+          const k = await issueWith(server, root.secret, { name: `rest-${how}` });
+          const send = () => rest(server, "GET", "/v1/api-keys", how === "bearer" ? { key: k.secret } : { headers: { "x-api-key": k.secret } });
+          expect((await send()).status, how).toBe(200); // warm in the server's key cache
+          expect((await rest(server, "DELETE", `/v1/api-keys/${k.id}`, { key: root.secret })).status).toBe(204);
+          expectError(await send(), 401, ["key_revoked", "unauthenticated"]);
+        }
+        // every RPC transport: revoked with RevokeKey on that transport, refused on its next call
+        for (const c of clients) {
+          const issued = ok(await c.call("issueKey", { customerId, name: c.name }, internal()), `${c.name} IssueKey`);
+          const bearer = { authorization: `Bearer ${issued.secret}` };
+          ok(await c.call("listKeys", {}, bearer), `${c.name} ListKeys before`);
+          expect(ok(await c.call("authenticate", { key: issued.secret }, internal())).valid, c.name).toBe(true);
+          ok(await c.call("revokeKey", { customerId, id: issued.key!.id }, internal()), `${c.name} RevokeKey`);
+          const after = await c.call("listKeys", {}, bearer);
+          expect(after.ok ? "ok" : after.code, `${c.name}: ListKeys with the revoked key`).toBe(16); // UNAUTHENTICATED
+          const denied = ok(await c.call("authenticate", { key: issued.secret }, internal()), `${c.name} Authenticate`);
+          expect(DenialReason[denied.denialReason], c.name).toBe("REVOKED");
+        }
+      } finally {
+        for (const c of clients) c.close();
+      }
     });
 
     it("`npm run keys -- issue` on the server's store: the key works on the running server at once", async () => {
