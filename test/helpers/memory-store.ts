@@ -1,5 +1,5 @@
-import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../src/domain/store.js";
-import { StorageUnavailableError } from "../../src/domain/errors.js";
+import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../src/domain/store.js";
+import { alreadyExists, StorageUnavailableError } from "../../src/domain/errors.js";
 import type { BucketState } from "../../src/domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../src/domain/types.js";
 
@@ -22,6 +22,7 @@ export class MemoryStore implements Store {
   private readonly events = new Map<string, AuditEvent>();
   private readonly buckets = new Map<string, BucketState>();
   private readonly policies = new Map<string, RateLimitPolicy>();
+  private readonly idempotency = new Map<string, IdempotencyRecord>();
   /** Counts of calls per method, for tests that check how many store steps a rule takes. */
   readonly calls = new Map<string, number>();
   failing = false;
@@ -33,6 +34,84 @@ export class MemoryStore implements Store {
     this.keys.set(key.id, clone(key));
     this.byDigest.set(key.digest, key.id);
     this.events.set(event.id, clone(event));
+  }
+
+  async insertKeys(keys: KeyRecord[], events: AuditEvent[]): Promise<void> {
+    this.enter("insertKeys");
+    const digests = new Set<string>();
+    for (const k of keys) {
+      if (this.byDigest.has(k.digest) || digests.has(k.digest)) throw alreadyExists(`a key with this digest exists already (${k.name})`);
+      if (this.keys.has(k.id)) throw new Error("duplicate key id");
+      digests.add(k.digest);
+    }
+    for (const k of keys) {
+      this.keys.set(k.id, clone(k));
+      this.byDigest.set(k.digest, k.id);
+    }
+    for (const e of events) this.events.set(e.id, clone(e));
+  }
+
+  async rollKey(
+    successor: KeyRecord,
+    predecessor: { expectExpiresAt: number | null; expiresAt: number | null; updatedAt: number },
+    events: AuditEvent[],
+  ): Promise<boolean> {
+    this.enter("rollKey");
+    const old = successor.rolledFrom === null ? undefined : this.keys.get(successor.rolledFrom);
+    if (!old || old.customerId !== successor.customerId || old.rolledTo !== null || old.revokedAt !== null
+      || old.expiresAt !== predecessor.expectExpiresAt) return false;
+    if (this.byDigest.has(successor.digest)) throw new Error("duplicate digest");
+    this.keys.set(old.id, { ...old, rolledTo: successor.id, expiresAt: predecessor.expiresAt, updatedAt: predecessor.updatedAt });
+    this.keys.set(successor.id, clone(successor));
+    this.byDigest.set(successor.digest, successor.id);
+    for (const e of events) this.events.set(e.id, clone(e));
+    return true;
+  }
+
+  async startPredecessorGrace(successor: KeyRecord, at: number): Promise<boolean> {
+    this.enter("startPredecessorGrace");
+    const current = this.keys.get(successor.id);
+    if (!current || current.predecessorGraceMs === null || successor.rolledFrom === null) return false;
+    const until = at + current.predecessorGraceMs;
+    this.keys.set(current.id, { ...current, predecessorGraceMs: null, updatedAt: at });
+    const old = this.keys.get(successor.rolledFrom);
+    if (old && old.customerId === successor.customerId) {
+      this.keys.set(old.id, { ...old, expiresAt: Math.min(old.expiresAt ?? until, until), updatedAt: at });
+    }
+    return true;
+  }
+
+  async countKeys(q: KeyListQuery): Promise<number> {
+    this.enter("countKeys");
+    return this.matching({ ...q, beforeId: null }).length;
+  }
+
+  async claimIdempotency(r: IdempotencyRecord): Promise<IdempotencyRecord | null> {
+    this.enter("claimIdempotency");
+    const existing = this.idempotency.get(r.id);
+    if (existing) return clone(existing);
+    this.idempotency.set(r.id, clone(r));
+    return null;
+  }
+
+  async updateIdempotency(id: string, owner: string, patch: IdempotencyPatch): Promise<boolean> {
+    this.enter("updateIdempotency");
+    const r = this.idempotency.get(id);
+    if (!r || r.owner !== owner) return false;
+    this.idempotency.set(id, clone({ ...r, ...patch }));
+    return true;
+  }
+
+  async deleteIdempotency(id: string, owner: string): Promise<void> {
+    this.enter("deleteIdempotency");
+    if (this.idempotency.get(id)?.owner === owner) this.idempotency.delete(id);
+  }
+
+  async purgeIdempotency(now: number): Promise<number> {
+    this.enter("purgeIdempotency");
+    let n = 0;
+    for (const [id, r] of this.idempotency) if (r.expiresAt <= now) (this.idempotency.delete(id), n++);
+    return n;
   }
 
   async findKeyByDigest(digest: string): Promise<KeyRecord | null> {
@@ -49,14 +128,18 @@ export class MemoryStore implements Store {
 
   async listKeys(q: KeyListQuery): Promise<KeyRecord[]> {
     this.enter("listKeys");
+    return this.matching(q).sort(newestFirst).slice(0, q.limit).map(clone);
+  }
+
+  /** The keys a listing's filters select (unsorted, unbounded). */
+  private matching(q: KeyListQuery): KeyRecord[] {
+    const wanted = Object.entries(q.metadata ?? {});
     return [...this.keys.values()]
       .filter((k) => k.customerId === q.customerId)
       .filter((k) => q.instanceId === null || k.instanceId === q.instanceId)
       .filter((k) => q.includeInactive || (k.revokedAt === null && (k.expiresAt === null || k.expiresAt > q.now)))
       .filter((k) => q.beforeId === null || k.id < q.beforeId)
-      .sort(newestFirst)
-      .slice(0, q.limit)
-      .map(clone);
+      .filter((k) => wanted.every(([mk, mv]) => Object.hasOwn(k.metadata, mk) && k.metadata[mk] === mv));
   }
 
   async updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
@@ -68,6 +151,7 @@ export class MemoryStore implements Store {
       name: patch.name ?? current.name,
       metadata: patch.metadata ?? current.metadata,
       expiresAt: patch.expiresAt === undefined ? current.expiresAt : patch.expiresAt,
+      enabled: patch.enabled ?? current.enabled,
       updatedAt: patch.updatedAt,
     };
     const e = event(clone(updated)); // built first: an event that throws leaves the key unchanged

@@ -52,12 +52,17 @@ export function unitService(opts: UnitOptions = {}) {
     auditFlushIntervalMs: 3_600_000,
     auditAggregateIntervalMs: 3_600_000,
     keyCache: { maxKeys: 1000, maxUnknown: 1000, ttlMs: 3_600_000, pollIntervalMs: 3_600_000 },
+    importPrefixes: [],
+    idempotency: { leaseMs: 30_000 },
     now: clock.now,
   }, log);
   const impl = instrumentCalls(
     createApiKeyService({
       credentials: new Credentials(INTERNAL_TOKEN, domain.authenticator),
       keys: domain.keys,
+      roller: domain.roller,
+      importer: domain.importer,
+      idempotency: domain.idempotency,
       authenticator: domain.authenticator,
       rateLimiter: domain.rateLimiter,
       now: clock.now,

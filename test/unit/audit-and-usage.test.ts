@@ -107,7 +107,8 @@ function baseKey(id: string) {
   return {
     id, customerId: randomUUID(), instanceId: null, name: "k", prefix: "zpk_live_abcd1234", environment: "live" as const,
     scopes: [], metadata: {}, digest: randomUUID(), lastUsedAt: null, totalRequests: 0, expiresAt: null,
-    createdAt: 0, updatedAt: 0, revokedAt: null,
+    createdAt: 0, updatedAt: 0, revokedAt: null, enabled: true, rolledFrom: null, rolledTo: null, predecessorGraceMs: null,
+    lastFour: "abcd",
   };
 }
 
