@@ -15,7 +15,7 @@ type Impl = ServiceImpl<typeof ApiKeyService>;
 type UnaryFn = (req: Message, ctx: HandlerContext) => Promise<Message>;
 
 /** How a successful REST response differs from "200 with the response (or its response_body)". */
-const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: string } }) => string; flatten?: string }> = {
+export const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: string } }) => string; flatten?: string }> = {
   IssueKey: { status: 201, location: (res) => `/v1/api-keys/${res.key?.id ?? ""}`, flatten: "key" },
   RevokeKey: { status: 204 },
 };
