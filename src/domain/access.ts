@@ -1,0 +1,74 @@
+import { forbidden, invalid } from "./errors.js";
+import { escalation, grants } from "./scopes.js";
+import type { AuditActor, Caller } from "./types.js";
+import { validUuid } from "./validation.js";
+
+/**
+ * Access rules (SPEC §2, §3, §7), in one place: which customer a call acts for (tenancy), which
+ * instance's keys a caller sees, which scope a call needs, and what a key may grant. Key
+ * management (key-manager.ts) applies them; nothing outside the domain decides any of them.
+ */
+
+/**
+ * The customer a call acts for: a key's own (naming another one is refused), or the one an
+ * internal caller names (required). `requested` is the request's `customer_id`, "" when absent.
+ */
+export function customerFor(caller: Caller, requested: string): string {
+  if (caller.kind === "key") {
+    if (requested !== "" && requested.toLowerCase() !== caller.key.customerId) {
+      throw forbidden("customer_id is for internal callers: a key acts only for its own customer; omit it");
+    }
+    return caller.key.customerId;
+  }
+  if (requested === "") throw invalid("customer_id is required for internal callers");
+  return validUuid(requested, "customer_id");
+}
+
+/**
+ * The customer whose audit trail a call reads: as `customerFor`, except that an internal caller
+ * naming no customer reads every customer's events and the customer-less ones (null).
+ */
+export function auditCustomerFor(caller: Caller, requested: string): string | null {
+  return caller.kind === "internal" && requested === "" ? null : customerFor(caller, requested);
+}
+
+/** The instance a caller is bound to: it sees and manages only keys of that instance. */
+export const boundInstance = (caller: Caller): string | null => (caller.kind === "key" ? caller.key.instanceId : null);
+
+/** A key needs `scope` for the call (an unrestricted key has every scope; internal callers need none). */
+export function requireScope(caller: Caller, scope: string): void {
+  if (caller.kind === "key" && !grants(caller.key.scopes, [scope])) {
+    throw forbidden(`this key lacks the scope ${scope}`);
+  }
+}
+
+/**
+ * No privilege escalation through issuance: a key issues only keys bound to its own instance (if
+ * it is bound) with a subset of its scopes. Omitted fields are not inherited; the message says
+ * which field to pass.
+ */
+export function requireNoEscalation(caller: Caller, wanted: { instanceId: string | null; scopes: string[] }): void {
+  if (caller.kind !== "key") return;
+  const bound = caller.key.instanceId;
+  if (bound !== null && wanted.instanceId !== bound) {
+    throw forbidden(
+      wanted.instanceId === null
+        ? `this key is bound to instance ${bound}: pass "instance_id": "${bound}" to issue a key`
+        : "a key bound to an instance can only issue keys bound to the same instance",
+    );
+  }
+  const extra = escalation(caller.key.scopes, wanted.scopes);
+  if (extra.length > 0) {
+    throw forbidden(
+      wanted.scopes.length === 0
+        ? `this key is restricted: pass "scopes" (a subset of ${JSON.stringify(caller.key.scopes)}) to issue a key`
+        : `cannot grant scopes this key does not hold: ${extra.join(", ")}`,
+    );
+  }
+}
+
+/** The audit actor of a caller. */
+export const actorOf = (caller: Caller): AuditActor =>
+  caller.kind === "key"
+    ? { type: "key", keyId: caller.key.id, prefix: caller.key.prefix }
+    : { type: "internal", name: caller.name };
