@@ -4,6 +4,7 @@ import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import { ERROR_TABLE, type ErrorCode } from "../../domain/errors.js";
 import { SUCCESS } from "../rest/rest-handler.js";
 import { type RestRoute, restRoutes } from "../rest/routes.js";
+import { INPUT_RULES } from "./input-rules.js";
 import type { ProtoComments } from "./proto-comments.js";
 
 /**
@@ -199,7 +200,8 @@ class DocumentBuilder {
     } else if (route.body === "") {
       for (const field of input.fields) {
         if (route.params.includes(field.name)) continue;
-        const schema = this.queryParamSchema(field);
+        const raw = this.queryParamSchema(field);
+        const schema = raw && withRules(field, raw);
         if (!schema) continue;
         parameters.push({
           name: field.name,
@@ -358,7 +360,7 @@ class DocumentBuilder {
   private inputObject(message: DescMessage, fields: readonly DescField[]): Schema {
     const properties: Record<string, Schema> = {};
     for (const field of fields) {
-      properties[field.name] = { ...nullable(this.inputField(field)), ...describe(this.fieldDescription(field)) };
+      properties[field.name] = { ...nullable(withRules(field, this.inputField(field))), ...describe(this.fieldDescription(field)) };
     }
     return { type: "object", ...describe(this.comments(message.typeName)), additionalProperties: false, properties };
   }
@@ -419,6 +421,9 @@ class DocumentBuilder {
 }
 
 const IMPLICIT = 2; // FeatureSet_FieldPresence.IMPLICIT
+
+/** A request field's schema with the domain's rules for that field name (input-rules.ts). */
+const withRules = (field: DescField, schema: Schema): Schema => ({ ...schema, ...(INPUT_RULES[field.name] ?? {}) });
 
 const isTimestamp = (m: DescMessage) => m.typeName === "google.protobuf.Timestamp";
 const describe = (text: string | undefined) => (text ? { description: text } : {});

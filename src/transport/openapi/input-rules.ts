@@ -1,0 +1,24 @@
+import { ENVIRONMENTS } from "../../domain/key-format.js";
+import { LIMITS } from "../../domain/validation.js";
+
+/**
+ * The input rules of src/domain/validation.ts that JSON Schema can state, by request field name,
+ * for the request schemas of the OpenAPI document. The numbers are the domain's own (`LIMITS`,
+ * `ENVIRONMENTS`), so a changed limit changes the document. The descriptors carry no rules, and
+ * a client (or a fuzzer) that knows them sends requests that pass; rules a schema cannot say
+ * ("in the future", "a subset of the caller's scopes") stay in the descriptions. The server may
+ * accept more than stated here (e.g. an empty string for "not given").
+ */
+export const INPUT_RULES: Record<string, Record<string, unknown>> = {
+  name: { minLength: 1, maxLength: LIMITS.nameChars, pattern: "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$" },
+  customer_id: { format: "uuid" },
+  instance_id: { format: "uuid" },
+  environment: { enum: [...ENVIRONMENTS] },
+  scopes: { maxItems: LIMITS.scopes, items: { type: "string", minLength: 1, maxLength: LIMITS.scopeChars, pattern: "^[A-Za-z0-9_.:/*-]+$" } },
+  metadata: {
+    maxProperties: LIMITS.metadataEntries,
+    propertyNames: { minLength: 1, maxLength: LIMITS.metadataKeyChars },
+    additionalProperties: { type: "string", maxLength: LIMITS.metadataValueChars },
+  },
+  page_size: { minimum: 0, maximum: LIMITS.pageSizeMax },
+};
