@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openApiDocument } from "../../src/transport/openapi/openapi-document.js";
 import { restRoutes } from "../../src/transport/rest/routes.js";
 import { runToExit } from "../helpers/run-process.js";
 import { schemathesisVenv } from "../helpers/schemathesis-venv.js";
@@ -56,6 +57,22 @@ describe("docs/openapi.json", () => {
     expect(JSON.stringify(issue.responses["201"])).toContain("#/components/headers/Location");
     expect(Object.keys(doc.paths["/v1/api-keys/{id}"]!.delete!.responses)).toContain("204");
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["apiKeyHeader", "bearerAuth"]);
+  });
+
+  it("a route added to the proto appears by construction, with its parameters, body and links", () => {
+    const routes = restRoutes();
+    const update = routes.find((r) => r.method.name === "UpdateKey")!;
+    // As if the proto declared `post: "/v1/api-keys/{id}:touch" body: "*"` on an RPC shaped like UpdateKey.
+    const extra = { ...update, httpMethod: "POST", template: "/v1/api-keys/{id}:touch" };
+    const generated = openApiDocument({ comments: () => undefined, version: "0", routes: [...routes, extra] }) as typeof doc;
+    const op = generated.paths["/v1/api-keys/{id}:touch"]!.post! as unknown as {
+      parameters: { name: string; in: string }[];
+      requestBody: { content: { "application/json": { schema: { properties: Record<string, unknown> } } } };
+      responses: Record<string, { links?: Record<string, unknown> }>;
+    };
+    expect(op.parameters).toEqual([expect.objectContaining({ name: "id", in: "path" })]);
+    expect(Object.keys(op.requestBody.content["application/json"].schema.properties)).toContain("name");
+    expect(Object.keys(op.responses["200"]!.links ?? {})).toEqual(expect.arrayContaining(["GetKey", "RevokeKey"]));
   });
 
   it("describes the key object as the server writes it: every field required, unset ones nullable, descriptions from the proto", () => {
