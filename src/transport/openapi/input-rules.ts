@@ -7,12 +7,13 @@ import { LIMITS } from "../../domain/validation.js";
  * `ENVIRONMENTS`), so a changed limit changes the document. The descriptors carry no rules, and
  * a client (or a fuzzer) that knows them sends requests that pass; rules a schema cannot say
  * ("in the future", "a subset of the caller's scopes") stay in the descriptions. The server may
- * accept more than stated here (e.g. an empty string for "not given").
+ * accept more than stated here.
  */
 export const INPUT_RULES: Record<string, Record<string, unknown>> = {
   name: { minLength: 1, maxLength: LIMITS.nameChars, pattern: "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$" },
-  customer_id: { format: "uuid" },
-  instance_id: { format: "uuid" },
+  // "" is "not given" (validation.ts optionalUuid; public callers leave customer_id empty).
+  customer_id: { anyOf: [{ format: "uuid" }, { const: "" }] },
+  instance_id: { anyOf: [{ format: "uuid" }, { const: "" }] },
   environment: { enum: [...ENVIRONMENTS] },
   scopes: { maxItems: LIMITS.scopes, items: { type: "string", minLength: 1, maxLength: LIMITS.scopeChars, pattern: "^[A-Za-z0-9_.:/*-]+$" } },
   metadata: {
