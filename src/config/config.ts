@@ -11,6 +11,16 @@ const schema = z.object({
   HOST: z.string().min(1).default("::"),
   PORT: int(0, 65535).default(8080),
   GRPC_PORT: int(0, 65535).default(9090),
+  /** Forward-auth `/check` for nginx, Caddy, Traefik (transport/forward-auth); keep it private. */
+  AUTHZ_PORT: int(0, 65535).default(9091),
+  /**
+   * Whether Envoy's Check (GRPC_PORT) and forward-auth /check (AUTHZ_PORT) need the internal
+   * credential from the gateway. `false` only for ports that nothing but the mesh can reach.
+   */
+  AUTHZ_REQUIRE_INTERNAL_TOKEN: z
+    .enum(["true", "false"], { message: "must be true or false" })
+    .default("true")
+    .transform((v) => v === "true"),
   METRICS_PORT: int(0, 65535).default(9464),
   DATA_DIR: z.string().min(1).default("./data"),
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, "must start with mongodb:// or mongodb+srv://").optional(),
@@ -36,6 +46,11 @@ const schema = z.object({
   KEY_CACHE_NEGATIVE_SIZE: int(1, 10_000_000).default(100_000),
   KEY_CACHE_TTL_MS: int(1, 86_400_000).default(60_000),
   REVOCATION_POLL_MS: int(10, 60_000).default(500),
+  /** Time for a whole request (headers and body) to arrive, on HTTP/1.1 and on each HTTP/2 stream. */
+  REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
+  HEALTH_WATCH_MAX_PER_CLIENT: int(0, 100_000).default(4),
+  HEALTH_WATCH_MAX_TOTAL: int(0, 1_000_000).default(1000),
+  HEALTH_WATCH_MAX_LIFETIME_MS: int(1000, 86_400_000).default(300_000),
 });
 
 export type Config = z.infer<typeof schema>;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { create, type DescMessage, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
@@ -16,8 +17,11 @@ import {
 import {
   errorShapeProblems,
   FuzzHttpClient,
+  KEY_IN_URL_MESSAGE_START,
+  keyInQuery,
   logLinesFor,
   rawBody,
+  rpcKeyInUrlProblems,
   rawExchange,
   rssMiB,
   SECRET_LIKE,
@@ -50,14 +54,25 @@ import { type RunningServer, sleep, startServer } from "../helpers/server.js";
 
 const TOTAL = Number(process.env.FUZZ_RUNS ?? 5000);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+/**
+ * Every seed that ever failed (test/e2e/fuzz-regressions.json) runs first, at the run count that
+ * found it, then the random SEED; FUZZ_SEED replays one seed alone. A violation names its seed.
+ */
+const REGRESSIONS: Array<{ seed: number; runs: number }> = JSON.parse(readFileSync(new URL("./fuzz-regressions.json", import.meta.url), "utf8")).seeds;
+const RUNS: Array<{ seed: number; total: number }> = process.env.FUZZ_SEED
+  ? [{ seed: SEED, total: TOTAL }]
+  : [...REGRESSIONS.filter((r) => r.seed !== SEED).map((r) => ({ seed: r.seed, total: r.runs })), { seed: SEED, total: TOTAL }];
+const ALL_RUNS = RUNS.reduce((n, r) => n + r.total, 0);
+/** The seed whose inputs are being sent now. */
+let currentSeed = RUNS[0]!.seed;
 const FAIL_FAST = process.env.FUZZ_FAIL_FAST === "1";
 const RSS_LIMIT_MIB = Number(process.env.FUZZ_RSS_LIMIT_MIB ?? 400);
 const BATCH = 8;
 const BODY_LIMIT = 64 * 1024;
 const SHARE = { rest: 0.5, rpc: 0.27, connect: 0.1, grpcRaw: 0.1, raw: 0.03 };
-const runsFor = (share: number) => Math.max(1, Math.ceil((TOTAL * share) / BATCH));
+const runsFor = (share: number, total: number) => Math.max(1, Math.ceil((total * share) / BATCH));
 /** Per-test timeout: generous, proportional to the work. */
-const timeoutFor = (share: number) => Math.max(120_000, TOTAL * share * 60);
+const timeoutFor = (share: number) => Math.max(120_000, ALL_RUNS * share * 60);
 
 const REST_STATUSES = new Set([200, 201, 204, 400, 401, 403, 404, 405, 413, 429]);
 /** gRPC codes a hostile request may legitimately get: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED. */
@@ -120,30 +135,29 @@ const rpcLatency = new Map<string, { n: number; sum: number; max: number }>();
 let transportCuts = 0;
 let clientResets = 0;
 let rawPending = 0;
-const violations = new Map<string, { count: number; example: string }>();
+const violations = new Map<string, { count: number; example: string; seeds: Set<number> }>();
 let violationsThisRun = 0;
 const rss = { start: 0, peak: 0, end: 0 };
 
 const total = () => counts.rest + counts.raw + counts.connect + counts.rpc + counts.grpcRaw;
 const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 const cut = (s: string, n = 400) => (s.length > n ? `${s.slice(0, n)}…(${s.length} chars)` : s);
+const safeJson = (text: string): any => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
 const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
-
-/**
- * Known upstream behaviour, counted and printed but not a violation: connect-es (the protocol
- * layer under connect-node on PORT) answers a request body that is not valid protobuf binary with
- * INTERNAL "parse binary: …" (its binary parser is shared with the client side, where that is a
- * server fault). It is reported in the issue note; GRPC_PORT (our grpc-js adapter) answers
- * INVALID_ARGUMENT.
- */
-const CONNECT_PARSE_BINARY = "connect-node on PORT: unparsable protobuf body -> INTERNAL \"parse binary\" (upstream behaviour)";
-const isConnectParseBinary = (text: string) => /"code":"internal","message":"parse binary:/.test(text);
 
 function violate(signature: string, detail: () => string): void {
   violationsThisRun++;
   const v = violations.get(signature);
-  if (v) v.count++;
-  else violations.set(signature, { count: 1, example: detail() });
+  if (v) {
+    v.count++;
+    v.seeds.add(currentSeed);
+  } else violations.set(signature, { count: 1, example: detail(), seeds: new Set([currentSeed]) });
 }
 
 function trackIssued(key: { id: string; customer_id?: string; customerId?: string; instance_id?: string | null; instanceId?: string }, secret: string): void {
@@ -179,6 +193,10 @@ function resolveDeep(v: unknown): unknown {
   }
   return v;
 }
+
+/** `?a=b&…` from generated query parameters (pool references resolved), or "" for none. */
+const queryString = (q: Array<[string, string | Ref]> | null) =>
+  q?.length ? `?${q.map(([k, v]) => `${pct(k)}=${pct(typeof v === "string" ? v : resolve(v, false))}`).join("&")}` : "";
 
 /** Percent-encodes the UTF-8 bytes of `s` (lone surrogates become U+FFFD, as any client would send). */
 const pct = (s: string) =>
@@ -262,7 +280,7 @@ beforeAll(async () => {
   await sleep(1600); // the "expiring" credentials are now expired
   rss.start = rssMiB(server.process.pid!);
   rss.peak = rss.start;
-  console.log(`[fuzz] seed=${SEED} FUZZ_RUNS=${TOTAL} (set FUZZ_SEED=${SEED} to replay) server pid ${server.process.pid}, RSS at start ${rss.start} MiB`);
+  console.log(`[fuzz] seeds: ${RUNS.map((r) => `${r.seed} x ${r.total}`).join(", ")} (random seed ${SEED}; set FUZZ_SEED=${SEED} to replay it) server pid ${server.process.pid}, RSS at start ${rss.start} MiB`);
 }, 60_000);
 
 afterAll(async () => {
@@ -275,6 +293,13 @@ afterAll(async () => {
 
 /** Runs `n` batches of BATCH generated inputs, concurrently within a batch. */
 async function fuzz<T>(arb: fc.Arbitrary<T>, share: number, send: (input: T) => Promise<void>): Promise<void> {
+  for (const { seed, total } of RUNS) {
+    currentSeed = seed;
+    await fuzzOne(arb, share, send, seed, total);
+  }
+}
+
+async function fuzzOne<T>(arb: fc.Arbitrary<T>, share: number, send: (input: T) => Promise<void>, seed: number, total: number): Promise<void> {
   await fc.assert(
     fc.asyncProperty(fc.array(arb, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
       violationsThisRun = 0;
@@ -282,7 +307,7 @@ async function fuzz<T>(arb: fc.Arbitrary<T>, share: number, send: (input: T) => 
       checkAlive();
       if (FAIL_FAST && violationsThisRun > 0) throw new Error(`violations: ${[...violations.keys()].join("; ")}`);
     }),
-    { numRuns: runsFor(share), seed: SEED, endOnFailure: !FAIL_FAST, verbose: FAIL_FAST ? 1 : 0 },
+    { numRuns: runsFor(share, total), seed, endOnFailure: !FAIL_FAST, verbose: FAIL_FAST ? 1 : 0 },
   );
 }
 
@@ -345,7 +370,6 @@ async function sendRest(spec: RestSpec): Promise<void> {
   // RPC paths (`/apikeys.v1.ApiKeyService/…`) are connect-node's: Connect error shapes, checked below.
   const rpcPath = parsed?.pathname.startsWith("/apikeys.") ?? false;
   if (rpcPath && res.status === 501 && /"unimplemented".*compression/.test(res.text)) return void bump(notes, "Connect 501 unimplemented for an unsupported Content-Encoding (as the Connect protocol specifies)");
-  if (rpcPath && res.status === 500 && isConnectParseBinary(res.text)) return void bump(notes, CONNECT_PARSE_BINARY);
   if (rpcPath && res.status >= 500) return violate(connectSignature(res.status, res.text), details("5xx"));
   if (res.status >= 500) return violate(`REST ${res.status} on ${spec.method} ${spec.path.map((p) => (typeof p === "string" ? p : "pct" in p ? "{raw}" : `{${p.ref}}`)).join("")}`, details("5xx"));
   if (!REST_STATUSES.has(res.status) && !(rpcPath && res.status === 415)) violate(`REST unexpected status ${res.status}`, details("status"));
@@ -353,10 +377,17 @@ async function sendRest(spec: RestSpec): Promise<void> {
   if (res.status >= 400 && !rpcPath) {
     for (const p of errorShapeProblems(res.status, res.headers, res.text, { head: spec.method === "HEAD" })) violate(`REST error shape: ${p.replace(/[0-9]+|"[^"]*"/g, "#")}`, details(p));
   }
-  // SPEC §3: a key in the query string is refused (400 key_in_url) before any other check.
-  if (parsed && parsed.pathname.startsWith("/v1")) {
-    const keyInUrl = [...parsed.searchParams].some(([k, v]) => ["api_key", "key", "token", "access_token"].includes(k) || /zpk_(live|test)_/.test(v) || /zpk_(live|test)_/.test(k));
-    if (keyInUrl) {
+  // SPEC §3: a key in the query string is refused (400 key_in_url) before any other check, on
+  // every path of PORT; on RPC paths in that protocol's error form.
+  if (parsed && keyInQuery(parsed)) {
+    if (rpcPath) {
+      if (res.status === 400 && PARSER_REFUSAL_MESSAGES.has(safeJson(res.text)?.error?.message ?? "")) return void bump(notes, "a key in the query string of a request Node's parser refused: 400 invalid_argument");
+      const problems = spec.method === "HEAD" ? (res.status === 400 || res.headers["grpc-status"] === "3" ? [] : [`HEAD answered ${res.status}`]) : rpcKeyInUrlProblems(String(spec.headers["content-type"] ?? ""), res.status, res.headers, res.text);
+      bump(notes, "REST phase: key in the query string of an RPC path (checked)");
+      for (const p of problems) violate(`key in the query string of an RPC path: ${p.replace(/[0-9]+|"[^"]*"/g, "#")}`, details(p));
+      return;
+    }
+    {
       let error: { code?: string; message?: string } | undefined;
       try {
         error = JSON.parse(res.text)?.error;
@@ -405,7 +436,12 @@ it("raw HTTP/1.1 requests node:http would not build", async () => {
     const { headers, body } = rawBody(res.text);
     const detail = () => `${cut(JSON.stringify(wire.toString("latin1")), 600)}\n-> ${cut(res.text, 600)}`;
     if (res.status >= 500) return violate(`raw: HTTP ${res.status}`, detail);
-    if (res.status >= 400 && !/^HEAD /.test(r.lines[0]!)) {
+    if (/^HEAD /.test(r.lines[0]!)) {
+      // A response to HEAD has no content (RFC 9110 §9.3.2), refusals by the parser included.
+      if (body !== "") violate("raw: a response to HEAD has a body", detail);
+      return;
+    }
+    if (res.status >= 400) {
       const hdrs: Record<string, string> = {};
       for (const line of headers.split("\r\n").slice(1)) {
         const i = line.indexOf(":");
@@ -427,8 +463,10 @@ it("Connect protocol: hand-made JSON and protobuf bodies", async () => {
       headers.authorization = `Bearer ${secretOf(caller)}`;
     } else if (c.auth.kind === "raw") headers.authorization = headerSafe(c.auth.value);
     const body = typeof c.body === "string" ? Buffer.from(resolveRefsInText(c.body), "utf8") : Buffer.from(c.body);
-    const path = `/apikeys.v1.ApiKeyService/${c.method}`;
-    const requestText = `${JSON.stringify(headers)} ${body.toString("utf8")}`;
+    const query = queryString(c.query);
+    const path = `/apikeys.v1.ApiKeyService/${c.method}${query}`;
+    const keyInUrl = keyInQuery(new URL(path, "http://localhost"));
+    const requestText = `${path} ${JSON.stringify(headers)} ${body.toString("utf8")}`;
     let res;
     try {
       res = await http.request("POST", path, headers, body, 15_000, c.contentType);
@@ -444,8 +482,12 @@ it("Connect protocol: hand-made JSON and protobuf bodies", async () => {
     const requestId = typeof res.headers["x-request-id"] === "string" ? res.headers["x-request-id"] : "";
     const detail = (p: string) => () =>
       `POST ${path} ${cut(requestText)}\n-> ${res.status} ${cut(res.text, 500)}\n  problem: ${p}\n  server log:\n    ${logLinesFor(server.output(), requestId).map((l) => cut(l, 1500)).join("\n    ")}`;
+    if (keyInUrl) {
+      bump(notes, "Connect: key in the query string (checked)");
+      for (const p of rpcKeyInUrlProblems(c.contentType, res.status, res.headers, res.text)) violate(`Connect: key in the query string: ${p.replace(/[0-9]+|"[^"]*"/g, "#")}`, detail(p));
+      return;
+    }
     if (res.status === 501 && /"unimplemented".*compression/.test(res.text)) return void bump(notes, "Connect 501 unimplemented for an unsupported Content-Encoding (as the Connect protocol specifies)");
-    if (res.status === 500 && isConnectParseBinary(res.text)) return void bump(notes, CONNECT_PARSE_BINARY);
     if (res.status >= 500) return violate(connectSignature(res.status, res.text), detail("5xx"));
     if (res.status >= 400) {
       let json: any;
@@ -563,15 +605,24 @@ it("gRPC with mangled message bytes, on PORT and GRPC_PORT", async () => {
       caller = cred(g.auth.cred);
       md.set("authorization", `Bearer ${secretOf(caller)}`);
     } else if (g.auth.kind === "raw") md.set("authorization", g.auth.value);
-    const path = `/${ApiKeyService.typeName}/${desc.name}`;
+    // A query string only on PORT (grpc-js on GRPC_PORT routes by the whole :path).
+    const query = g.target === "PORT" ? queryString(g.query) : "";
+    const path = `/${ApiKeyService.typeName}/${desc.name}${query}`;
+    const keyInUrl = keyInQuery(new URL(path, "http://localhost"));
     const result = await new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((done) =>
       rawGrpc[g.target].makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, md, { deadline: Date.now() + 10_000 }, (err, res) => done({ err, res })),
     );
     const requestText = `${bytes.toString("latin1")} ${JSON.stringify(md.getMap())}`;
     const detail = (p: string) => () => `${g.target} ${path} ${m.kind} bytes=${cut(bytes.toString("hex"), 300)}\n  caller ${caller?.label ?? g.auth.kind}\n-> ${p}`;
+    if (keyInUrl) {
+      bump(notes, "gRPC raw on PORT: key in the query string (checked)");
+      if (result.err?.code !== 3 || !result.err.details.startsWith(KEY_IN_URL_MESSAGE_START)) {
+        violate(`gRPC raw on PORT: key in the query string answered ${result.err ? `code ${result.err.code}` : "OK"}`, detail(`${result.err?.code} ${result.err?.details}`));
+      }
+      return;
+    }
     if (result.err) {
       bump(statusHistogram, `grpc-raw code ${result.err.code}`);
-      if (g.target === "PORT" && result.err.code === 13 && /^parse binary/.test(result.err.details)) return void bump(notes, CONNECT_PARSE_BINARY);
       if (!RPC_CODES.has(result.err.code)) violate(`gRPC raw bytes on ${g.target} -> code ${result.err.code}: ${result.err.details.replace(/(%3A|:).*/, "…")}`, detail(`${result.err.code} ${result.err.details}`));
       return;
     }
@@ -645,7 +696,7 @@ it("after the storm: alive, RSS bounded, no secret in any log line or audit even
   rss.end = rssMiB(server.process.pid!);
   rss.peak = Math.max(rss.peak, rss.end);
   const summary = [
-    `[fuzz] seed=${SEED}: ${total()} requests fuzzed (REST ${counts.rest}, raw HTTP/1.1 ${counts.raw}, Connect raw ${counts.connect}, RPC ${counts.rpc}, gRPC raw bytes ${counts.grpcRaw}) + ${counts.setup} set-up calls`,
+    `[fuzz] seeds ${RUNS.map((r) => r.seed).join(", ")}: ${total()} requests fuzzed (REST ${counts.rest}, raw HTTP/1.1 ${counts.raw}, Connect raw ${counts.connect}, RPC ${counts.rpc}, gRPC raw bytes ${counts.grpcRaw}) + ${counts.setup} set-up calls`,
     `[fuzz] issued secrets tracked: ${registry.size}; audit events scanned: ${events} in ${pages} pages; log lines: ${lines.length}`,
     `[fuzz] server RSS: start ${rss.start} MiB, peak ${rss.peak} MiB, end ${rss.end} MiB (limit ${RSS_LIMIT_MIB} MiB)`,
     `[fuzz] outcomes: ${[...statusHistogram].sort().map(([k, v]) => `${k}: ${v}`).join(", ")}`,
@@ -654,10 +705,11 @@ it("after the storm: alive, RSS bounded, no secret in any log line or audit even
     `[fuzz] slowest: ${[...slowest].map(([k, v]) => `${k} ${v.ms.toFixed(0)} ms (${v.what})`).join("; ")}`,
     `[fuzz] notes: ${[...notes].map(([k, v]) => `${k}: ${v}`).join(", ") || "none"}`,
     `[fuzz] violations: ${violations.size === 0 ? "none" : ""}`,
-    ...[...violations].map(([sig, v]) => `  ✗ ${sig} (×${v.count})\n    ${v.example.replace(/\n/g, "\n    ")}`),
+    ...[...violations].map(([sig, v]) => `  ✗ ${sig} (×${v.count}; replay: ${[...v.seeds].map((s) => `FUZZ_SEED=${s} FUZZ_RUNS=${RUNS.find((r) => r.seed === s)?.total}`).join(" or ")})\n    ${v.example.replace(/\n/g, "\n    ")}`),
   ];
   console.log(summary.join("\n"));
   expect(rss.end, "server RSS at the end").toBeLessThan(RSS_LIMIT_MIB);
   expect(rss.peak, "server RSS peak").toBeLessThan(RSS_LIMIT_MIB);
-  expect([...violations.keys()], "violations (details above)").toEqual([]);
+  const failedSeeds = [...new Set([...violations.values()].flatMap((v) => [...v.seeds]))];
+  expect([...violations.keys()], `violations (details above) with seeds ${failedSeeds.join(", ")}: replay one with FUZZ_SEED=<seed> FUZZ_RUNS=<runs>; add a new one to test/e2e/fuzz-regressions.json`).toEqual([]);
 }, 180_000);

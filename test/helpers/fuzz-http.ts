@@ -167,6 +167,33 @@ export function rawExchange(port: number, raw: Buffer, timeoutMs = 10_000): Prom
   });
 }
 
+/**
+ * Writes `chunks` on a fresh connection, 50 ms apart (so the server reads them separately), and
+ * returns everything received (latin-1) once the server closes the connection (or `timeoutMs`).
+ */
+export function rawExchangeInChunks(port: number, chunks: string[], timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    const received: Buffer[] = [];
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(received).toString("latin1"));
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    socket.on("data", (c: Buffer) => received.push(c));
+    socket.on("close", finish);
+    socket.on("error", finish);
+    socket.on("connect", async () => {
+      for (const c of chunks) {
+        if (socket.destroyed) return;
+        socket.write(Buffer.from(c, "latin1"));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    });
+  });
+}
+
 /** The body of a raw HTTP/1.1 response (after the blank line), de-chunked when needed. */
 export function rawBody(text: string): { headers: string; body: string } {
   const i = text.indexOf("\r\n\r\n");
@@ -288,4 +315,45 @@ export function socketCount(pid: number): number {
     }
   }
   return n;
+}
+
+/** SPEC §3's credential-named query parameters (any case) and key-looking names or values. */
+export function keyInQuery(url: URL): boolean {
+  return [...url.searchParams].some(
+    ([k, v]) => ["api_key", "apikey", "key", "token", "access_token"].includes(k.toLowerCase()) || /zpk_(live|test)_/.test(v) || /zpk_(live|test)_/.test(k),
+  );
+}
+
+/** The key-in-URL refusal's message (src/transport/http/key-in-url.ts) starts so. */
+export const KEY_IN_URL_MESSAGE_START = "API keys must not be sent in the URL";
+
+/**
+ * Problems with the answer to an RPC-path request (`/pkg.Service/Method`) that carried a key in
+ * its query: it must be the refusal in that protocol's form. gRPC and gRPC-Web: trailers-only
+ * `grpc-status: 3` with the message; Connect streaming: an end-stream error; Connect unary (and
+ * anything else on an RPC path): HTTP 400 `{"code":"invalid_argument","message":…}`.
+ */
+export function rpcKeyInUrlProblems(contentType: string, status: number, headers: Record<string, string | string[] | undefined>, text: string): string[] {
+  const type = contentType.toLowerCase();
+  if (type.startsWith("application/grpc")) {
+    const message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
+    if (status !== 200 || headers["grpc-status"] !== "3" || !message.startsWith(KEY_IN_URL_MESSAGE_START)) {
+      return [`gRPC answer ${status} grpc-status ${headers["grpc-status"]} ${JSON.stringify(message.slice(0, 60))}, expected trailers-only INVALID_ARGUMENT key-in-URL`];
+    }
+    return [];
+  }
+  if (type.startsWith("application/connect+")) {
+    if (status !== 200 || !text.includes('"code":"invalid_argument"') || !text.includes(KEY_IN_URL_MESSAGE_START)) return [`Connect streaming answer ${status} ${JSON.stringify(text.slice(0, 80))}`];
+    return [];
+  }
+  let body: any;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* checked below */
+  }
+  if (status !== 400 || body?.code !== "invalid_argument" || !String(body?.message).startsWith(KEY_IN_URL_MESSAGE_START)) {
+    return [`Connect answer ${status} ${JSON.stringify(text.slice(0, 80))}, expected 400 invalid_argument key-in-URL`];
+  }
+  return [];
 }
