@@ -35,9 +35,27 @@ afterAll(async () => {
   await server?.stop();
 });
 
-it("finds no failure over every operation, stateful phase included", async () => {
+/** Internal Connect JSON call on PORT. */
+async function internal(method: string, body: unknown): Promise<{ data?: { id: string }[] }> {
+  const res = await fetch(`${server.url}/apikeys.v1.ApiKeyService/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${server.internalToken}` },
+    body: JSON.stringify(body),
+  });
+  return (await res.json()) as { data?: { id: string }[] };
+}
+
+it("finds no failure over every operation, stateful phase included, also when its key is revoked under it", async () => {
   const work = tempDir("zpk-schemathesis-");
   const issuedLog = join(work, "issued.log");
+  const customerId = randomUUID();
+  // Besides what the stateful phase may revoke, revoke every key of the customer once, 10 s in, so
+  // the hook's fresh-key-on-401 path is taken on every seed.
+  const revoker = setTimeout(() => {
+    void internal("ListKeys", { customerId, pageSize: 100 })
+      .then((page) => Promise.all((page.data ?? []).map((k) => internal("RevokeKey", { customerId, id: k.id }))))
+      .catch(() => {});
+  }, 10_000);
   const r = await runToExit(
     `${venv}/bin/schemathesis`,
     [
@@ -55,16 +73,17 @@ it("finds no failure over every operation, stateful phase included", async () =>
       PYTHONDONTWRITEBYTECODE: "1",
       ZPK_URL: server.url,
       ZPK_INTERNAL_TOKEN: server.internalToken,
-      ZPK_CUSTOMER_ID: randomUUID(),
+      ZPK_CUSTOMER_ID: customerId,
       ZPK_ISSUED_LOG: issuedLog,
     },
     480_000,
-  );
+  ).finally(() => clearTimeout(revoker));
   const out = r.stdout + r.stderr;
   expect(r.code, out).toBe(0);
   expect(out, out).toMatch(new RegExp(`Tested: ${restRoutes().length}\\b`));
   expect(out, out).toMatch(/Stateful \(in/);
   expect(out, out).not.toMatch(/\d+ failures?\b/);
   const issued = readFileSync(issuedLog, "utf8").split("\n").filter(Boolean).length;
+  expect(issued, out).toBeGreaterThan(1);
   process.stdout.write(`schemathesis (seed ${SEED}, ${EXAMPLES} examples/op): customer keys issued by the hook: ${issued}\n${out.slice(out.indexOf("Stateful (in"))}\n`);
 }, 500_000);
