@@ -23,3 +23,8 @@ export const INPUT_RULES: Record<string, Record<string, unknown>> = {
   },
   page_size: { minimum: 0, maximum: LIMITS.pageSizeMax },
 };
+
+/** Body fields a request must carry (validation.ts `validName`: an issued key needs a name), by request message. */
+export const REQUIRED_BODY_FIELDS: Record<string, readonly string[]> = {
+  "apikeys.v1.IssueKeyRequest": ["name"],
+};

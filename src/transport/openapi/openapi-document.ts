@@ -4,7 +4,7 @@ import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import { ERROR_TABLE, type ErrorCode } from "../../domain/errors.js";
 import { SUCCESS } from "../rest/rest-handler.js";
 import { type RestRoute, restRoutes } from "../rest/routes.js";
-import { INPUT_RULES } from "./input-rules.js";
+import { INPUT_RULES, REQUIRED_BODY_FIELDS } from "./input-rules.js";
 import type { ProtoComments } from "./proto-comments.js";
 
 /**
@@ -194,7 +194,7 @@ class DocumentBuilder {
     if (route.body === "*") {
       const fields = input.fields.filter((f) => !route.params.includes(f.name));
       requestBody = {
-        required: false,
+        required: (REQUIRED_BODY_FIELDS[input.typeName] ?? []).length > 0,
         content: { "application/json": { schema: this.inputObject(input, fields) } },
       };
     } else if (route.body === "") {
@@ -359,10 +359,18 @@ class DocumentBuilder {
   /** The object `decodeRequest()` accepts as a JSON body: protobuf JSON, every field optional, `null` for unset. */
   private inputObject(message: DescMessage, fields: readonly DescField[]): Schema {
     const properties: Record<string, Schema> = {};
+    const required = (REQUIRED_BODY_FIELDS[message.typeName] ?? []).filter((name) => fields.some((f) => f.name === name));
     for (const field of fields) {
-      properties[field.name] = { ...nullable(withRules(field, this.inputField(field))), ...describe(this.fieldDescription(field)) };
+      const schema = withRules(field, this.inputField(field));
+      properties[field.name] = { ...(required.includes(field.name) ? schema : nullable(schema)), ...describe(this.fieldDescription(field)) };
     }
-    return { type: "object", ...describe(this.comments(message.typeName)), additionalProperties: false, properties };
+    return {
+      type: "object",
+      ...describe(this.comments(message.typeName)),
+      ...(required.length ? { required } : {}),
+      additionalProperties: false,
+      properties,
+    };
   }
 
   private inputField(field: DescField): Schema {
