@@ -53,7 +53,7 @@ describe("docs/openapi.json", () => {
     const routes = restRoutes().map((r) => `${r.httpMethod} ${r.template} ${r.method.name}`);
     expect(ops.sort()).toEqual(routes.sort());
     const issue = doc.paths["/v1/api-keys"]!.post!;
-    expect(Object.keys(issue.responses)).toEqual(["201", "400", "401", "403", "404", "413", "429", "500", "503"]);
+    expect(Object.keys(issue.responses)).toEqual(["201", "400", "401", "403", "404", "409", "413", "429", "500", "503"]);
     expect(JSON.stringify(issue.responses["201"])).toContain("#/components/headers/Location");
     expect(Object.keys(doc.paths["/v1/api-keys/{id}"]!.delete!.responses)).toContain("204");
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["apiKeyHeader", "bearerAuth"]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { auditCustomerFor, customerFor, requireNoEscalation, requireScope } from "../../src/domain/access.js";
+import { auditCustomerFor, canActOn, customerFor, requireNoEscalation, requireScope } from "../../src/domain/access.js";
 import { ApiError } from "../../src/domain/errors.js";
 import type { Caller, KeyRecord } from "../../src/domain/types.js";
 
@@ -12,7 +12,8 @@ const keyCaller = (over: Partial<KeyRecord> = {}): Caller => ({
   key: {
     id: "key_01JD3X5Q7R2M9T4V6W8Y0Z1A2B", customerId: OWN, instanceId: null, name: "k", prefix: "zpk_live_abcd1234",
     environment: "live", scopes: [], metadata: {}, digest: "d", lastUsedAt: null, totalRequests: 0, expiresAt: null,
-    createdAt: 0, updatedAt: 0, revokedAt: null, ...over,
+    createdAt: 0, updatedAt: 0, revokedAt: null, enabled: true, rolledFrom: null, rolledTo: null, predecessorGraceMs: null,
+    lastFour: "1234", ...over,
   },
 });
 const internal: Caller = { kind: "internal", name: "signup" };
@@ -66,5 +67,26 @@ describe("scopes and escalation", () => {
     expect(codeOf(() => requireNoEscalation(bound, { instanceId: INSTANCE, scopes: [] }))).toBe("no error");
     expect(codeOf(() => requireNoEscalation(bound, { instanceId: null, scopes: [] }))).toBe("permission_denied");
     expect(codeOf(() => requireNoEscalation(internal, { instanceId: null, scopes: [] }))).toBe("no error");
+  });
+});
+
+describe("canActOn (roll, disable, enable: SPEC §2)", () => {
+  const target = (over: Partial<KeyRecord>) => (keyCaller(over) as Extract<Caller, { kind: "key" }>).key;
+  it("an unrestricted unbound key and internal callers may act on any key of the customer", () => {
+    expect(canActOn(keyCaller(), target({ scopes: ["a"] }))).toBe(true);
+    expect(canActOn(keyCaller(), target({ instanceId: INSTANCE }))).toBe(true);
+    expect(canActOn(internal, target({}))).toBe(true);
+  });
+  it("a restricted key acts only on keys whose scopes are a subset of its own", () => {
+    const writer = keyCaller({ scopes: ["api_keys:write", "orders:read"] });
+    expect(canActOn(writer, target({ scopes: ["orders:read"] }))).toBe(true);
+    expect(canActOn(writer, target({ scopes: ["orders:read", "orders:write"] }))).toBe(false);
+    expect(canActOn(writer, target({ scopes: [] })), "an unrestricted key is beyond any restricted one").toBe(false);
+  });
+  it("a bound key acts only on keys bound to its instance", () => {
+    const bound = keyCaller({ instanceId: INSTANCE });
+    expect(canActOn(bound, target({ instanceId: INSTANCE }))).toBe(true);
+    expect(canActOn(bound, target({ instanceId: null }))).toBe(false);
+    expect(canActOn(bound, target({ instanceId: OTHER }))).toBe(false);
   });
 });

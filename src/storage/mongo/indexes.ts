@@ -9,7 +9,9 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { digest: 1 }, name: "digest_unique", unique: true },
     { key: { customer_id: 1, _id: -1 }, name: "customer_newest" },
     { key: { updated_at: 1 }, name: "updated_at" },
+    { key: { customer_id: 1, metadata_pairs: 1 }, name: "customer_metadata" },
   ],
+  idempotency_records: [{ key: { expires_at: 1 }, name: "expires_at" }],
   audit_events: [
     { key: { customer_id: 1, _id: -1 }, name: "customer_newest" },
     { key: { customer_id: 1, time: -1 }, name: "customer_time" },

@@ -18,7 +18,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
   expires_at     INTEGER,
   created_at     INTEGER NOT NULL,
   updated_at     INTEGER NOT NULL,
-  revoked_at     INTEGER
+  revoked_at     INTEGER,
+  enabled        INTEGER NOT NULL DEFAULT 1,
+  rolled_from    TEXT,
+  rolled_to      TEXT,
+  predecessor_grace_ms INTEGER,
+  last_four      TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS api_keys_customer ON api_keys (customer_id, id);
 CREATE INDEX IF NOT EXISTS api_keys_updated ON api_keys (updated_at);
@@ -36,11 +41,27 @@ CREATE TABLE IF NOT EXISTS audit_events (
   user_agent     TEXT,
   request_id     TEXT,
   time           INTEGER NOT NULL,
-  count          INTEGER NOT NULL DEFAULT 1
+  count          INTEGER NOT NULL DEFAULT 1,
+  related_key_id TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_customer ON audit_events (customer_id, id);
 CREATE INDEX IF NOT EXISTS audit_customer_action ON audit_events (customer_id, action, id);
 CREATE INDEX IF NOT EXISTS audit_target ON audit_events (target_key_id, id);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+  id             TEXT PRIMARY KEY,
+  scope          TEXT NOT NULL,
+  customer_id    TEXT NOT NULL,
+  params_digest  TEXT NOT NULL,
+  owner          TEXT NOT NULL,
+  state          TEXT NOT NULL,
+  response       BLOB,
+  key_ids        TEXT NOT NULL,
+  created_at     INTEGER NOT NULL,
+  lease_until    INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_at);
 
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 
@@ -52,3 +73,18 @@ CREATE TABLE IF NOT EXISTS rate_limits (
   refill_per_second  REAL
 ) WITHOUT ROWID;
 `;
+
+/**
+ * Columns added after the first release (issue 13), added to files created before it. SQLite's
+ * ADD COLUMN puts them last, where the CREATE above has them too.
+ */
+export const ADDED_COLUMNS: Record<string, [column: string, definition: string][]> = {
+  api_keys: [
+    ["enabled", "INTEGER NOT NULL DEFAULT 1"],
+    ["rolled_from", "TEXT"],
+    ["rolled_to", "TEXT"],
+    ["predecessor_grace_ms", "INTEGER"],
+    ["last_four", "TEXT NOT NULL DEFAULT ''"],
+  ],
+  audit_events: [["related_key_id", "TEXT"]],
+};

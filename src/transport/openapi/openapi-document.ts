@@ -142,6 +142,11 @@ function infoDescription(serviceComment: string | undefined): string {
     .join("\n\n");
 }
 
+/** The field of each element that presentEachFlattened() lifts (rest-handler.ts passes "key"). */
+const EACH_FLATTENED_FIELD = "key";
+const IDEMPOTENCY_NOTE =
+  "Makes the call safe to retry: for 24 h the same customer with the same key and the same parameters gets the first answer again (secret included); other parameters, or a retry while the first call runs, are 409. 1-255 printable ASCII characters; use a random UUID.";
+
 const RATE_LIMIT_NOTE = "Sent on every request authenticated by a customer key (not for the internal credential).";
 const HEADERS: Record<string, Schema> = {
   "X-Request-Id": {
@@ -160,6 +165,10 @@ const HEADERS: Record<string, Schema> = {
   "Retry-After": {
     description: "Seconds until the bucket holds a token again.",
     required: true,
+    schema: { type: "integer", minimum: 0 },
+  },
+  "Retry-After-Optional": {
+    description: "Seconds after which a retry may succeed, when the server knows (e.g. a call with the same Idempotency-Key still running).",
     schema: { type: "integer", minimum: 0 },
   },
   Location: {
@@ -191,6 +200,17 @@ class DocumentBuilder {
       return { name, in: "path", required: true, description: this.fieldDescription(field), schema: { type: "string", minLength: 1 } };
     });
     let requestBody: Schema | undefined;
+    const mapFilters: string[] = [];
+    if (SUCCESS[m.name]?.status === 201 && route.httpMethod === "POST") {
+      // The creating routes are the idempotent ones (service/idempotent-call.ts).
+      parameters.push({
+        name: "Idempotency-Key",
+        in: "header",
+        required: false,
+        description: IDEMPOTENCY_NOTE,
+        schema: { type: "string", minLength: 1, maxLength: 255, pattern: "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$" },
+      });
+    }
     if (route.body === "*") {
       const fields = input.fields.filter((f) => !route.params.includes(f.name));
       requestBody = {
@@ -198,8 +218,14 @@ class DocumentBuilder {
         content: { "application/json": { schema: this.inputObject(input, fields) } },
       };
     } else if (route.body === "") {
+      // decodeRequest() takes a string map field as `name.<key>=<value>` query parameters, which
+      // OpenAPI cannot name (deepObject is `name[key]`): described on the operation instead.
       for (const field of input.fields) {
         if (route.params.includes(field.name)) continue;
+        if (field.fieldKind === "map") {
+          mapFilters.push(`\`${field.name}.<key>=<value>\` (one entry of \`${field.name}\`, repeatable with other keys): ${this.fieldDescription(field) ?? ""}`);
+          continue;
+        }
         const raw = this.queryParamSchema(field);
         const schema = raw && withRules(field, raw);
         if (!schema) continue;
@@ -225,16 +251,17 @@ class DocumentBuilder {
     if (shape?.location) headers.Location = ref("headers", "Location");
     const success: Schema = { description: STATUS_CODES[status] ?? "Success", headers };
     if (status !== 204) {
-      success.content = { "application/json": { schema: this.successSchema(route, shape?.flatten) } };
+      success.content = { "application/json": { schema: this.successSchema(route, shape?.flatten, shape?.flattenEach) } };
     }
     const responses: Record<string, Schema> = { [String(status)]: success };
     for (const s of this.errorStatuses(route.body === "*")) responses[String(s)] = ref("responses", responseName(s));
     const [summary, ...rest] = splitSummary(comment ?? m.name);
+    const description = [rest.length ? comment : "", ...mapFilters.map((f) => `Query filter ${f}`)].filter(Boolean).join("\n\n");
     return {
       operationId: m.name,
       tags: [tagOf(route)],
       summary,
-      ...(rest.length ? { description: comment } : {}),
+      ...(description ? { description } : {}),
       ...(parameters.length ? { parameters } : {}),
       ...(requestBody ? { requestBody } : {}),
       responses,
@@ -271,7 +298,7 @@ class DocumentBuilder {
         "X-RateLimit-Limit": ref("headers", "X-RateLimit-Limit"),
         "X-RateLimit-Remaining": ref("headers", "X-RateLimit-Remaining"),
       };
-      if (codes.includes("rate_limited")) headers["Retry-After"] = ref("headers", "Retry-After");
+      headers["Retry-After"] = codes.includes("rate_limited") ? ref("headers", "Retry-After") : ref("headers", "Retry-After-Optional");
       out[responseName(status)] = {
         description: `${STATUS_CODES[status]}: ${codes.map((c) => `\`${c}\``).join(", ")}.`,
         headers,
@@ -285,8 +312,29 @@ class DocumentBuilder {
     return out;
   }
 
-  private successSchema(route: RestRoute, flatten: string | undefined): Schema {
+  private successSchema(route: RestRoute, flatten: string | undefined, flattenEach?: string): Schema {
     const output = route.method.output;
+    if (flattenEach) {
+      // presentEachFlattened(): every element of the list field has its `key` message lifted.
+      const list = fieldNamed(output, flattenEach);
+      if (list.fieldKind !== "list" || !list.message) throw new Error(`${route.method.name}: ${flattenEach} is not a list of messages`);
+      const item = list.message;
+      const inner = fieldNamed(item, EACH_FLATTENED_FIELD);
+      if (inner.fieldKind !== "message") throw new Error(`${item.typeName}.${EACH_FLATTENED_FIELD} is not a message`);
+      const itemName = `${item.name}`;
+      if (!this.schemas[itemName]) {
+        this.schemas[itemName] = this.outputObject(item, [...inner.message.fields, ...item.fields.filter((f) => f !== inner)]);
+        this.names.set(itemName, item.typeName);
+      }
+      const name = `${output.name}`;
+      if (!this.schemas[name]) {
+        const obj = this.outputObject(output, output.fields);
+        (obj.properties as Record<string, Schema>)[list.name] = { type: "array", items: ref("schemas", itemName), ...describe(this.fieldDescription(list)) };
+        this.schemas[name] = obj;
+        this.names.set(name, output.typeName);
+      }
+      return ref("schemas", name);
+    }
     if (flatten) {
       const inner = fieldNamed(output, flatten);
       if (inner.fieldKind !== "message") throw new Error(`${route.method.name}: flattened field ${flatten} is not a message`);
