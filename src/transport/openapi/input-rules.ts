@@ -1,4 +1,6 @@
 import { ENVIRONMENTS } from "../../domain/key-format.js";
+import { MAX_BATCH } from "../../domain/key-manager.js";
+import { GRACE } from "../../domain/roll.js";
 import { LIMITS } from "../../domain/validation.js";
 
 /**
@@ -14,7 +16,12 @@ export const INPUT_RULES: Record<string, Record<string, unknown>> = {
   // "" is "not given" (validation.ts optionalUuid; public callers leave customer_id empty).
   customer_id: { anyOf: [{ format: "uuid" }, { const: "" }] },
   instance_id: { anyOf: [{ format: "uuid" }, { const: "" }] },
-  environment: { enum: [...ENVIRONMENTS] },
+  // "" is the default (live / now).
+  environment: { enum: [...ENVIRONMENTS, ""] },
+  grace_starts: { enum: ["now", "first_use", ""] },
+  grace_seconds: { minimum: 0, maximum: GRACE.maxSeconds },
+  // BatchIssueKeysRequest.keys
+  keys: { minItems: 1, maxItems: MAX_BATCH },
   scopes: { maxItems: LIMITS.scopes, items: { type: "string", minLength: 1, maxLength: LIMITS.scopeChars, pattern: "^[A-Za-z0-9_.:/*-]+$" } },
   metadata: {
     maxProperties: LIMITS.metadataEntries,
