@@ -4,8 +4,9 @@ import { forbidden, invalid, notFound } from "./errors.js";
 import { EVENT_ID_PATTERN, KEY_ID_PATTERN, newKeyId } from "./ids.js";
 import { type Environment, generateKey } from "./key-format.js";
 import { decodePageToken, paginate } from "./page-token.js";
+import { requireMayActOn } from "./may-act-on.js";
 import { escalation, grants, SCOPE } from "./scopes.js";
-import type { AuditEvent, AuditTarget, Caller, KeyRecord, Page, RequestOrigin } from "./types.js";
+import { type AuditEvent, type AuditTarget, type Caller, isActive, type KeyRecord, type Page, type RequestOrigin } from "./types.js";
 import type { UsageRecorder } from "./usage-recorder.js";
 import { validFutureTime, validPageSize } from "./validation.js";
 
@@ -132,7 +133,10 @@ export class KeyManager {
     requireScope(caller, SCOPE.keysWrite);
     const now = this.now();
     if (input.expiresAt != null) validFutureTime(input.expiresAt, now);
-    await this.visible(caller, customerId, id);
+    const current = await this.visible(caller, customerId, id);
+    requireMayActOn(caller, current, "update");
+    requireNoRevival(current, input, this.now());
+    if (isNoOp(current, input)) return this.usage.overlay(current); // no write, no audit event
     const updated = await this.store.updateKey(customerId, id, { ...input, updatedAt: now }, (k) =>
       this.audit.build(this.success("api_key.updated", caller, k, origin)),
     );
@@ -143,7 +147,7 @@ export class KeyManager {
 
   async revoke(caller: Caller, customerId: string, id: string, origin: RequestOrigin): Promise<KeyRecord> {
     requireScope(caller, SCOPE.keysWrite);
-    await this.visible(caller, customerId, id);
+    requireMayActOn(caller, await this.visible(caller, customerId, id), "revoke");
     const result = await this.store.revokeKey(customerId, id, this.now(), (k) =>
       this.audit.build(this.success("api_key.revoked", caller, k, origin)),
     );
@@ -191,6 +195,32 @@ export const actorOf = (caller: Caller): AuditEvent["actor"] =>
   caller.kind === "key"
     ? { type: "key", keyId: caller.key.id, prefix: caller.key.prefix }
     : { type: "internal", name: caller.name };
+
+/**
+ * No change ever makes an inactive key active again (SPEC §2): a revoked or expired key's expiry
+ * cannot be set (not even to its current value), so an old expired admin secret plus any write
+ * key never regains admin.
+ * (Name and metadata of an inactive key may still change; that revives nothing.)
+ */
+function requireNoRevival(key: KeyRecord, input: UpdateInput, now: number): void {
+  if (input.expiresAt === undefined || isActive(key, now)) return;
+  const state = key.revokedAt !== null ? "revoked" : "expired";
+  throw invalid(`expires_at cannot be changed on a ${state} key: no change makes an inactive key active again; issue a new key instead`);
+}
+
+/** True when applying `input` would change nothing: such a PATCH writes nothing and no event. */
+function isNoOp(key: KeyRecord, input: UpdateInput): boolean {
+  return (
+    (input.name === undefined || input.name === key.name) &&
+    (input.expiresAt === undefined || input.expiresAt === key.expiresAt) &&
+    (input.metadata === undefined || sameMap(input.metadata, key.metadata))
+  );
+}
+
+function sameMap(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && b[k] === a[k]);
+}
 
 const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });
 

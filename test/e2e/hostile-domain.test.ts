@@ -1,0 +1,203 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { freshDbName, mongoUri } from "../helpers/mongo.js";
+import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
+import { auditTrail } from "../helpers/rest-support.js";
+import { allRpcClients, grpcJsClient, type RpcClient } from "../helpers/rpc-clients.js";
+import { type RunningServer, sleep, startServer } from "../helpers/server.js";
+
+/**
+ * Issue 12, the domain items, as an attacker tries them: black-box, the real server on both
+ * stores (SQLite; the suite's FerretDB), every transport (REST and each RPC client of
+ * rpc-clients.ts, on PORT and GRPC_PORT).
+ *
+ * Privilege: a restricted key cannot revive an expired or revoked key, nor update or revoke a
+ * key more powerful than itself (SPEC §2: the issuance rule applies to every write); a no-op
+ * PATCH writes no audit event.
+ */
+
+type Outcome = { ok: true; key: any } | { ok: false; code: string; message: string };
+
+const show = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
+
+const BY_GRPC: Record<number, string> = { 3: "invalid_argument", 5: "not_found", 7: "permission_denied", 16: "unauthenticated" };
+
+/** One client shape for REST and the RPC clients: update, revoke; errors as our code names. */
+interface Transport {
+  name: string;
+  update(secret: string, id: string, fields: { name?: string; expiresAt?: number | null }): Promise<Outcome>;
+  revoke(secret: string, id: string): Promise<Outcome>;
+}
+
+function restTransport(server: RunningServer): Transport {
+  const outcome = (res: { status: number; body: any }, okStatus: number): Outcome =>
+    res.status === okStatus ? { ok: true, key: res.body } : { ok: false, code: res.body?.error?.code ?? String(res.status), message: res.body?.error?.message ?? "" };
+  return {
+    name: "rest",
+    async update(secret, id, f) {
+      const body: Record<string, unknown> = {};
+      if (f.name !== undefined) body.name = f.name;
+      if (f.expiresAt !== undefined) body.expires_at = f.expiresAt === null ? null : new Date(f.expiresAt).toISOString();
+      return outcome(await rest(server, "PATCH", `/v1/api-keys/${id}`, { key: secret, body }), 200);
+    },
+    async revoke(secret, id) {
+      return outcome(await rest(server, "DELETE", `/v1/api-keys/${id}`, { key: secret }), 204);
+    },
+  };
+}
+
+function rpcTransport(client: RpcClient): Transport {
+  const auth = (secret: string) => ({ authorization: `Bearer ${secret}` });
+  const outcome = (r: Awaited<ReturnType<RpcClient["call"]>>): Outcome =>
+    r.ok ? { ok: true, key: (r.res as any).key } : { ok: false, code: BY_GRPC[r.code] ?? `grpc ${r.code}`, message: r.message };
+  return {
+    name: client.name,
+    async update(secret, id, f) {
+      const paths = [...(f.name !== undefined ? ["name"] : []), ...(f.expiresAt !== undefined ? ["expires_at"] : [])];
+      const req = {
+        id,
+        name: f.name ?? "",
+        ...(typeof f.expiresAt === "number" && { expiresAt: timestampFromMs(f.expiresAt) }),
+        updateMask: { paths },
+      };
+      return outcome(await client.call("updateKey", req, auth(secret)));
+    },
+    async revoke(secret, id) {
+      return outcome(await client.call("revokeKey", { id }, auth(secret)));
+    },
+  };
+}
+
+const stores = [
+  { store: "sqlite", env: () => ({}) },
+  { store: "ferretdb", env: () => ({ MONGODB_URI: mongoUri(), MONGODB_DB: freshDbName("zpk_domsec") }) },
+];
+
+describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
+  let server: RunningServer;
+  let internal: RpcClient;
+  let clients: RpcClient[] = [];
+  let transports: Transport[] = [];
+
+  beforeAll(async () => {
+    server = await startServer({ RATE_LIMIT_CAPACITY: "100000", RATE_LIMIT_REFILL_PER_SEC: "100000", ...env() });
+    internal = grpcJsClient(`127.0.0.1:${server.grpcPort}`);
+    clients = allRpcClients(server);
+    transports = [restTransport(server), ...clients.map(rpcTransport)];
+  }, 60_000);
+  afterAll(async () => {
+    internal?.close();
+    for (const c of clients) c.close();
+    await server?.stop();
+  });
+
+  /** What Authenticate says about a secret now. */
+  async function authenticate(secret: string) {
+    const r = await internal.call("authenticate", { key: secret }, { authorization: `Bearer ${server.internalToken}` });
+    if (!r.ok) throw new Error(`Authenticate: ${r.code} ${r.message}`);
+    return r.res;
+  }
+
+  describe("privilege: no path back to an inactive key, no acting above your own rights", () => {
+    /** Per transport: one customer with an admin that expired, one revoked, a live admin, a write-only key. */
+    const cases = new Map<string, { customerId: string; expired: any; revoked: any; admin: any; writer: any; weak: any }>();
+
+    beforeAll(async () => {
+      const expiresAt = Date.now() + 2500;
+      for (const t of transports) {
+        const customerId = uuid();
+        const expired = await issueAsInternal(server, customerId, { name: "old admin", expires_at: new Date(expiresAt).toISOString() });
+        const revoked = await issueAsInternal(server, customerId, { name: "revoked admin" });
+        expect((await rest(server, "DELETE", `/v1/api-keys/${revoked.id}?customer_id=${customerId}`, { key: server.internalToken })).status).toBe(204);
+        const admin = await issueAsInternal(server, customerId, { name: "admin" });
+        const writer = await issueAsInternal(server, customerId, { name: "writer", scopes: ["api_keys:write"] });
+        const weak = await issueAsInternal(server, customerId, { name: "weak", scopes: ["api_keys:write"] });
+        cases.set(t.name, { customerId, expired, revoked, admin, writer, weak });
+      }
+      await sleep(Math.max(0, expiresAt - Date.now()) + 200);
+      for (const c of cases.values()) expect((await authenticate(c.expired.secret)).denialReason).toBe(DenialReason.EXPIRED);
+    }, 60_000);
+
+    it("a write-only key cannot revive an expired unrestricted key (PATCH expires_at null or later), which stays 401", async () => {
+      for (const t of transports) {
+        const c = cases.get(t.name)!;
+        for (const expiresAt of [null, Date.now() + 86_400_000]) {
+          const r = await t.update(c.writer.secret, c.expired.id, { expiresAt });
+          expect(r.ok, `${t.name}: write-only key PATCHed expires_at=${expiresAt} of an expired admin: ${show(r)}`).toBe(false);
+          if (!r.ok) expect(r.code, t.name).toBe("permission_denied");
+        }
+        expect((await authenticate(c.expired.secret)).denialReason, t.name).toBe(DenialReason.EXPIRED);
+        const res = await rest(server, "GET", "/v1/api-keys", { key: c.expired.secret });
+        expect(res.status, `${t.name}: the expired admin authenticates again`).toBe(401);
+      }
+    });
+
+    it("not even an unrestricted key can change the expiry of an expired or revoked key (400 naming the rule)", async () => {
+      for (const t of transports) {
+        const c = cases.get(t.name)!;
+        for (const [target, state] of [[c.expired, "expired"], [c.revoked, "revoked"]] as const) {
+          for (const expiresAt of [null, Date.now() + 86_400_000]) {
+            const r = await t.update(c.admin.secret, target.id, { expiresAt });
+            expect(r.ok, `${t.name}: admin PATCHed expires_at=${expiresAt} of a ${state} key: ${show(r)}`).toBe(false);
+            if (!r.ok) {
+              expect(r.code, t.name).toBe("invalid_argument");
+              expect(r.message, t.name).toContain(state);
+              expect(r.message, t.name).toContain("expires_at");
+            }
+          }
+          expect((await authenticate(target.secret)).denialReason, `${t.name} ${state}`).toBe(state === "expired" ? DenialReason.EXPIRED : DenialReason.REVOKED);
+        }
+        // Renaming an inactive key (a note for the record) is still allowed; it stays inactive.
+        const renamed = await t.update(c.admin.secret, c.expired.id, { name: "old admin (expired)" });
+        expect(renamed.ok, `${t.name}: ${show(renamed)}`).toBe(true);
+        expect((await authenticate(c.expired.secret)).denialReason, t.name).toBe(DenialReason.EXPIRED);
+      }
+    });
+
+    it("a write-only key cannot update or revoke an unrestricted key (403 naming the reason); the admin keeps working", async () => {
+      for (const t of transports) {
+        const c = cases.get(t.name)!;
+        const renamed = await t.update(c.writer.secret, c.admin.id, { name: "pwned" });
+        expect(renamed.ok, `${t.name}: ${show(renamed)}`).toBe(false);
+        if (!renamed.ok) {
+          expect(renamed.code, t.name).toBe("permission_denied");
+          expect(renamed.message, t.name).toMatch(/unrestricted/);
+        }
+        const revoked = await t.revoke(c.writer.secret, c.admin.id);
+        expect(revoked.ok, `${t.name}: write-only key revoked the admin: ${show(revoked)}`).toBe(false);
+        if (!revoked.ok) expect(revoked.code, t.name).toBe("permission_denied");
+        expect((await authenticate(c.admin.secret)).valid, t.name).toBe(true);
+        const got = await rest(server, "GET", `/v1/api-keys/${c.admin.id}`, { key: c.admin.secret });
+        expect(got.body.name, t.name).toBe("admin");
+      }
+    });
+
+    it("a key may still update and revoke keys whose scopes it holds", async () => {
+      for (const t of transports) {
+        const c = cases.get(t.name)!;
+        const renamed = await t.update(c.writer.secret, c.weak.id, { name: "weak renamed" });
+        expect(renamed.ok, `${t.name}: ${show(renamed)}`).toBe(true);
+        const revoked = await t.revoke(c.writer.secret, c.weak.id);
+        expect(revoked.ok, `${t.name}: ${show(revoked)}`).toBe(true);
+        expect((await authenticate(c.weak.secret)).denialReason, t.name).toBe(DenialReason.REVOKED);
+      }
+    });
+
+    it("a no-op PATCH (same name, same expiry, nothing) answers the key and writes no audit event", async () => {
+      for (const t of transports) {
+        const c = cases.get(t.name)!;
+        const updates = async () => (await auditTrail(server, c.customerId, `action=api_key.updated&target_id=${c.admin.id}`)).length;
+        const before = await updates();
+        for (const fields of [{ name: "admin" }, { expiresAt: null }, {}, { name: "admin", expiresAt: null }]) {
+          const r = await t.update(c.admin.secret, c.admin.id, fields);
+          expect(r.ok, `${t.name} ${JSON.stringify(fields)}: ${show(r)}`).toBe(true);
+          if (r.ok) expect(r.key.name, t.name).toBe("admin");
+        }
+        expect(await updates(), `${t.name}: no-op PATCHes wrote audit events`).toBe(before);
+        expect((await t.update(c.admin.secret, c.admin.id, { name: "admin 2" })).ok, t.name).toBe(true);
+        expect(await updates(), t.name).toBe(before + 1);
+      }
+    });
+  });
+});
