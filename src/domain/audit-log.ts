@@ -3,7 +3,11 @@ import type { Store } from "./store.js";
 import { newEventId } from "./ids.js";
 import type { AuditEvent } from "./types.js";
 
-export type NewAuditEvent = Omit<AuditEvent, "id" | "time" | "count"> & { time?: number; count?: number };
+export type NewAuditEvent = Omit<AuditEvent, "id" | "time" | "count" | "instanceId"> & {
+  time?: number;
+  count?: number;
+  instanceId?: string | null;
+};
 
 export interface AuditLogOptions {
   /** How often buffered single events are written (known-key failures must be readable in 1 s). */
@@ -48,7 +52,7 @@ export class AuditLog {
   /** A complete event with id and time, for a store write that carries it with its change. */
   build(e: NewAuditEvent): AuditEvent {
     const time = e.time ?? this.now();
-    return { ...e, id: newEventId(time), time, count: e.count ?? 1 };
+    return { ...e, id: newEventId(time), time, count: e.count ?? 1, instanceId: e.instanceId ?? null };
   }
 
   /** Buffers one event; written within `flushIntervalMs`. */
@@ -65,7 +69,7 @@ export class AuditLog {
     let k = [e.customerId, e.action, e.reason, e.actor.keyId, e.target?.keyId, e.ip].join("|");
     if (!this.aggregates.has(k) && this.aggregates.size >= this.opts.maxAggregates) {
       k = `overflow|${e.action}|${e.reason}`;
-      e = { ...e, customerId: null, ip: null, userAgent: null, requestId: null, target: null, actor: { type: "anonymous" } };
+      e = { ...e, customerId: null, instanceId: null, ip: null, userAgent: null, requestId: null, target: null, actor: { type: "anonymous" } };
     }
     const existing = this.aggregates.get(k);
     if (existing) existing.count += 1;

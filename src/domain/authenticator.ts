@@ -83,6 +83,7 @@ export class Authenticator {
       action: reason === "rate_limited" ? check.rateLimitAction : ("auth.failed" as const),
       actor: key ? { type: "key" as const, keyId: key.id, prefix: key.prefix } : { type: "anonymous" as const },
       target: key ? { keyId: key.id, prefix: key.prefix, name: key.name } : null,
+      instanceId: key?.instanceId ?? null,
       outcome: "failure" as const,
       reason,
       ...origin,

@@ -164,7 +164,7 @@ export class KeyManager {
     const limit = validPageSize(input.pageSize);
     const beforeId = decodePageToken(input.pageToken, EVENT_ID_PATTERN);
     return paginate(limit, (n) =>
-      this.store.listAuditEvents({ customerId, action: input.action, targetId: input.targetId,
+      this.store.listAuditEvents({ customerId, instanceId: boundInstance(caller), action: input.action, targetId: input.targetId,
         since: input.since, until: input.until, beforeId, limit: n }),
     );
   }
@@ -184,6 +184,7 @@ export class KeyManager {
       action,
       actor: actorOf(caller),
       target: targetOf(key),
+      instanceId: key.instanceId ?? boundInstance(caller),
       outcome: "success",
       reason: null,
       ...origin,

@@ -82,6 +82,12 @@ export interface KeyListQuery {
 export interface AuditQuery {
   /** Null: every customer's events and the customer-less ones (internal callers only). */
   customerId: string | null;
+  /**
+   * Only events about keys bound to this instance (`AuditEvent.instanceId`): what an
+   * instance-bound caller may read (SPEC §7). Applied by the store's query, never by filtering
+   * a page afterwards.
+   */
+  instanceId: string | null;
   action: string | null;
   targetId: string | null;
   /** Epoch ms, inclusive. */

@@ -15,6 +15,9 @@ import { type RunningServer, sleep, startServer } from "../helpers/server.js";
  * Privilege: a restricted key cannot revive an expired or revoked key, nor update or revoke a
  * key more powerful than itself (SPEC §2: the issuance rule applies to every write); a no-op
  * PATCH writes no audit event.
+ *
+ * Audit: an instance-bound key with audit:read reads only events about keys of its instance
+ * (and its own failures), page by page, complete.
  */
 
 type Outcome = { ok: true; key: any } | { ok: false; code: string; message: string };
@@ -199,5 +202,76 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
         expect(await updates(), t.name).toBe(before + 1);
       }
     });
+  });
+
+  describe("audit: an instance-bound reader sees only its instance's events", () => {
+    it("every page holds only events whose target or actor is a key of its instance, and all of them", async () => {
+      const customerId = uuid();
+      const [i1, i2] = [uuid(), uuid()];
+      const admin = await issueAsInternal(server, customerId, { name: "admin" });
+      const reader = await issueAsInternal(server, customerId, { name: "i1 reader", instance_id: i1, scopes: ["audit:read", "api_keys:write"] });
+      const mine: string[] = [reader.id];
+      // Busy neighbours: many events about I2 and unbound keys, a few about I1.
+      for (let i = 0; i < 12; i++) {
+        const instance = i % 4 === 0 ? i1 : i % 4 === 1 ? null : i2;
+        const k = await rest(server, "POST", "/v1/api-keys", { key: admin.secret, body: { name: `k${i}`, ...(instance && { instance_id: instance }) } });
+        expect(k.status).toBe(201);
+        if (instance === i1) mine.push(k.body.id);
+        if (i % 2 === 0) expect((await rest(server, "DELETE", `/v1/api-keys/${k.body.id}`, { key: admin.secret })).status).toBe(204);
+        if (i % 2 === 0) expect((await rest(server, "GET", "/v1/api-keys", { key: k.body.secret })).status).toBe(401); // auth.failed revoked
+      }
+      // The reader's own failure (missing scope) and an event it causes itself.
+      expect((await rest(server, "GET", "/v1/api-keys", { key: reader.secret })).status).toBe(403);
+      const own = await rest(server, "POST", "/v1/api-keys", { key: reader.secret, body: { name: "by reader", instance_id: i1, scopes: ["api_keys:write"] } });
+      expect(own.status).toBe(201);
+      mine.push(own.body.id);
+
+      const all = await eventuallyTrail(customerId, (es) => es.filter((e) => e.action === "auth.failed").length >= 6);
+      const expected = all
+        .filter((e) => mine.includes(e.target?.key_id) || mine.includes(e.actor?.key_id))
+        .map((e) => e.id);
+      expect(expected.length).toBeGreaterThan(5);
+      expect(all.length).toBeGreaterThan(expected.length + 10);
+
+      for (const t of ["rest", ...clients.map((c) => c.name)]) {
+        const seen = await readAll(t, reader.secret, 2);
+        expect(seen.filter((id) => !expected.includes(id)), `${t}: events outside instance I1 (of ${all.length})`).toEqual([]);
+        expect(seen, `${t}: every I1 event, newest first, in pages of 2`).toEqual(expected);
+      }
+    });
+
+    /** The customer's whole trail (internal credential) once `done` holds for it. */
+    async function eventuallyTrail(customerId: string, done: (es: any[]) => boolean) {
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        const es = await auditTrail(server, customerId);
+        if (done(es) || Date.now() > deadline) return es;
+        await sleep(100);
+      }
+    }
+
+    /** Event ids a key reads over one transport, following next_page_token with `pageSize`. */
+    async function readAll(transport: string, secret: string, pageSize: number): Promise<string[]> {
+      const out: string[] = [];
+      let token = "";
+      for (let page = 0; page < 100; page++) {
+        if (transport === "rest") {
+          const q = new URLSearchParams({ page_size: String(pageSize), ...(token && { page_token: token }) });
+          const res = await rest(server, "GET", `/v1/audit-events?${q}`, { key: secret });
+          expect(res.status, show(res.body)).toBe(200);
+          expect(res.body.data.length <= pageSize).toBe(true);
+          out.push(...res.body.data.map((e: any) => e.id));
+          token = res.body.next_page_token ?? "";
+        } else {
+          const client = clients.find((c) => c.name === transport)!;
+          const r = await client.call("listAuditEvents", { pageSize, pageToken: token }, { authorization: `Bearer ${secret}` });
+          if (!r.ok) throw new Error(`${transport} ListAuditEvents: ${r.code} ${r.message}`);
+          out.push(...(r.res as any).data.map((e: any) => e.id));
+          token = (r.res as any).nextPageToken ?? "";
+        }
+        if (!token) break;
+      }
+      return out;
+    }
   });
 });

@@ -363,6 +363,7 @@ export function describeStoreContract(
           requestId: "req-123",
           time: T0 + 20_000,
           count: 3,
+          instanceId: randomUUID(),
         });
         await store.appendAuditEvents(shuffle([...events]));
         await store.appendAuditEvents([rich]);
@@ -417,6 +418,36 @@ export function describeStoreContract(
         expect(ids(await store.listAuditEvents(auditQuery({ customerId: null, since: T0 + 4500, until: T0 + 5501 })))).toEqual(
           idsDesc(events.filter((e) => e.time >= T0 + 4500 && e.time < T0 + 5501)),
         );
+      });
+
+      it("instanceId selects the events about keys bound to that instance, in the query: pages stay full and exact", async () => {
+        // 30 events of customer A: every third about instance I1, the others about I2 or no instance.
+        const I1 = randomUUID();
+        const I2 = randomUUID();
+        const events = Array.from({ length: 30 }, (_, i) =>
+          auditEvent({ customerId: A, time: T0 + i, instanceId: i % 3 === 0 ? I1 : i % 3 === 1 ? I2 : null }),
+        );
+        const otherCustomer = auditEvent({ customerId: B, time: T0 + 40, instanceId: I1 });
+        await store.appendAuditEvents(shuffle([...events, otherCustomer]));
+        const ofI1 = idsDesc(events.filter((e) => e.instanceId === I1));
+        expect(ofI1).toHaveLength(10);
+        // Pages of 3: each full until the last, no gaps, nothing of I2, no instance or customer B.
+        const seen: string[] = [];
+        let beforeId: string | null = null;
+        for (let i = 0; i < 10; i++) {
+          const page: AuditEvent[] = await store.listAuditEvents(auditQuery({ customerId: A, instanceId: I1, beforeId, limit: 3 }));
+          if (page.length === 0) break;
+          for (const e of page) expect(e.instanceId).toBe(I1);
+          if (seen.length + page.length < ofI1.length) expect(page).toHaveLength(3);
+          seen.push(...ids(page));
+          beforeId = page[page.length - 1]!.id;
+        }
+        expect(seen).toEqual(ofI1);
+        expect(ids(await store.listAuditEvents(auditQuery({ customerId: A, instanceId: I2 })))).toEqual(
+          idsDesc(events.filter((e) => e.instanceId === I2)),
+        );
+        expect(await store.listAuditEvents(auditQuery({ customerId: A, instanceId: randomUUID() }))).toEqual([]);
+        expect(await store.listAuditEvents(auditQuery({ customerId: A }))).toHaveLength(30);
       });
 
       it("beforeId and limit page through newest first with no duplicates or gaps", async () => {
@@ -658,6 +689,7 @@ export function auditEvent(over: Partial<AuditEvent> = {}): AuditEvent {
     action: "api_key.issued",
     actor: { type: "internal", name: "signup" },
     target: null,
+    instanceId: null,
     outcome: "success",
     reason: null,
     ip: null,
@@ -695,7 +727,7 @@ function listQuery(over: Partial<KeyListQuery> & { customerId: string }): KeyLis
 }
 
 function auditQuery(over: Partial<AuditQuery> & { customerId: string | null }): AuditQuery {
-  return { action: null, targetId: null, since: null, until: null, beforeId: null, limit: 100, ...over };
+  return { instanceId: null, action: null, targetId: null, since: null, until: null, beforeId: null, limit: 100, ...over };
 }
 
 /** Ids of `records`, highest first: the order every list must return. */

@@ -218,6 +218,7 @@ export class MongoStore implements Store {
   listAuditEvents(q: AuditQuery): Promise<AuditEvent[]> {
     const filter: Filter<AuditDoc> = {};
     if (q.customerId !== null) filter.customer_id = q.customerId;
+    if (q.instanceId !== null) filter.instance_id = q.instanceId;
     if (q.action !== null) filter.action = q.action;
     if (q.targetId !== null) filter.target_id = q.targetId;
     if (q.since !== null || q.until !== null) {

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS audit_events (
   user_agent     TEXT,
   request_id     TEXT,
   time           INTEGER NOT NULL,
-  count          INTEGER NOT NULL DEFAULT 1
+  count          INTEGER NOT NULL DEFAULT 1,
+  instance_id    TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_customer ON audit_events (customer_id, id);
 CREATE INDEX IF NOT EXISTS audit_customer_action ON audit_events (customer_id, action, id);
@@ -52,3 +53,16 @@ CREATE TABLE IF NOT EXISTS rate_limits (
   refill_per_second  REAL
 ) WITHOUT ROWID;
 `;
+
+/**
+ * Columns added after a table was first created: added to an existing file at open (SQLite has
+ * no ADD COLUMN IF NOT EXISTS), then their indexes. Rows written before have NULL there.
+ */
+export const ADDED_COLUMNS: { table: string; column: string; type: string; index?: string }[] = [
+  {
+    table: "audit_events",
+    column: "instance_id",
+    type: "TEXT",
+    index: "CREATE INDEX IF NOT EXISTS audit_customer_instance ON audit_events (customer_id, instance_id, id)",
+  },
+];

@@ -6,7 +6,7 @@ import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
 import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
-import { SCHEMA } from "./schema.js";
+import { ADDED_COLUMNS, SCHEMA } from "./schema.js";
 
 /**
  * The embedded default store: one SQLite file (`<dataDir>/zpk.sqlite`) in WAL mode, shared by the
@@ -41,6 +41,17 @@ function enableWal(db: Database.Database): void {
   }
 }
 
+/** Adds the columns of ADDED_COLUMNS a file made by an older version lacks, in one transaction. */
+function addColumns(db: Database.Database): void {
+  db.transaction(() => {
+    for (const c of ADDED_COLUMNS) {
+      const have = (db.pragma(`table_info(${c.table})`) as { name: string }[]).some((col) => col.name === c.column);
+      if (!have) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
+      if (c.index) db.exec(c.index);
+    }
+  }).immediate();
+}
+
 /** The constructor is synchronous (so is better-sqlite3), hence a blocking wait. */
 const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
@@ -56,6 +67,7 @@ export class SqliteStore implements Store {
       enableWal(d);
       d.pragma("synchronous = NORMAL");
       d.exec(SCHEMA);
+      addColumns(d);
       return d;
     });
     this.db = db;
@@ -63,8 +75,9 @@ export class SqliteStore implements Store {
       insertKey: db.prepare(`INSERT INTO api_keys VALUES (@id, @customer_id, @instance_id, @name,
         @prefix, @environment, @scopes, @metadata, @digest, @last_used_at, @total_requests,
         @expires_at, @created_at, @updated_at, @revoked_at)`),
-      insertEvent: db.prepare(`INSERT INTO audit_events VALUES (@id, @customer_id, @action, @actor,
-        @target_key_id, @target, @outcome, @reason, @ip, @user_agent, @request_id, @time, @count)`),
+      insertEvent: db.prepare(`INSERT INTO audit_events (id, customer_id, action, actor, target_key_id, target,
+        outcome, reason, ip, user_agent, request_id, time, count, instance_id) VALUES (@id, @customer_id, @action,
+        @actor, @target_key_id, @target, @outcome, @reason, @ip, @user_agent, @request_id, @time, @count, @instance_id)`),
       byDigest: db.prepare<[string], KeyTuple>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE digest = ?`).raw(true),
       byId: db.prepare<[string, string], KeyTuple>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE customer_id = ? AND id = ?`).raw(true),
       update: db.prepare(`UPDATE api_keys SET name = @name, metadata = @metadata,
@@ -160,6 +173,7 @@ export class SqliteStore implements Store {
   async listAuditEvents(q: AuditQuery): Promise<AuditEvent[]> {
     const where: string[] = [];
     if (q.customerId !== null) where.push("customer_id = @customerId");
+    if (q.instanceId !== null) where.push("instance_id = @instanceId");
     if (q.action !== null) where.push("action = @action");
     if (q.targetId !== null) where.push("target_key_id = @targetId");
     if (q.since !== null) where.push("time >= @since");
