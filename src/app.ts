@@ -5,6 +5,7 @@ import type { Config } from "./config/config.js";
 import { createDomain } from "./domain/domain.js";
 import { createApiKeyService } from "./service/api-key-service.js";
 import { Credentials } from "./service/credentials.js";
+import { instrumentCalls } from "./service/instrument-calls.js";
 import { instrumentStore } from "./observability/instrument-store.js";
 import { createMetrics, registerGauges } from "./observability/metrics.js";
 import { openStore } from "./storage/open-store.js";
@@ -49,15 +50,16 @@ export async function createService(config: Config, log: Logger) {
     usageDepth: () => domain.usage.depth,
     auditPending: () => domain.audit.depth,
   });
-  const impl = createApiKeyService({
-    credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),
-    keys: domain.keys,
-    authenticator: domain.authenticator,
-    rateLimiter: domain.rateLimiter,
-    log,
-    metrics,
-    now: domain.now,
-  });
+  const impl = instrumentCalls(
+    createApiKeyService({
+      credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),
+      keys: domain.keys,
+      authenticator: domain.authenticator,
+      rateLimiter: domain.rateLimiter,
+      now: domain.now,
+    }),
+    { log, metrics },
+  );
   return { store, domain, impl, metrics };
 }
 

@@ -23,6 +23,7 @@ const schema = z.object({
     .optional(),
   RATE_LIMIT_CAPACITY: int(1, 1_000_000).default(60),
   RATE_LIMIT_REFILL_PER_SEC: positive.max(1_000_000).default(1),
+  /** How long unused reserved rate-limit tokens are kept (docs/rate-limits.md); the name predates the word "reserve". */
   RATE_LIMIT_LEASE_MS: int(0, 10_000).default(250),
   WORKERS: z.union([z.literal("auto"), int(1, 256)]).default("auto"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -1,9 +1,22 @@
 import type { AuditLog } from "./audit-log.js";
+import { invalid } from "./errors.js";
 import { digestKey, parseKey } from "./key-format.js";
 import type { RateLimiter } from "./rate-limit/rate-limiter.js";
 import { grants } from "./scopes.js";
 import type { UsageRecorder } from "./usage-recorder.js";
 import { isExpired, type KeyRecord, type RateLimitDecision, type RequestOrigin } from "./types.js";
+import { optionalUuid, validScopes } from "./validation.js";
+
+/** Longest string worth running the key format check on (keys are 64-65 chars). */
+const MAX_KEY_CHARS = 256;
+
+/** The Authenticate RPC's request as it arrives, before validation ("" = not given). */
+export interface AuthenticateRequest {
+  key: string;
+  instanceId: string;
+  requiredScopes: string[];
+  charge: number;
+}
 
 export type DenialReason =
   | "malformed"
@@ -47,6 +60,21 @@ export class Authenticator {
     /** Told every outcome ("valid" or the denial reason), for metrics. */
     private readonly observe: (outcome: "valid" | DenialReason) => void = () => {},
   ) {}
+
+  /**
+   * The Authenticate RPC (SPEC §4): validates its fields, then `authenticate`. Only an empty key
+   * is an error; any other key that fails the format check is a MALFORMED denial.
+   */
+  async verify(req: AuthenticateRequest, origin: RequestOrigin): Promise<AuthResult> {
+    if (req.key === "") throw invalid("key is required");
+    const check: AuthCheck = {
+      instanceId: optionalUuid(req.instanceId, "instance_id"),
+      requiredScopes: validScopes(req.requiredScopes, "required_scopes"),
+      charge: req.charge,
+      rateLimitAction: "auth.failed",
+    };
+    return this.authenticate(req.key.length > MAX_KEY_CHARS ? "" : req.key, check, origin);
+  }
 
   async authenticate(presented: string, check: AuthCheck, origin: RequestOrigin): Promise<AuthResult> {
     const parsed = parseKey(presented);

@@ -1,52 +1,78 @@
-import type { Store } from "./store.js";
+import {
+  auditCustomerFor,
+  actorOf,
+  boundInstance,
+  customerFor,
+  requireMayActOn,
+  requireNoEscalation,
+  requireNoRevival,
+  requireScope,
+} from "./access.js";
 import type { AuditLog, NewAuditEvent } from "./audit-log.js";
-import { forbidden, invalid, notFound } from "./errors.js";
+import { invalid, notFound } from "./errors.js";
 import { EVENT_ID_PATTERN, KEY_ID_PATTERN, newKeyId } from "./ids.js";
-import { type Environment, generateKey } from "./key-format.js";
+import { generateKey } from "./key-format.js";
 import { decodePageToken, paginate } from "./page-token.js";
-import { requireMayActOn } from "./may-act-on.js";
-import { escalation, grants, SCOPE } from "./scopes.js";
-import { type AuditEvent, type AuditTarget, type Caller, isActive, type KeyRecord, type Page, type RequestOrigin } from "./types.js";
+import { SCOPE } from "./scopes.js";
+import type { Store } from "./store.js";
+import type { AuditEvent, AuditTarget, Caller, KeyRecord, Page, RequestOrigin } from "./types.js";
 import type { UsageRecorder } from "./usage-recorder.js";
-import { validFutureTime, validPageSize } from "./validation.js";
+import {
+  optionalUuid,
+  validEnvironment,
+  validFutureTime,
+  validMetadata,
+  validName,
+  validPageSize,
+  validScopes,
+} from "./validation.js";
 
-/** A validated issue request (transport-independent). */
-export interface IssueInput {
+/**
+ * The requests of key management as the RPCs carry them, before validation: "" (and empty lists
+ * and maps) mean "not given", times are epoch ms or null. Every field is validated here, in the
+ * domain, and only here; each failure names the field.
+ */
+export interface IssueRequest {
   name: string;
-  instanceId: string | null;
+  instanceId: string;
   scopes: string[];
   expiresAt: number | null;
-  environment: Environment;
+  environment: string;
   metadata: Record<string, string>;
 }
 
-/** A validated update: only the fields present change; `expiresAt: null` clears expiry. */
-export interface UpdateInput {
-  name?: string;
-  metadata?: Record<string, string>;
-  expiresAt?: number | null;
+/** A change: `fields` names the fields to change (an update mask); `expiresAt: null` clears expiry. */
+export interface UpdateRequest {
+  fields: string[];
+  name: string;
+  metadata: Record<string, string>;
+  expiresAt: number | null;
 }
 
-export interface ListInput {
+export interface ListRequest {
   pageSize: number;
   pageToken: string;
   includeInactive: boolean;
-  instanceId: string | null;
+  instanceId: string;
 }
 
-export interface AuditListInput {
+export interface AuditListRequest {
   pageSize: number;
   pageToken: string;
-  action: string | null;
-  targetId: string | null;
+  action: string;
+  targetId: string;
   since: number | null;
   until: number | null;
 }
 
+/** The fields a change may name (SPEC §3: not scopes, not the binding). */
+const CHANGEABLE = ["name", "metadata", "expires_at"];
+
 /**
- * Key management (SPEC §2, §3, §7): every rule about who may see, issue, change or revoke which
- * key. `customerId` is the customer being acted for (a key's own, or the one an internal caller
- * named); `null` in `listAudit` means "every customer" and is only reachable by internal callers.
+ * Key management (SPEC §2, §3, §7): issue, list, get, update, revoke and the audit trail, for a
+ * caller (credentials decide who calls) and the `customer_id` its request named ("" for none).
+ * Each method validates its request, then applies the access rules of access.ts (tenancy,
+ * instance binding, scopes, no escalation) in a fixed order, then calls the store.
  */
 export class KeyManager {
   constructor(
@@ -58,42 +84,31 @@ export class KeyManager {
     private readonly onChanged: (key: KeyRecord) => void = () => {},
   ) {}
 
-  async issue(caller: Caller, customerId: string, input: IssueInput, origin: RequestOrigin) {
+  async issue(caller: Caller, requestedCustomer: string, req: IssueRequest, origin: RequestOrigin) {
+    const customerId = customerFor(caller, requestedCustomer);
+    const name = validName(req.name);
+    const instanceId = optionalUuid(req.instanceId, "instance_id");
+    const scopes = validScopes(req.scopes);
+    const environment = validEnvironment(req.environment);
+    const metadata = validMetadata(req.metadata);
     requireScope(caller, SCOPE.keysWrite);
     const now = this.now();
-    if (input.expiresAt !== null) validFutureTime(input.expiresAt, now);
-    if (caller.kind === "key") {
-      const bound = caller.key.instanceId;
-      if (bound !== null && input.instanceId !== bound) {
-        throw forbidden(
-          input.instanceId === null
-            ? `this key is bound to instance ${bound}: pass "instance_id": "${bound}" to issue a key`
-            : "a key bound to an instance can only issue keys bound to the same instance",
-        );
-      }
-      const extra = escalation(caller.key.scopes, input.scopes);
-      if (extra.length > 0) {
-        throw forbidden(
-          input.scopes.length === 0
-            ? `this key is restricted: pass "scopes" (a subset of ${JSON.stringify(caller.key.scopes)}) to issue a key`
-            : `cannot grant scopes this key does not hold: ${extra.join(", ")}`,
-        );
-      }
-    }
-    const generated = generateKey(input.environment);
+    if (req.expiresAt !== null) validFutureTime(req.expiresAt, now);
+    requireNoEscalation(caller, { instanceId, scopes });
+    const generated = generateKey(environment);
     const key: KeyRecord = {
       id: newKeyId(now),
       customerId,
-      instanceId: input.instanceId,
-      name: input.name,
+      instanceId,
+      name,
       prefix: generated.prefix,
-      environment: input.environment,
-      scopes: input.scopes,
-      metadata: input.metadata,
+      environment,
+      scopes,
+      metadata,
       digest: generated.digest,
       lastUsedAt: null,
       totalRequests: 0,
-      expiresAt: input.expiresAt,
+      expiresAt: req.expiresAt,
       createdAt: now,
       updatedAt: now,
       revokedAt: null,
@@ -102,20 +117,22 @@ export class KeyManager {
     return { key, secret: generated.secret };
   }
 
-  async list(caller: Caller, customerId: string, input: ListInput): Promise<Page<KeyRecord>> {
+  async list(caller: Caller, requestedCustomer: string, req: ListRequest): Promise<Page<KeyRecord>> {
+    const customerId = customerFor(caller, requestedCustomer);
+    const instanceId = optionalUuid(req.instanceId, "instance_id");
     requireScope(caller, SCOPE.keysRead);
-    const limit = validPageSize(input.pageSize);
-    const beforeId = decodePageToken(input.pageToken, KEY_ID_PATTERN);
+    const limit = validPageSize(req.pageSize);
+    const beforeId = decodePageToken(req.pageToken, KEY_ID_PATTERN);
     const bound = boundInstance(caller);
-    if (bound !== null && input.instanceId !== null && input.instanceId !== bound) {
+    if (bound !== null && instanceId !== null && instanceId !== bound) {
       return { items: [], nextPageToken: null };
     }
     const now = this.now();
     const page = await paginate(limit, (n) =>
       this.store.listKeys({
         customerId,
-        instanceId: bound ?? input.instanceId,
-        includeInactive: input.includeInactive,
+        instanceId: bound ?? instanceId,
+        includeInactive: req.includeInactive,
         now,
         beforeId,
         limit: n,
@@ -124,20 +141,30 @@ export class KeyManager {
     return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken };
   }
 
-  async get(caller: Caller, customerId: string, id: string): Promise<KeyRecord> {
+  async get(caller: Caller, requestedCustomer: string, id: string): Promise<KeyRecord> {
+    const customerId = customerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.keysRead);
     return this.usage.overlay(await this.visible(caller, customerId, id));
   }
 
-  async update(caller: Caller, customerId: string, id: string, input: UpdateInput, origin: RequestOrigin) {
+  async update(caller: Caller, requestedCustomer: string, id: string, req: UpdateRequest, origin: RequestOrigin) {
+    const customerId = customerFor(caller, requestedCustomer);
+    const unknown = req.fields.filter((f) => !CHANGEABLE.includes(f));
+    if (unknown.length) throw invalid(`update_mask may name name, metadata, expires_at; not ${unknown.join(", ")}`);
+    const changes = (f: string) => req.fields.includes(f);
+    const patch = {
+      ...(changes("name") && { name: validName(req.name) }),
+      ...(changes("metadata") && { metadata: validMetadata(req.metadata) }),
+      ...(changes("expires_at") && { expiresAt: req.expiresAt }),
+    };
     requireScope(caller, SCOPE.keysWrite);
     const now = this.now();
-    if (input.expiresAt != null) validFutureTime(input.expiresAt, now);
+    if (patch.expiresAt != null) validFutureTime(patch.expiresAt, now);
     const current = await this.visible(caller, customerId, id);
     requireMayActOn(caller, current, "update");
-    requireNoRevival(current, input, this.now());
-    if (isNoOp(current, input)) return this.usage.overlay(current); // no write, no audit event
-    const updated = await this.store.updateKey(customerId, id, { ...input, updatedAt: now }, (k) =>
+    requireNoRevival(current, patch, this.now());
+    if (isNoOp(current, patch)) return this.usage.overlay(current); // nothing written, no audit event
+    const updated = await this.store.updateKey(customerId, id, { ...patch, updatedAt: now }, (k) =>
       this.audit.build(this.success("api_key.updated", caller, k, origin)),
     );
     if (!updated) throw notFound();
@@ -145,7 +172,8 @@ export class KeyManager {
     return this.usage.overlay(updated);
   }
 
-  async revoke(caller: Caller, customerId: string, id: string, origin: RequestOrigin): Promise<KeyRecord> {
+  async revoke(caller: Caller, requestedCustomer: string, id: string, origin: RequestOrigin): Promise<KeyRecord> {
+    const customerId = customerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.keysWrite);
     requireMayActOn(caller, await this.visible(caller, customerId, id), "revoke");
     const result = await this.store.revokeKey(customerId, id, this.now(), (k) =>
@@ -156,16 +184,17 @@ export class KeyManager {
     return this.usage.overlay(result.key);
   }
 
-  async listAudit(caller: Caller, customerId: string | null, input: AuditListInput): Promise<Page<AuditEvent>> {
+  async listAudit(caller: Caller, requestedCustomer: string, req: AuditListRequest): Promise<Page<AuditEvent>> {
+    const customerId = auditCustomerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.auditRead);
-    if (input.since !== null && input.until !== null && input.since >= input.until) {
+    if (req.since !== null && req.until !== null && req.since >= req.until) {
       throw invalid("since must be before until");
     }
-    const limit = validPageSize(input.pageSize);
-    const beforeId = decodePageToken(input.pageToken, EVENT_ID_PATTERN);
+    const limit = validPageSize(req.pageSize);
+    const beforeId = decodePageToken(req.pageToken, EVENT_ID_PATTERN);
     return paginate(limit, (n) =>
-      this.store.listAuditEvents({ customerId, instanceId: boundInstance(caller), action: input.action, targetId: input.targetId,
-        since: input.since, until: input.until, beforeId, limit: n }),
+      this.store.listAuditEvents({ customerId, instanceId: boundInstance(caller), action: req.action || null, targetId: req.targetId || null,
+        since: req.since, until: req.until, beforeId, limit: n }),
     );
   }
 
@@ -192,43 +221,18 @@ export class KeyManager {
   }
 }
 
-export const actorOf = (caller: Caller): AuditEvent["actor"] =>
-  caller.kind === "key"
-    ? { type: "key", keyId: caller.key.id, prefix: caller.key.prefix }
-    : { type: "internal", name: caller.name };
+const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });
 
-/**
- * No change ever makes an inactive key active again (SPEC §2): a revoked or expired key's expiry
- * cannot be set (not even to its current value), so an old expired admin secret plus any write
- * key never regains admin.
- * (Name and metadata of an inactive key may still change; that revives nothing.)
- */
-function requireNoRevival(key: KeyRecord, input: UpdateInput, now: number): void {
-  if (input.expiresAt === undefined || isActive(key, now)) return;
-  const state = key.revokedAt !== null ? "revoked" : "expired";
-  throw invalid(`expires_at cannot be changed on a ${state} key: no change makes an inactive key active again; issue a new key instead`);
-}
-
-/** True when applying `input` would change nothing: such a PATCH writes nothing and no event. */
-function isNoOp(key: KeyRecord, input: UpdateInput): boolean {
+/** True when applying `change` would change nothing: such a PATCH writes nothing and no event. */
+function isNoOp(key: KeyRecord, change: { name?: string; metadata?: Record<string, string>; expiresAt?: number | null }): boolean {
   return (
-    (input.name === undefined || input.name === key.name) &&
-    (input.expiresAt === undefined || input.expiresAt === key.expiresAt) &&
-    (input.metadata === undefined || sameMap(input.metadata, key.metadata))
+    (change.name === undefined || change.name === key.name) &&
+    (change.expiresAt === undefined || change.expiresAt === key.expiresAt) &&
+    (change.metadata === undefined || sameMap(change.metadata, key.metadata))
   );
 }
 
 function sameMap(a: Record<string, string>, b: Record<string, string>): boolean {
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && b[k] === a[k]);
-}
-
-const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });
-
-const boundInstance = (caller: Caller) => (caller.kind === "key" ? caller.key.instanceId : null);
-
-function requireScope(caller: Caller, scope: string): void {
-  if (caller.kind === "key" && !grants(caller.key.scopes, [scope])) {
-    throw forbidden(`this key lacks the scope ${scope}`);
-  }
 }

@@ -59,8 +59,7 @@ export interface Store {
     defaults: RateLimitPolicy,
     decide: (state: BucketState | null, policy: RateLimitPolicy) => { next: BucketState; decision: T },
   ): Promise<T>;
-  /** The customer's policy override, or null for the defaults. */
-  getRateLimitPolicy(customerId: string): Promise<RateLimitPolicy | null>;
+  /** Sets the customer's policy, which `updateBucket` then uses instead of the defaults. */
   setRateLimitPolicy(customerId: string, policy: RateLimitPolicy): Promise<void>;
   /** Resolves when the store answers; throws StorageUnavailableError otherwise. */
   ping(): Promise<void>;

@@ -1,33 +1,20 @@
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { Logger } from "pino";
 import { ApiKeyService, DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { actorOf } from "../domain/access.js";
 import type { Authenticator } from "../domain/authenticator.js";
-import { forbidden, invalid } from "../domain/errors.js";
-import { actorOf, type KeyManager } from "../domain/key-manager.js";
+import type { KeyManager } from "../domain/key-manager.js";
 import type { RateLimiter } from "../domain/rate-limit/rate-limiter.js";
-import type { Caller } from "../domain/types.js";
-import {
-  optionalUuid,
-  validEnvironment,
-  validMetadata,
-  validName,
-  validScopes,
-  validUuid,
-} from "../domain/validation.js";
-import type { Metrics } from "../observability/metrics.js";
-import { kCallerPrefix, originOf, requestIdOf } from "./call-context.js";
+import type { RateLimitDecision } from "../domain/types.js";
+import { originOf } from "./call-context.js";
 import type { Credentials } from "./credentials.js";
 import { auditEventMessage, keyMessage, msOf } from "./messages.js";
-import { toConnectError } from "./to-connect-error.js";
 
 export interface ServiceDeps {
   credentials: Credentials;
   keys: KeyManager;
   authenticator: Authenticator;
   rateLimiter: RateLimiter;
-  log: Logger;
-  metrics: Metrics;
   now: () => number;
 }
 
@@ -41,210 +28,140 @@ const DENIAL: Record<string, DenialReason> = {
   rate_limited: DenialReason.RATE_LIMITED,
 };
 
-/** Longest string worth running the key format check on (keys are 64-65 chars). */
-const MAX_KEY_CHARS = 256;
-/** RPCs called on every request of a gateway: logged at debug, not info. */
-const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
-
 /**
- * The one implementation of ApiKeyService, served by every transport. It decides the caller
- * (credentials.ts), turns request messages into validated domain input, calls the domain, and
- * maps results back to messages. It is the only layer that produces ConnectErrors.
+ * The one implementation of ApiKeyService, served by every transport. Each RPC reads like the
+ * proto: who calls (credentials.ts), the request's fields as domain input, one domain call (which
+ * validates the input and applies every rule), the result as the response message. Request ids,
+ * errors, logs and metrics are added around every call by instrument-calls.ts.
  */
 export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKeyService> {
-  const { credentials, keys, authenticator, rateLimiter, log, metrics, now } = deps;
-
-  /** Runs one RPC: request id first, every failure through toConnectError, one log line, metrics. */
-  async function run<T>(ctx: HandlerContext, fn: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    const requestId = requestIdOf(ctx);
-    const rpc = ctx.method.name;
-    let code = "ok";
-    try {
-      return await fn();
-    } catch (err) {
-      const ce = toConnectError(err, ctx, log);
-      code = Code[ce.code] ?? String(ce.code);
-      throw ce;
-    } finally {
-      const seconds = (performance.now() - started) / 1000;
-      const transport = ctx.protocolName;
-      metrics.requests.inc(`${rpc} ${transport} ${code}`, () => ({ method: rpc, transport, code }));
-      metrics.duration.observe({ method: rpc, transport }, seconds);
-      const level = HOT.has(rpc) && code === "ok" ? "debug" : "info";
-      // The line is built only when it will be written: hot RPCs run at LOG_LEVEL=info by default.
-      if (log.isLevelEnabled(level)) {
-        const line = { rpc, transport, requestId, code, ms: +(seconds * 1000).toFixed(2), keyPrefix: ctx.values.get(kCallerPrefix) ?? undefined };
-        log[level](line, code === "ok" ? "rpc" : "rpc failed");
-      }
-    }
-  }
-
-  /** The customer a call acts for: a key's own, or the one an internal caller names. */
-  function customerFor(caller: Caller, requested: string): string {
-    if (caller.kind === "key") {
-      if (requested !== "" && requested.toLowerCase() !== caller.key.customerId) {
-        throw forbidden("customer_id is for internal callers: a key acts only for its own customer; omit it");
-      }
-      return caller.key.customerId;
-    }
-    if (requested === "") throw invalid("customer_id is required for internal callers");
-    return validUuid(requested, "customer_id");
-  }
+  const { credentials, keys, authenticator, rateLimiter, now } = deps;
 
   return {
-    listKeys: (req, ctx) =>
-      run(ctx, async () => {
-        const caller = await credentials.caller(ctx);
-        const page = await keys.list(caller, customerFor(caller, req.customerId), {
-          pageSize: req.pageSize,
-          pageToken: req.pageToken,
-          includeInactive: req.includeInactive,
-          instanceId: optionalUuid(req.instanceId, "instance_id"),
-        });
-        const at = now();
-        return { data: page.items.map((k) => keyMessage(k, at)), nextPageToken: page.nextPageToken ?? undefined };
-      }),
+    async listKeys(req, ctx) {
+      const caller = await credentials.caller(ctx);
+      const page = await keys.list(caller, req.customerId, {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        includeInactive: req.includeInactive,
+        instanceId: req.instanceId,
+      });
+      const at = now();
+      return { data: page.items.map((k) => keyMessage(k, at)), nextPageToken: page.nextPageToken ?? undefined };
+    },
 
-    getKey: (req, ctx) =>
-      run(ctx, async () => {
-        const caller = await credentials.caller(ctx);
-        const key = await keys.get(caller, customerFor(caller, req.customerId), req.id);
-        return { key: keyMessage(key, now()) };
-      }),
+    async getKey(req, ctx) {
+      const caller = await credentials.caller(ctx);
+      const key = await keys.get(caller, req.customerId, req.id);
+      return { key: keyMessage(key, now()) };
+    },
 
-    issueKey: (req, ctx) =>
-      run(ctx, async () => {
-        const caller = await credentials.caller(ctx);
-        const customerId = customerFor(caller, req.customerId);
-        const { key, secret } = await keys.issue(
-          caller,
-          customerId,
-          {
-            name: validName(req.name),
-            instanceId: optionalUuid(req.instanceId, "instance_id"),
-            scopes: validScopes(req.scopes),
-            expiresAt: msOf(req.expiresAt),
-            environment: validEnvironment(req.environment),
-            metadata: validMetadata(req.metadata),
-          },
-          originOf(ctx),
-        );
-        return { key: keyMessage(key, now()), secret };
-      }),
+    async issueKey(req, ctx) {
+      const caller = await credentials.caller(ctx);
+      const { key, secret } = await keys.issue(
+        caller,
+        req.customerId,
+        {
+          name: req.name,
+          instanceId: req.instanceId,
+          scopes: req.scopes,
+          expiresAt: msOf(req.expiresAt),
+          environment: req.environment,
+          metadata: req.metadata,
+        },
+        originOf(ctx),
+      );
+      return { key: keyMessage(key, now()), secret };
+    },
 
-    updateKey: (req, ctx) =>
-      run(ctx, async () => {
-        const caller = await credentials.caller(ctx);
-        const customerId = customerFor(caller, req.customerId);
-        // customer_id addresses the key (internal callers); it is never a field to change.
-        const paths = (req.updateMask?.paths ?? []).filter((p) => p !== "customer_id");
-        const unknown = paths.filter((p) => !["name", "metadata", "expires_at"].includes(p));
-        if (unknown.length) throw invalid(`update_mask may name name, metadata, expires_at; not ${unknown.join(", ")}`);
-        const has = (p: string, set: boolean) => (paths.length ? paths.includes(p) : set);
-        const key = await keys.update(
-          caller,
-          customerId,
-          req.id,
-          {
-            ...(has("name", req.name !== "") && { name: validName(req.name) }),
-            ...(has("metadata", Object.keys(req.metadata).length > 0) && { metadata: validMetadata(req.metadata) }),
-            ...(has("expires_at", req.expiresAt !== undefined) && { expiresAt: msOf(req.expiresAt) }),
-          },
-          originOf(ctx),
-        );
-        return { key: keyMessage(key, now()) };
-      }),
+    async updateKey(req, ctx) {
+      const caller = await credentials.caller(ctx);
+      // The update mask names the fields to change; without one, the fields that are set.
+      // customer_id addresses the key (internal callers); it is never a field to change.
+      const mask = (req.updateMask?.paths ?? []).filter((p) => p !== "customer_id");
+      const fields = mask.length
+        ? mask
+        : [
+            ...(req.name !== "" ? ["name"] : []),
+            ...(Object.keys(req.metadata).length > 0 ? ["metadata"] : []),
+            ...(req.expiresAt !== undefined ? ["expires_at"] : []),
+          ];
+      const key = await keys.update(
+        caller,
+        req.customerId,
+        req.id,
+        { fields, name: req.name, metadata: req.metadata, expiresAt: msOf(req.expiresAt) },
+        originOf(ctx),
+      );
+      return { key: keyMessage(key, now()) };
+    },
 
-    revokeKey: (req, ctx) =>
-      run(ctx, async () => {
-        const caller = await credentials.caller(ctx);
-        const key = await keys.revoke(caller, customerFor(caller, req.customerId), req.id, originOf(ctx));
-        return { key: keyMessage(key, now()) };
-      }),
+    async revokeKey(req, ctx) {
+      const caller = await credentials.caller(ctx);
+      const key = await keys.revoke(caller, req.customerId, req.id, originOf(ctx));
+      return { key: keyMessage(key, now()) };
+    },
 
-    listAuditEvents: (req, ctx) =>
-      run(ctx, async () => {
-        const caller = await credentials.caller(ctx);
-        const customerId =
-          caller.kind === "internal" && req.customerId === "" ? null : customerFor(caller, req.customerId);
-        const page = await keys.listAudit(caller, customerId, {
-          pageSize: req.pageSize,
-          pageToken: req.pageToken,
-          action: req.action || null,
-          targetId: req.targetId || null,
-          since: msOf(req.since),
-          until: msOf(req.until),
-        });
-        return { data: page.items.map(auditEventMessage), nextPageToken: page.nextPageToken ?? undefined };
-      }),
+    async listAuditEvents(req, ctx) {
+      const caller = await credentials.caller(ctx);
+      const page = await keys.listAudit(caller, req.customerId, {
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        action: req.action,
+        targetId: req.targetId,
+        since: msOf(req.since),
+        until: msOf(req.until),
+      });
+      return { data: page.items.map(auditEventMessage), nextPageToken: page.nextPageToken ?? undefined };
+    },
 
-    authenticate: (req, ctx) =>
-      run(ctx, async () => {
-        credentials.internal(ctx);
-        if (req.key === "") throw invalid("key is required");
-        const origin = originOf(ctx);
-        const result = await authenticator.authenticate(
-          req.key.length > MAX_KEY_CHARS ? "" : req.key,
-          {
-            instanceId: optionalUuid(req.instanceId, "instance_id"),
-            requiredScopes: validScopes(req.requiredScopes, "required_scopes"),
-            charge: req.charge,
-            rateLimitAction: "auth.failed",
-          },
-          {
-            requestId: origin.requestId,
-            ip: req.clientIp.slice(0, 64) || origin.ip,
-            userAgent: req.userAgent.slice(0, 256) || null,
-          },
-        );
-        const rateLimit = result.rateLimit && {
-          limit: result.rateLimit.limit,
-          remaining: result.rateLimit.remaining,
-          retryAfterSeconds: result.rateLimit.retryAfterSeconds,
-        };
-        if (!result.valid) return { valid: false, denialReason: DENIAL[result.reason], rateLimit: rateLimit ?? undefined };
-        const k = result.key;
-        return {
-          valid: true,
-          principal: {
-            keyId: k.id,
-            customerId: k.customerId,
-            instanceId: k.instanceId ?? "",
-            scopes: k.scopes,
-            environment: k.environment,
-            prefix: k.prefix,
-            metadata: k.metadata,
-          },
-          rateLimit: rateLimit ?? undefined,
-        };
-      }),
+    async authenticate(req, ctx) {
+      credentials.internal(ctx);
+      const origin = originOf(ctx);
+      const result = await authenticator.verify(
+        { key: req.key, instanceId: req.instanceId, requiredScopes: req.requiredScopes, charge: req.charge },
+        // The gateway reports its own client's address and user agent for the audit trail.
+        { requestId: origin.requestId, ip: req.clientIp.slice(0, 64) || origin.ip, userAgent: req.userAgent.slice(0, 256) || null },
+      );
+      const rateLimit = result.rateLimit ? rateLimitStatus(result.rateLimit) : undefined;
+      if (!result.valid) return { valid: false, denialReason: DENIAL[result.reason], rateLimit };
+      const k = result.key;
+      return {
+        valid: true,
+        principal: {
+          keyId: k.id,
+          customerId: k.customerId,
+          instanceId: k.instanceId ?? "",
+          scopes: k.scopes,
+          environment: k.environment,
+          prefix: k.prefix,
+          metadata: k.metadata,
+        },
+        rateLimit,
+      };
+    },
 
-    chargeRateLimit: (req, ctx) =>
-      run(ctx, async () => {
-        credentials.internal(ctx);
-        const customerId = validUuid(req.customerId, "customer_id");
-        const d = await rateLimiter.charge(customerId, req.cost === 0 ? 1 : req.cost);
-        return {
-          allowed: d.allowed,
-          limit: d.limit,
-          remaining: d.remaining,
-          retryAfterSeconds: d.retryAfterSeconds,
-          resetAt: timestampFromMs(d.resetAt),
-        };
-      }),
+    async chargeRateLimit(req, ctx) {
+      credentials.internal(ctx);
+      const d = await rateLimiter.chargeCustomer(req.customerId, req.cost);
+      return { ...rateLimitStatus(d), allowed: d.allowed, resetAt: timestampFromMs(d.resetAt) };
+    },
 
-    setRateLimit: (req, ctx) =>
-      run(ctx, async () => {
-        const caller = credentials.internal(ctx);
-        const customerId = validUuid(req.customerId, "customer_id");
-        const policy = await rateLimiter.setPolicy(
-          customerId,
-          { capacity: req.capacity, refillPerSecond: req.refillPerSecond },
-          actorOf(caller),
-          originOf(ctx),
-        );
-        return { customerId, capacity: policy.capacity, refillPerSecond: policy.refillPerSecond };
-      }),
+    async setRateLimit(req, ctx) {
+      const caller = credentials.internal(ctx);
+      const { customerId, policy } = await rateLimiter.setPolicy(
+        req.customerId,
+        { capacity: req.capacity, refillPerSecond: req.refillPerSecond },
+        actorOf(caller),
+        originOf(ctx),
+      );
+      return { customerId, capacity: policy.capacity, refillPerSecond: policy.refillPerSecond };
+    },
   };
 }
+
+const rateLimitStatus = (d: RateLimitDecision) => ({
+  limit: d.limit,
+  remaining: d.remaining,
+  retryAfterSeconds: d.retryAfterSeconds,
+});

@@ -6,6 +6,7 @@ import type { AuditActor, RateLimitDecision, RateLimitPolicy, RequestOrigin } fr
 import { BucketSteps } from "./bucket-steps.js";
 import { Reserves } from "./reserves.js";
 import { isOverCapacity } from "./token-bucket.js";
+import { validUuid } from "../validation.js";
 
 export const POLICY_LIMITS = { capacityMax: 1_000_000, refillMax: 1_000_000 } as const;
 
@@ -43,6 +44,11 @@ export class RateLimiter {
     this.observe = opts.observe ?? (() => {});
   }
 
+  /** The ChargeRateLimit RPC: validates the customer id; a cost of 0 means the default, 1. */
+  async chargeCustomer(requestedCustomer: string, cost: number): Promise<RateLimitDecision> {
+    return this.charge(validUuid(requestedCustomer, "customer_id"), cost === 0 ? 1 : cost);
+  }
+
   /** Takes `cost` tokens from the customer's bucket; a cost above its capacity is invalid_argument. */
   async charge(customerId: string, cost: number): Promise<RateLimitDecision> {
     const outcome = await this.steps.charge(customerId, cost);
@@ -52,7 +58,13 @@ export class RateLimiter {
   }
 
   /** Sets a customer's bucket (SPEC §6: "raisable per customer by an internal call"), audited. */
-  async setPolicy(customerId: string, policy: RateLimitPolicy, actor: AuditActor, origin: RequestOrigin): Promise<RateLimitPolicy> {
+  async setPolicy(
+    requestedCustomer: string,
+    policy: RateLimitPolicy,
+    actor: AuditActor,
+    origin: RequestOrigin,
+  ): Promise<{ customerId: string; policy: RateLimitPolicy }> {
+    const customerId = validUuid(requestedCustomer, "customer_id");
     if (!Number.isInteger(policy.capacity) || policy.capacity < 1 || policy.capacity > POLICY_LIMITS.capacityMax) {
       throw invalid(`capacity must be an integer from 1 to ${POLICY_LIMITS.capacityMax}`);
     }
@@ -71,7 +83,7 @@ export class RateLimiter {
       reason: `capacity=${policy.capacity} refill_per_second=${policy.refillPerSecond}`,
       ...origin,
     });
-    return policy;
+    return { customerId, policy };
   }
 
   /** Starts giving unused reserves back on time. */

@@ -18,16 +18,8 @@ const CAS_ATTEMPTS = 64;
  * The MongoDB store, for several stateless replicas on one replica set or sharded cluster (shard
  * key `customer_id`). It relies only on single-document atomicity — no transactions, change
  * streams, pipeline updates or server-side JS — so it runs on MongoDB, FerretDB and other
- * wire-compatible servers. Why each multi-document write path is safe with that (see README,
- * "MongoDB store"):
- *
- * - issue: the `api_key.issued` event is inserted before the key. A crash between the two leaves
- *   an event for a key that never existed (the client never got a 201), never a key without its
- *   event.
- * - update / revoke: the key changes first (revoke only if not revoked yet, so a second revoke is
- *   a no-op), then the event is appended. A crash in between loses that one event; the change
- *   itself is complete and visible.
- * - rate limit: versioned bucket documents; a unique insert is the compare-and-set (updateBucket).
+ * wire-compatible servers. Why each multi-document write path (issue, update, revoke, buckets,
+ * usage) is safe with that, and what FerretDB does differently: docs/mongodb.md.
  */
 export class MongoStore implements Store {
   private constructor(
@@ -276,13 +268,6 @@ export class MongoStore implements Store {
         return decision;
       }
       throw new StorageUnavailableError("rate limit is under heavy contention, try again");
-    });
-  }
-
-  getRateLimitPolicy(customerId: string): Promise<RateLimitPolicy | null> {
-    return guard(async () => {
-      const doc = await this.policies.findOne({ _id: customerId });
-      return doc ? { capacity: doc.capacity, refillPerSecond: doc.refill_per_second } : null;
     });
   }
 

@@ -201,13 +201,6 @@ export class SqliteStore implements Store {
     });
   }
 
-  async getRateLimitPolicy(customerId: string): Promise<RateLimitPolicy | null> {
-    const row = guard(() => this.stmts.bucket.get(customerId));
-    return row?.capacity != null && row.refill_per_second != null
-      ? { capacity: row.capacity, refillPerSecond: row.refill_per_second }
-      : null;
-  }
-
   async setRateLimitPolicy(customerId: string, policy: RateLimitPolicy): Promise<void> {
     guard(() => this.stmts.savePolicy.run({ customer_id: customerId, capacity: policy.capacity, refill: policy.refillPerSecond }));
   }

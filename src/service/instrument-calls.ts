@@ -1,0 +1,56 @@
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { ApiKeyService } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import type { Metrics } from "../observability/metrics.js";
+import { kCallerPrefix, requestIdOf } from "./call-context.js";
+import { toConnectError } from "./to-connect-error.js";
+
+/** RPCs called on every request of a gateway: logged at debug, not info. */
+const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
+
+type Impl = ServiceImpl<typeof ApiKeyService>;
+type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
+
+/**
+ * What every call of every transport gets around the service implementation, like an
+ * interceptor: the request id decided first (echoed in `x-request-id`), every failure through
+ * toConnectError (the one exit for errors), one log line and the request metrics. The
+ * implementation itself (api-key-service.ts) holds only what each RPC does.
+ */
+export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metrics }): Impl {
+  const { log, metrics } = deps;
+
+  async function run(ctx: HandlerContext, call: () => Promise<unknown>): Promise<unknown> {
+    const started = performance.now();
+    const requestId = requestIdOf(ctx);
+    const rpc = ctx.method.name;
+    let code = "ok";
+    try {
+      return await call();
+    } catch (err) {
+      const ce = toConnectError(err, ctx, log);
+      code = Code[ce.code] ?? String(ce.code);
+      throw ce;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      const transport = ctx.protocolName;
+      metrics.requests.inc(`${rpc} ${transport} ${code}`, () => ({ method: rpc, transport, code }));
+      metrics.duration.observe({ method: rpc, transport }, seconds);
+      const level = HOT.has(rpc) && code === "ok" ? "debug" : "info";
+      // The line is built only when it will be written: hot RPCs run at LOG_LEVEL=info by default.
+      if (log.isLevelEnabled(level)) {
+        const line = { rpc, transport, requestId, code, ms: +(seconds * 1000).toFixed(2), keyPrefix: ctx.values.get(kCallerPrefix) ?? undefined };
+        log[level](line, code === "ok" ? "rpc" : "rpc failed");
+      }
+    }
+  }
+
+  const methods = impl as unknown as Record<string, UnaryFn>;
+  const wrapped: Record<string, UnaryFn> = {};
+  for (const method of ApiKeyService.methods) {
+    const fn = methods[method.localName];
+    if (!fn) throw new Error(`the service implements no ${method.name}`);
+    wrapped[method.localName] = (req, ctx) => run(ctx, () => fn(req, ctx));
+  }
+  return wrapped as unknown as Impl;
+}

@@ -1,0 +1,96 @@
+import { describe, expect, it } from "vitest";
+import { auditCustomerFor, customerFor, mayActOn, requireNoEscalation, requireNoRevival, requireScope } from "../../src/domain/access.js";
+import { ApiError } from "../../src/domain/errors.js";
+import type { Caller, KeyRecord } from "../../src/domain/types.js";
+
+const OWN = "6f1c2d3e-0000-4000-8000-000000000001";
+const OTHER = "6f1c2d3e-0000-4000-8000-000000000002";
+const INSTANCE = "6f1c2d3e-0000-4000-8000-0000000000aa";
+
+const keyCaller = (over: Partial<KeyRecord> = {}): Caller => ({
+  kind: "key",
+  key: {
+    id: "key_01JD3X5Q7R2M9T4V6W8Y0Z1A2B", customerId: OWN, instanceId: null, name: "k", prefix: "zpk_live_abcd1234",
+    environment: "live", scopes: [], metadata: {}, digest: "d", lastUsedAt: null, totalRequests: 0, expiresAt: null,
+    createdAt: 0, updatedAt: 0, revokedAt: null, ...over,
+  },
+});
+const internal: Caller = { kind: "internal", name: "signup" };
+
+/** The code of the ApiError `fn` throws. */
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ApiError) return e.code;
+    throw e;
+  }
+  return "no error";
+}
+
+describe("tenancy", () => {
+  it("a key acts for its own customer: omitted or named (any case), never another", () => {
+    expect(customerFor(keyCaller(), "")).toBe(OWN);
+    expect(customerFor(keyCaller(), OWN.toUpperCase())).toBe(OWN);
+    expect(codeOf(() => customerFor(keyCaller(), OTHER))).toBe("permission_denied");
+  });
+
+  it("an internal caller must name a customer, as a UUID", () => {
+    expect(customerFor(internal, OTHER.toUpperCase())).toBe(OTHER);
+    expect(codeOf(() => customerFor(internal, ""))).toBe("invalid_argument");
+    expect(codeOf(() => customerFor(internal, "not-a-uuid"))).toBe("invalid_argument");
+  });
+
+  it("the audit trail: an internal caller naming no customer reads every customer's; a key only its own", () => {
+    expect(auditCustomerFor(internal, "")).toBeNull();
+    expect(auditCustomerFor(internal, OTHER)).toBe(OTHER);
+    expect(auditCustomerFor(keyCaller(), "")).toBe(OWN);
+    expect(codeOf(() => auditCustomerFor(keyCaller(), OTHER))).toBe("permission_denied");
+  });
+});
+
+describe("scopes and escalation", () => {
+  it("a restricted key needs the call's scope; an unrestricted key and internal callers do not", () => {
+    expect(codeOf(() => requireScope(keyCaller({ scopes: ["api_keys:read"] }), "api_keys:write"))).toBe("permission_denied");
+    expect(codeOf(() => requireScope(keyCaller({ scopes: ["api_keys:write"] }), "api_keys:write"))).toBe("no error");
+    expect(codeOf(() => requireScope(keyCaller(), "audit:read"))).toBe("no error");
+    expect(codeOf(() => requireScope(internal, "audit:read"))).toBe("no error");
+  });
+
+  it("a key issues only a subset of its scopes, bound to its own instance; omitted fields are not inherited", () => {
+    const restricted = keyCaller({ scopes: ["api_keys:read", "orders:read"] });
+    expect(codeOf(() => requireNoEscalation(restricted, { instanceId: null, scopes: ["orders:read"] }))).toBe("no error");
+    expect(codeOf(() => requireNoEscalation(restricted, { instanceId: null, scopes: ["orders:write"] }))).toBe("permission_denied");
+    expect(codeOf(() => requireNoEscalation(restricted, { instanceId: null, scopes: [] }))).toBe("permission_denied");
+    const bound = keyCaller({ instanceId: INSTANCE });
+    expect(codeOf(() => requireNoEscalation(bound, { instanceId: INSTANCE, scopes: [] }))).toBe("no error");
+    expect(codeOf(() => requireNoEscalation(bound, { instanceId: null, scopes: [] }))).toBe("permission_denied");
+    expect(codeOf(() => requireNoEscalation(internal, { instanceId: null, scopes: [] }))).toBe("no error");
+  });
+});
+
+describe("acting on an existing key (issue 12)", () => {
+  const target = (over: Partial<KeyRecord> = {}) => (keyCaller(over) as Extract<Caller, { kind: "key" }>).key;
+
+  it("the issuance rule holds for every write: scopes a subset of the caller's, binding the same or narrower", () => {
+    const writer = keyCaller({ scopes: ["api_keys:write"] });
+    expect(mayActOn(writer, target(), "revoke")).toMatch(/cannot revoke an unrestricted key/);
+    expect(mayActOn(writer, target({ scopes: ["api_keys:write", "audit:read"] }), "update")).toMatch(/audit:read/);
+    expect(mayActOn(writer, target({ scopes: ["api_keys:write"] }), "update")).toBeNull();
+    expect(mayActOn(keyCaller(), target({ scopes: ["x"] }), "roll")).toBeNull();
+    expect(mayActOn(internal, target(), "disable")).toBeNull();
+    const bound = keyCaller({ instanceId: INSTANCE });
+    expect(mayActOn(bound, target(), "update")).toMatch(/not bound to an instance/);
+    expect(mayActOn(bound, target({ instanceId: OTHER }), "update")).toMatch(/another instance/);
+    expect(mayActOn(bound, target({ instanceId: INSTANCE }), "update")).toBeNull();
+    expect(mayActOn(keyCaller(), target({ instanceId: INSTANCE }), "update")).toBeNull();
+  });
+
+  it("an inactive key's expiry cannot be set; its name can; an active key's expiry can", () => {
+    const now = 1_000_000;
+    expect(codeOf(() => requireNoRevival(target({ expiresAt: now }), { expiresAt: null }, now))).toBe("invalid_argument");
+    expect(codeOf(() => requireNoRevival(target({ revokedAt: 5 }), { expiresAt: null }, now))).toBe("invalid_argument");
+    expect(codeOf(() => requireNoRevival(target({ revokedAt: 5 }), {}, now))).toBe("no error");
+    expect(codeOf(() => requireNoRevival(target({ expiresAt: now + 1 }), { expiresAt: null }, now))).toBe("no error");
+  });
+});
