@@ -31,6 +31,12 @@ export async function createService(config: Config, log: Logger) {
     usageFlushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS,
     auditFlushIntervalMs: config.AUDIT_FLUSH_INTERVAL_MS,
     auditAggregateIntervalMs: config.AUDIT_AGGREGATE_INTERVAL_MS,
+    auditFailureIntervalMs: config.AUDIT_FAILURE_INTERVAL_MS,
+    auditRetention: {
+      retentionMs: config.AUDIT_FAILURE_RETENTION_DAYS * 86_400_000,
+      intervalMs: config.AUDIT_PURGE_INTERVAL_MS,
+      batch: config.AUDIT_PURGE_BATCH,
+    },
     keyCache: {
       maxKeys: config.KEY_CACHE_SIZE,
       maxUnknown: config.KEY_CACHE_NEGATIVE_SIZE,

@@ -116,9 +116,10 @@ export class Authenticator {
       reason,
       ...origin,
     };
-    // Floods of garbage or of refused charges are aggregated; a known key's failure is one event.
+    // Every failure is aggregated per (key, reason, source): a known key's per interval of at most
+    // 1 s (readable within it), garbage and refused charges per the longer flood interval.
     if (key === null || reason === "rate_limited") this.audit.aggregate(event);
-    else this.audit.record(event);
+    else this.audit.failure(event);
     return { valid: false, reason, key, rateLimit };
   }
 }

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Store } from "./store.js";
 import { AuditLog } from "./audit-log.js";
+import { AuditRetention, type AuditRetentionOptions } from "./audit-retention.js";
 import { Authenticator } from "./authenticator.js";
 import { KeyCache, type KeyCacheOptions } from "./key-cache.js";
 import { KeyManager } from "./key-manager.js";
@@ -15,6 +16,9 @@ export interface DomainOptions {
   usageFlushIntervalMs: number;
   auditFlushIntervalMs: number;
   auditAggregateIntervalMs: number;
+  /** Aggregation interval of known-key failures (<= 1000 ms, SPEC §7). */
+  auditFailureIntervalMs: number;
+  auditRetention: AuditRetentionOptions;
   keyCache: KeyCacheOptions;
   now?: () => number;
   /** Outcome hooks for metrics. */
@@ -30,8 +34,10 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
   const audit = new AuditLog(store, now, {
     flushIntervalMs: opts.auditFlushIntervalMs,
     aggregateIntervalMs: opts.auditAggregateIntervalMs,
+    failureIntervalMs: opts.auditFailureIntervalMs,
     maxAggregates: 10_000,
   }, log);
+  const retention = new AuditRetention(store, now, opts.auditRetention, log);
   const usage = new UsageRecorder(store, opts.usageFlushIntervalMs, log);
   const rateLimiter = new RateLimiter(store, audit, now, log, {
     defaults: opts.rateLimit,
@@ -44,6 +50,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
   return {
     store,
     audit,
+    retention,
     usage,
     rateLimiter,
     cache,
@@ -52,12 +59,14 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     now,
     start() {
       audit.start();
+      retention.start();
       usage.start();
       cache.start();
       rateLimiter.start();
     },
     async flush() {
       audit.stop();
+      await retention.stop();
       usage.stop();
       await cache.stop();
       await rateLimiter.stop();

@@ -46,6 +46,12 @@ export interface Store {
   /** A page of audit events, newest (highest id) first. */
   listAuditEvents(query: AuditQuery): Promise<AuditEvent[]>;
   /**
+   * Retention of failure events (audit-retention.ts): deletes at most `limit` events with
+   * outcome "failure" and `time` before `beforeMs`, oldest first, through an index on
+   * (outcome, time); resolves to how many it deleted. Success events are never deleted.
+   */
+  purgeFailureEvents(beforeMs: number, limit: number): Promise<number>;
+  /**
    * Atomically reads the customer's bucket (null if none), lets `decide` compute the next state
    * and what to answer (the decisions of the requests charged in this step), stores the state and
    * resolves to that answer. Concurrent callers on any number of processes never both spend the

@@ -18,6 +18,10 @@ import { type RunningServer, sleep, startServer } from "../helpers/server.js";
  *
  * Audit: an instance-bound key with audit:read reads only events about keys of its instance
  * (and its own failures), page by page, complete.
+ *
+ * Floods: a revoked key's failures add at most one row per (key, reason, source) per interval
+ * (AUDIT_FAILURE_INTERVAL_MS, at most 1 s) with a count, readable within 1 s; failure events
+ * past AUDIT_FAILURE_RETENTION_DAYS are purged in bounded batches, successes kept.
  */
 
 type Outcome = { ok: true; key: any } | { ok: false; code: string; message: string };
@@ -72,6 +76,9 @@ function rpcTransport(client: RpcClient): Transport {
   };
 }
 
+/** The default aggregation interval of known-key failures, set explicitly so the bound below is exact. */
+const FAILURE_INTERVAL_MS = 500;
+
 const stores = [
   { store: "sqlite", env: () => ({}) },
   { store: "ferretdb", env: () => ({ MONGODB_URI: mongoUri(), MONGODB_DB: freshDbName("zpk_domsec") }) },
@@ -84,7 +91,7 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
   let transports: Transport[] = [];
 
   beforeAll(async () => {
-    server = await startServer({ RATE_LIMIT_CAPACITY: "100000", RATE_LIMIT_REFILL_PER_SEC: "100000", ...env() });
+    server = await startServer({ RATE_LIMIT_CAPACITY: "100000", RATE_LIMIT_REFILL_PER_SEC: "100000", AUDIT_FAILURE_INTERVAL_MS: String(FAILURE_INTERVAL_MS), ...env() });
     internal = grpcJsClient(`127.0.0.1:${server.grpcPort}`);
     clients = allRpcClients(server);
     transports = [restTransport(server), ...clients.map(rpcTransport)];
@@ -273,5 +280,121 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
       }
       return out;
     }
+  });
+
+  describe("floods: a revoked key cannot grow its customer's trail per request", () => {
+    it("N requests with a revoked key add at most one row per (key, reason, source) per interval, counting all N", async () => {
+      const customerId = uuid();
+      const k = await issueAsInternal(server, customerId, { name: "flooded" });
+      expect((await rest(server, "DELETE", `/v1/api-keys/${k.id}?customer_id=${customerId}`, { key: server.internalToken })).status).toBe(204);
+      const N = 400;
+      const sources = ["203.0.113.7", "198.51.100.9"];
+      const started = Date.now();
+      let sent = 0;
+      const worker = async () => {
+        while (sent < N) {
+          const i = sent++;
+          if (i % 2 === 0) {
+            const res = await rest(server, "GET", "/v1/api-keys", { key: k.secret });
+            expect(res.status).toBe(401);
+          } else {
+            const r = await authenticateFrom(k.secret, sources[(i >> 1) % 2]!);
+            expect(r.denialReason).toBe(DenialReason.REVOKED);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+      const elapsed = Date.now() - started;
+      const rows = await eventuallyRows(customerId, k.id, (es) => es.reduce((n, e) => n + e.count, 0) >= N);
+      const bySource = new Map<string, { rows: number; count: number }>();
+      for (const e of rows) {
+        expect(e.reason).toBe("revoked");
+        const s = bySource.get(e.ip) ?? { rows: 0, count: 0 };
+        s.rows++;
+        s.count += e.count;
+        bySource.set(e.ip, s);
+      }
+      const intervals = Math.floor(elapsed / FAILURE_INTERVAL_MS) + 2;
+      console.log(`[hostile-domain] flood of ${N} failures in ${elapsed} ms -> ${rows.length} rows: ${show([...bySource])}; bound ${intervals} rows per source`);
+      expect([...bySource.keys()].sort()).toEqual(["127.0.0.1", ...sources].sort());
+      expect(bySource.get("127.0.0.1")!.count).toBe(N / 2);
+      for (const s of sources) expect(bySource.get(s)!.count).toBe(N / 4);
+      for (const [ip, s] of bySource) expect(s.rows, `rows from ${ip} in ${elapsed} ms`).toBeLessThanOrEqual(intervals);
+    }, 120_000);
+
+    it("a revoked key's failure is readable in its customer's trail within 1 s", async () => {
+      const customerId = uuid();
+      const k = await issueAsInternal(server, customerId, { name: "revoked once" });
+      expect((await rest(server, "DELETE", `/v1/api-keys/${k.id}?customer_id=${customerId}`, { key: server.internalToken })).status).toBe(204);
+      const at = Date.now();
+      expect((await rest(server, "GET", "/v1/api-keys", { key: k.secret })).status).toBe(401);
+      const rows = await eventuallyRows(customerId, k.id, (es) => es.length > 0, 1000);
+      expect(rows.length, `no auth.failed event within ${Date.now() - at} ms`).toBe(1);
+      expect(rows[0]).toMatchObject({ reason: "revoked", count: 1, target: { key_id: k.id } });
+    });
+
+    async function authenticateFrom(secret: string, clientIp: string) {
+      const r = await internal.call("authenticate", { key: secret, clientIp }, { authorization: `Bearer ${server.internalToken}` });
+      if (!r.ok) throw new Error(`Authenticate: ${r.code} ${r.message}`);
+      return r.res;
+    }
+
+    /** The key's auth.failed rows once `done` holds for them (or `timeoutMs` passed). */
+    async function eventuallyRows(customerId: string, keyId: string, done: (es: any[]) => boolean, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const es = await auditTrail(server, customerId, `action=auth.failed&target_id=${keyId}`);
+        if (done(es) || Date.now() > deadline) return es;
+        await sleep(50);
+      }
+    }
+  });
+
+  describe("retention of failure events", () => {
+    let short: RunningServer;
+    beforeAll(async () => {
+      short = await startServer({
+        AUDIT_FAILURE_RETENTION_DAYS: String(2 / 86_400), // 2 s
+        AUDIT_PURGE_INTERVAL_MS: "200",
+        AUDIT_PURGE_BATCH: "5",
+        ...env(),
+      });
+    }, 60_000);
+    afterAll(async () => {
+      await short?.stop();
+    });
+
+    it("failure events past the retention are purged, at most AUDIT_PURGE_BATCH per run; successes stay", async () => {
+      const customerId = uuid();
+      const k = await issueAsInternal(short, customerId, { name: "purged" });
+      expect((await rest(short, "DELETE", `/v1/api-keys/${k.id}?customer_id=${customerId}`, { key: short.internalToken })).status).toBe(204);
+      const client = grpcJsClient(`127.0.0.1:${short.grpcPort}`);
+      try {
+        // 12 sources: 12 failure rows, more than two purge batches.
+        for (let i = 0; i < 12; i++) {
+          const r = await client.call("authenticate", { key: k.secret, clientIp: `192.0.2.${i}` }, { authorization: `Bearer ${short.internalToken}` });
+          expect(r.ok && (r.res as any).denialReason).toBe(DenialReason.REVOKED);
+        }
+      } finally {
+        client.close();
+      }
+      const failures = async () => (await auditTrail(short, customerId, "action=auth.failed")).length;
+      const until = async (want: (n: number) => boolean, ms: number) => {
+        const deadline = Date.now() + ms;
+        let n = await failures();
+        while (!want(n) && Date.now() < deadline) {
+          await sleep(100);
+          n = await failures();
+        }
+        return n;
+      };
+      expect(await until((n) => n === 12, 3000)).toBe(12);
+      expect(await until((n) => n === 0, 15_000)).toBe(0);
+      const kept = (await auditTrail(short, customerId)).map((e) => e.action).sort();
+      expect(kept).toEqual(["api_key.issued", "api_key.revoked"]);
+      const runs = short.output().split("\n").filter((l) => l.includes("purged failure audit events")).map((l) => JSON.parse(l).deleted as number);
+      expect(runs.length).toBeGreaterThanOrEqual(3);
+      for (const d of runs) expect(d).toBeLessThanOrEqual(5);
+    }, 60_000);
   });
 });

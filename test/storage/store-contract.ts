@@ -450,6 +450,19 @@ export function describeStoreContract(
         expect(await store.listAuditEvents(auditQuery({ customerId: A }))).toHaveLength(30);
       });
 
+      it("purgeFailureEvents deletes at most `limit` failure events older than the cutoff, oldest first, never a success", async () => {
+        // 10 failures and 10 successes at T0 + i s; the cutoff T0 + 6 s makes failures 0..5 eligible.
+        const failures = Array.from({ length: 10 }, (_, i) => auditEvent({ customerId: A, time: T0 + i * 1000, action: "auth.failed", outcome: "failure", reason: "revoked" }));
+        const successes = Array.from({ length: 10 }, (_, i) => auditEvent({ customerId: A, time: T0 + i * 1000 }));
+        await store.appendAuditEvents(shuffle([...failures, ...successes]));
+        const left = async () => ids(await store.listAuditEvents(auditQuery({ customerId: A })));
+        expect(await store.purgeFailureEvents(T0 + 6000, 4)).toBe(4);
+        expect(await left()).toEqual(idsDesc([...failures.slice(4), ...successes]));
+        expect(await store.purgeFailureEvents(T0 + 6000, 4)).toBe(2);
+        expect(await store.purgeFailureEvents(T0 + 6000, 4)).toBe(0);
+        expect(await left()).toEqual(idsDesc([...failures.slice(6), ...successes]));
+      });
+
       it("beforeId and limit page through newest first with no duplicates or gaps", async () => {
         const events = fixture();
         await store.appendAuditEvents(shuffle([...events]));

@@ -16,6 +16,7 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { customer_id: 1, action: 1, _id: -1 }, name: "customer_action" },
     { key: { target_id: 1, _id: -1 }, name: "target" },
     { key: { customer_id: 1, instance_id: 1, _id: -1 }, name: "customer_instance" },
+    { key: { outcome: 1, time: 1 }, name: "outcome_time" },
   ],
   rate_limits: [{ key: { customer_id: 1, v: -1 }, name: "customer_version" }],
   api_key_usage: [{ key: { key_id: 1 }, name: "key" }],

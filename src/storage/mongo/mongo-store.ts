@@ -223,6 +223,18 @@ export class MongoStore implements Store {
     return guard(async () => (await this.events.find(filter).sort({ _id: -1 }).limit(q.limit).toArray()).map(docToEvent));
   }
 
+  purgeFailureEvents(beforeMs: number, limit: number): Promise<number> {
+    return guard(async () => {
+      const old = await this.events
+        .find({ outcome: "failure", time: { $lt: new Date(beforeMs) } }, { projection: { _id: 1 } })
+        .sort({ time: 1 })
+        .limit(limit)
+        .toArray();
+      if (old.length === 0) return 0;
+      return (await this.events.deleteMany({ _id: { $in: old.map((d) => d._id) } })).deletedCount;
+    });
+  }
+
   /**
    * Buckets are versioned documents `{_id: "<customer>:<v>"}`: read the newest version, decide,
    * insert version v+1. The unique `_id` makes the insert the compare-and-set — of two replicas

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_customer ON audit_events (customer_id, id);
 CREATE INDEX IF NOT EXISTS audit_customer_action ON audit_events (customer_id, action, id);
 CREATE INDEX IF NOT EXISTS audit_target ON audit_events (target_key_id, id);
+CREATE INDEX IF NOT EXISTS audit_outcome_time ON audit_events (outcome, time);
 
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 

@@ -93,6 +93,8 @@ export class SqliteStore implements Store {
       savePolicy: db.prepare(`INSERT INTO rate_limits (customer_id, capacity, refill_per_second)
         VALUES (@customer_id, @capacity, @refill) ON CONFLICT (customer_id) DO UPDATE SET
         capacity = excluded.capacity, refill_per_second = excluded.refill_per_second`),
+      purgeFailures: db.prepare(`DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events
+        WHERE outcome = 'failure' AND time < @before ORDER BY time LIMIT CAST(@limit AS INTEGER))`),
       changed: db.prepare<[number], { digest: string }>(`SELECT digest FROM api_keys WHERE updated_at >= ?`),
       ping: db.prepare(`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`),
     };
@@ -182,6 +184,10 @@ export class SqliteStore implements Store {
     const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const sql = `SELECT * FROM audit_events ${filter} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
     return guard(() => this.prepared<AuditRow>(sql).all(q)).map(rowToEvent);
+  }
+
+  async purgeFailureEvents(beforeMs: number, limit: number): Promise<number> {
+    return this.tx(() => this.stmts.purgeFailures.run({ before: beforeMs, limit }).changes);
   }
 
   async updateBucket<T>(
