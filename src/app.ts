@@ -16,6 +16,7 @@ import { createGrpcJsServer } from "./transport/grpc/grpc-js-server.js";
 import { HealthState } from "./transport/health-state.js";
 import { createDualProtocolServer, DEFAULT_LIMITS } from "./transport/http/dual-protocol-server.js";
 import { createFallback } from "./transport/http/fallback.js";
+import { guardKeyInUrl } from "./transport/http/key-in-url.js";
 import { createRestHandler } from "./transport/rest/rest-handler.js";
 
 /**
@@ -77,14 +78,23 @@ export async function createApp(config: Config, log: Logger) {
   const handler = connectNodeAdapter({
     routes: (router) => {
       connectRoutes(impl)(router);
-      healthRoutes(health)(router);
+      healthRoutes(health, {
+        maxPerClient: config.HEALTH_WATCH_MAX_PER_CLIENT,
+        maxTotal: config.HEALTH_WATCH_MAX_TOTAL,
+        maxLifetimeMs: config.HEALTH_WATCH_MAX_LIFETIME_MS,
+      })(router);
       reflectionRoutes()(router);
     },
     contextValues: nodeContextValues,
     readMaxBytes: config.BODY_LIMIT_BYTES,
     fallback: createFallback({ rest, ready: () => store.ping(), log, isDraining: () => draining }),
   });
-  const http = createDualProtocolServer(handler, { ...DEFAULT_LIMITS, bodyLimitBytes: config.BODY_LIMIT_BYTES });
+  const http = createDualProtocolServer(guardKeyInUrl(handler), {
+    ...DEFAULT_LIMITS,
+    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: Math.min(DEFAULT_LIMITS.headersTimeoutMs, config.REQUEST_TIMEOUT_MS),
+    bodyLimitBytes: config.BODY_LIMIT_BYTES,
+  });
   const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });
 
   return {

@@ -40,6 +40,11 @@ const schema = z.object({
   KEY_CACHE_NEGATIVE_SIZE: int(1, 10_000_000).default(100_000),
   KEY_CACHE_TTL_MS: int(1, 86_400_000).default(60_000),
   REVOCATION_POLL_MS: int(10, 60_000).default(500),
+  /** Time for a whole request (headers and body) to arrive, on HTTP/1.1 and on each HTTP/2 stream. */
+  REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
+  HEALTH_WATCH_MAX_PER_CLIENT: int(0, 100_000).default(4),
+  HEALTH_WATCH_MAX_TOTAL: int(0, 1_000_000).default(1000),
+  HEALTH_WATCH_MAX_LIFETIME_MS: int(1000, 86_400_000).default(300_000),
 });
 
 export type Config = z.infer<typeof schema>;

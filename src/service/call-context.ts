@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { checksum } from "../domain/key-format.js";
 import type { RequestOrigin } from "../domain/types.js";
 
 /**
@@ -13,19 +14,36 @@ export const kCallerPrefix = createContextKey<string | null>(null, { description
 
 const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * A request id that looks like a key (a client pasting its key there, or a proxy copying one) is
+ * never echoed, logged or stored: anything with `zpk_` in it (any case), or a key's body without
+ * its prefix (43 base64url chars and their checksum, for either environment) anywhere in it. The
+ * checksum makes the second test exact: ordinary ids (words, UUIDs, trace ids) are never taken for one.
+ */
+function keyShaped(id: string): boolean {
+  if (/zpk_/i.test(id)) return true;
+  for (const run of id.match(/[A-Za-z0-9-]{49,}/g) ?? []) {
+    for (let at = 0; at + 49 <= run.length; at++) {
+      const random = run.slice(at, at + 43);
+      const sum = run.slice(at + 43, at + 49);
+      if (checksum(`zpk_live_${random}`) === sum || checksum(`zpk_test_${random}`) === sum) return true;
+    }
+  }
+  return false;
+}
 
 /** A request id of our own, for a request that brought none we can echo. */
 export const newRequestId = () => `req_${randomUUID()}`;
 
 /**
- * The call's request id, decided once: the caller's `x-request-id` if it is sane, else a new
- * one. It is echoed as a response header on every transport.
+ * The call's request id, decided once: the caller's `x-request-id` if it is sane and not
+ * key-shaped, else a new one. It is echoed as a response header on every transport.
  */
 export function requestIdOf(ctx: HandlerContext): string {
   const decided = ctx.responseHeader.get(REQUEST_ID_HEADER);
   if (decided) return decided;
   const incoming = ctx.requestHeader.get(REQUEST_ID_HEADER);
-  const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) ? incoming : newRequestId();
+  const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) && !keyShaped(incoming) ? incoming : newRequestId();
   ctx.responseHeader.set(REQUEST_ID_HEADER, id);
   return id;
 }

@@ -8,7 +8,7 @@ import { kCallerPrefix, originOf } from "./call-context.js";
 /**
  * Who is calling, decided once per call for every transport: the internal credential
  * (`authorization: Bearer <INTERNAL_TOKEN>`, compared in constant time) or a customer key
- * (`authorization: Bearer zpk_…` or `x-api-key: zpk_…`), which is authenticated and charged one
+ * (`authorization: Bearer zpk_…` or `x-api-key: zpk_…`; the internal credential never in x-api-key), which is authenticated and charged one
  * token from its customer's bucket (SPEC §3, §6), with the bucket's state in `x-ratelimit-*`.
  */
 export class Credentials {
@@ -23,10 +23,11 @@ export class Credentials {
 
   /** For RPCs any caller may use: a customer key or the internal credential. */
   async caller(ctx: HandlerContext): Promise<Caller> {
-    const presented = presentedCredential(ctx);
+    const { presented, bearer } = presentedCredential(ctx);
     // INTERNAL_TOKEN never starts with zpk_ (config.ts), so a customer key (whose prefix is
-    // public) is not compared with it.
-    if (!presented.startsWith(KEY_MARK) && this.isInternal(presented)) return { kind: "internal", name: internalName(ctx) };
+    // public) is not compared with it. It counts only as `authorization: Bearer` (SPEC §4): in
+    // x-api-key, which proxies and logs treat as a customer key, it is just an invalid key.
+    if (bearer && !presented.startsWith(KEY_MARK) && this.isInternal(presented)) return { kind: "internal", name: internalName(ctx) };
     const result = await this.authenticator.authenticate(
       presented,
       { instanceId: null, requiredScopes: [], charge: 1, rateLimitAction: "rate_limit.exceeded" },
@@ -57,9 +58,10 @@ export class Credentials {
         "internal RPCs are disabled: start the service with INTERNAL_TOKEN set and send authorization: Bearer <INTERNAL_TOKEN>",
       );
     }
-    const presented = presentedCredential(ctx);
-    if (this.isInternal(presented)) return { kind: "internal", name: internalName(ctx) };
+    const { presented, bearer } = presentedCredential(ctx);
+    if (bearer && this.isInternal(presented)) return { kind: "internal", name: internalName(ctx) };
     if (presented.startsWith(KEY_MARK)) throw forbidden("this RPC is for internal services; customer keys cannot call it");
+    if (!bearer) throw unauthenticated("internal RPCs take the internal credential only as authorization: Bearer <INTERNAL_TOKEN>");
     throw unauthenticated("invalid internal credential");
   }
 
@@ -81,15 +83,16 @@ export class Credentials {
 /** How every customer key starts (SPEC §2). */
 const KEY_MARK = "zpk_";
 
-function presentedCredential(ctx: HandlerContext): string {
+/** The credential sent, and whether it came as `authorization: Bearer` (else `x-api-key`). */
+function presentedCredential(ctx: HandlerContext): { presented: string; bearer: boolean } {
   const auth = ctx.requestHeader.get("authorization");
   if (auth !== null) {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(auth);
-    if (m?.[1]) return m[1];
+    if (m?.[1]) return { presented: m[1], bearer: true };
     throw unauthenticated("the authorization header must be: Bearer <key>");
   }
   const apiKey = ctx.requestHeader.get("x-api-key")?.trim();
-  if (apiKey) return apiKey;
+  if (apiKey) return { presented: apiKey, bearer: false };
   throw unauthenticated("missing API key: send authorization: Bearer <key>");
 }
 

@@ -16,8 +16,11 @@ import {
 import {
   errorShapeProblems,
   FuzzHttpClient,
+  KEY_IN_URL_MESSAGE_START,
+  keyInQuery,
   logLinesFor,
   rawBody,
+  rpcKeyInUrlProblems,
   rawExchange,
   rssMiB,
   SECRET_LIKE,
@@ -127,6 +130,13 @@ const rss = { start: 0, peak: 0, end: 0 };
 const total = () => counts.rest + counts.raw + counts.connect + counts.rpc + counts.grpcRaw;
 const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 const cut = (s: string, n = 400) => (s.length > n ? `${s.slice(0, n)}…(${s.length} chars)` : s);
+const safeJson = (text: string): any => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
 const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
 
 /**
@@ -179,6 +189,10 @@ function resolveDeep(v: unknown): unknown {
   }
   return v;
 }
+
+/** `?a=b&…` from generated query parameters (pool references resolved), or "" for none. */
+const queryString = (q: Array<[string, string | Ref]> | null) =>
+  q?.length ? `?${q.map(([k, v]) => `${pct(k)}=${pct(typeof v === "string" ? v : resolve(v, false))}`).join("&")}` : "";
 
 /** Percent-encodes the UTF-8 bytes of `s` (lone surrogates become U+FFFD, as any client would send). */
 const pct = (s: string) =>
@@ -353,10 +367,17 @@ async function sendRest(spec: RestSpec): Promise<void> {
   if (res.status >= 400 && !rpcPath) {
     for (const p of errorShapeProblems(res.status, res.headers, res.text, { head: spec.method === "HEAD" })) violate(`REST error shape: ${p.replace(/[0-9]+|"[^"]*"/g, "#")}`, details(p));
   }
-  // SPEC §3: a key in the query string is refused (400 key_in_url) before any other check.
-  if (parsed && parsed.pathname.startsWith("/v1")) {
-    const keyInUrl = [...parsed.searchParams].some(([k, v]) => ["api_key", "key", "token", "access_token"].includes(k) || /zpk_(live|test)_/.test(v) || /zpk_(live|test)_/.test(k));
-    if (keyInUrl) {
+  // SPEC §3: a key in the query string is refused (400 key_in_url) before any other check, on
+  // every path of PORT; on RPC paths in that protocol's error form.
+  if (parsed && keyInQuery(parsed)) {
+    if (rpcPath) {
+      if (res.status === 400 && PARSER_REFUSAL_MESSAGES.has(safeJson(res.text)?.error?.message ?? "")) return void bump(notes, "a key in the query string of a request Node's parser refused: 400 invalid_argument");
+      const problems = spec.method === "HEAD" ? (res.status === 400 || res.headers["grpc-status"] === "3" ? [] : [`HEAD answered ${res.status}`]) : rpcKeyInUrlProblems(String(spec.headers["content-type"] ?? ""), res.status, res.headers, res.text);
+      bump(notes, "REST phase: key in the query string of an RPC path (checked)");
+      for (const p of problems) violate(`key in the query string of an RPC path: ${p.replace(/[0-9]+|"[^"]*"/g, "#")}`, details(p));
+      return;
+    }
+    {
       let error: { code?: string; message?: string } | undefined;
       try {
         error = JSON.parse(res.text)?.error;
@@ -427,8 +448,10 @@ it("Connect protocol: hand-made JSON and protobuf bodies", async () => {
       headers.authorization = `Bearer ${secretOf(caller)}`;
     } else if (c.auth.kind === "raw") headers.authorization = headerSafe(c.auth.value);
     const body = typeof c.body === "string" ? Buffer.from(resolveRefsInText(c.body), "utf8") : Buffer.from(c.body);
-    const path = `/apikeys.v1.ApiKeyService/${c.method}`;
-    const requestText = `${JSON.stringify(headers)} ${body.toString("utf8")}`;
+    const query = queryString(c.query);
+    const path = `/apikeys.v1.ApiKeyService/${c.method}${query}`;
+    const keyInUrl = keyInQuery(new URL(path, "http://localhost"));
+    const requestText = `${path} ${JSON.stringify(headers)} ${body.toString("utf8")}`;
     let res;
     try {
       res = await http.request("POST", path, headers, body, 15_000, c.contentType);
@@ -444,6 +467,11 @@ it("Connect protocol: hand-made JSON and protobuf bodies", async () => {
     const requestId = typeof res.headers["x-request-id"] === "string" ? res.headers["x-request-id"] : "";
     const detail = (p: string) => () =>
       `POST ${path} ${cut(requestText)}\n-> ${res.status} ${cut(res.text, 500)}\n  problem: ${p}\n  server log:\n    ${logLinesFor(server.output(), requestId).map((l) => cut(l, 1500)).join("\n    ")}`;
+    if (keyInUrl) {
+      bump(notes, "Connect: key in the query string (checked)");
+      for (const p of rpcKeyInUrlProblems(c.contentType, res.status, res.headers, res.text)) violate(`Connect: key in the query string: ${p.replace(/[0-9]+|"[^"]*"/g, "#")}`, detail(p));
+      return;
+    }
     if (res.status === 501 && /"unimplemented".*compression/.test(res.text)) return void bump(notes, "Connect 501 unimplemented for an unsupported Content-Encoding (as the Connect protocol specifies)");
     if (res.status === 500 && isConnectParseBinary(res.text)) return void bump(notes, CONNECT_PARSE_BINARY);
     if (res.status >= 500) return violate(connectSignature(res.status, res.text), detail("5xx"));
@@ -563,12 +591,22 @@ it("gRPC with mangled message bytes, on PORT and GRPC_PORT", async () => {
       caller = cred(g.auth.cred);
       md.set("authorization", `Bearer ${secretOf(caller)}`);
     } else if (g.auth.kind === "raw") md.set("authorization", g.auth.value);
-    const path = `/${ApiKeyService.typeName}/${desc.name}`;
+    // A query string only on PORT (grpc-js on GRPC_PORT routes by the whole :path).
+    const query = g.target === "PORT" ? queryString(g.query) : "";
+    const path = `/${ApiKeyService.typeName}/${desc.name}${query}`;
+    const keyInUrl = keyInQuery(new URL(path, "http://localhost"));
     const result = await new Promise<{ err: grpc.ServiceError | null; res?: Buffer }>((done) =>
       rawGrpc[g.target].makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, bytes, md, { deadline: Date.now() + 10_000 }, (err, res) => done({ err, res })),
     );
     const requestText = `${bytes.toString("latin1")} ${JSON.stringify(md.getMap())}`;
     const detail = (p: string) => () => `${g.target} ${path} ${m.kind} bytes=${cut(bytes.toString("hex"), 300)}\n  caller ${caller?.label ?? g.auth.kind}\n-> ${p}`;
+    if (keyInUrl) {
+      bump(notes, "gRPC raw on PORT: key in the query string (checked)");
+      if (result.err?.code !== 3 || !result.err.details.startsWith(KEY_IN_URL_MESSAGE_START)) {
+        violate(`gRPC raw on PORT: key in the query string answered ${result.err ? `code ${result.err.code}` : "OK"}`, detail(`${result.err?.code} ${result.err?.details}`));
+      }
+      return;
+    }
     if (result.err) {
       bump(statusHistogram, `grpc-raw code ${result.err.code}`);
       if (g.target === "PORT" && result.err.code === 13 && /^parse binary/.test(result.err.details)) return void bump(notes, CONNECT_PARSE_BINARY);

@@ -586,7 +586,15 @@ export const rpcCall = fc.record({
 // ---------------------------------------------------------------- Connect protocol, raw bodies
 
 /** Connect unary calls with a hand-made body: JSON of any shape, or random protobuf bytes. */
+/** Now and then a query string on an RPC path, often one with a key in it (SPEC §3 refuses those). */
+export const rpcQuery: fc.Arbitrary<Array<[string, string | Ref]> | null> = fc.oneof(
+  { arbitrary: fc.constant(null), weight: 6 },
+  { arbitrary: queryParams, weight: 1 },
+  { arbitrary: fc.tuple(fc.constantFrom("api_key", "token", "access_token", "key", "Token"), fc.oneof(ref("secret"), fc.constant("x"))).map((p) => [p]), weight: 1 },
+);
+
 export const connectRaw = fc.record({
+  query: rpcQuery,
   method: fc.constantFrom("Authenticate", "IssueKey", "ListKeys", "GetKey", "UpdateKey", "RevokeKey", "ListAuditEvents", "ChargeRateLimit", "SetRateLimit", "NoSuchMethod"),
   auth: rpcAuth,
   contentType: fc.constantFrom("application/json", "application/proto", "application/json; charset=utf-8", "text/plain", "application/grpc+json"),
@@ -605,6 +613,7 @@ export const connectRaw = fc.record({
  * bit-flipped) or plain random bytes: what a buggy or hostile client in another language sends.
  */
 export const grpcRaw = fc.record({
+  query: rpcQuery,
   target: fc.constantFrom("PORT" as const, "GRPC_PORT" as const),
   auth: rpcAuth,
   call: rpcSpec,

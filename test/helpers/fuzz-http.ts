@@ -289,3 +289,44 @@ export function socketCount(pid: number): number {
   }
   return n;
 }
+
+/** SPEC §3's credential-named query parameters (any case) and key-looking names or values. */
+export function keyInQuery(url: URL): boolean {
+  return [...url.searchParams].some(
+    ([k, v]) => ["api_key", "apikey", "key", "token", "access_token"].includes(k.toLowerCase()) || /zpk_(live|test)_/.test(v) || /zpk_(live|test)_/.test(k),
+  );
+}
+
+/** The key-in-URL refusal's message (src/transport/http/key-in-url.ts) starts so. */
+export const KEY_IN_URL_MESSAGE_START = "API keys must not be sent in the URL";
+
+/**
+ * Problems with the answer to an RPC-path request (`/pkg.Service/Method`) that carried a key in
+ * its query: it must be the refusal in that protocol's form. gRPC and gRPC-Web: trailers-only
+ * `grpc-status: 3` with the message; Connect streaming: an end-stream error; Connect unary (and
+ * anything else on an RPC path): HTTP 400 `{"code":"invalid_argument","message":…}`.
+ */
+export function rpcKeyInUrlProblems(contentType: string, status: number, headers: Record<string, string | string[] | undefined>, text: string): string[] {
+  const type = contentType.toLowerCase();
+  if (type.startsWith("application/grpc")) {
+    const message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
+    if (status !== 200 || headers["grpc-status"] !== "3" || !message.startsWith(KEY_IN_URL_MESSAGE_START)) {
+      return [`gRPC answer ${status} grpc-status ${headers["grpc-status"]} ${JSON.stringify(message.slice(0, 60))}, expected trailers-only INVALID_ARGUMENT key-in-URL`];
+    }
+    return [];
+  }
+  if (type.startsWith("application/connect+")) {
+    if (status !== 200 || !text.includes('"code":"invalid_argument"') || !text.includes(KEY_IN_URL_MESSAGE_START)) return [`Connect streaming answer ${status} ${JSON.stringify(text.slice(0, 80))}`];
+    return [];
+  }
+  let body: any;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* checked below */
+  }
+  if (status !== 400 || body?.code !== "invalid_argument" || !String(body?.message).startsWith(KEY_IN_URL_MESSAGE_START)) {
+    return [`Connect answer ${status} ${JSON.stringify(text.slice(0, 80))}, expected 400 invalid_argument key-in-URL`];
+  }
+  return [];
+}

@@ -2,6 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { answerClientError } from "./client-error.js";
+import { sendProtocolError } from "./protocol-error.js";
 import type { NodeRequest, NodeResponse } from "./json-response.js";
 
 /**
@@ -38,6 +39,14 @@ const KEEP_ALIVE_GRACE_MS = 1_000;
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+/** What HTTP/1.1's requestTimeout answers too (client-error.ts). */
+const REQUEST_TIMEOUT_MESSAGE = "the request did not arrive in time";
+
+const pathOf = (url: string) => {
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+};
+
 export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeResponse) => void, opts = DEFAULT_LIMITS) {
   const h1 = http.createServer(
     {
@@ -57,17 +66,24 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
   const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    // A connection that never sends its first bytes is dropped after the header timeout.
+    // A connection that has not shown which protocol it speaks within the header timeout is dropped.
     socket.setTimeout(opts.headersTimeoutMs, () => socket.destroy());
-    socket.once("data", (first: Buffer) => {
+    // Decided only once the bytes seen differ from the HTTP/2 preface (HTTP/1.1) or complete it
+    // (HTTP/2): a client may send its first bytes in pieces as small as one byte ("P", "OST …").
+    let seen: Buffer = Buffer.alloc(0);
+    const sniff = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const likeH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (likeH2 && n < PREFACE.length) return;
+      socket.off("data", sniff);
       socket.setTimeout(0);
       socket.pause();
-      socket.unshift(first);
-      const n = Math.min(first.length, PREFACE.length);
-      const target = first.subarray(0, n).equals(PREFACE.subarray(0, n)) ? h2 : h1;
-      target.emit("connection", socket);
+      socket.unshift(seen);
+      (likeH2 ? h2 : h1).emit("connection", socket);
       process.nextTick(() => socket.resume());
-    });
+    };
+    socket.on("data", sniff);
   });
   server.maxConnections = opts.maxConnections;
   // The http server never listens itself, yet its timeouts (headersTimeout, requestTimeout) and
@@ -79,6 +95,23 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
     // An oversized body is refused without being read (by us or by connect-node); the unread rest
     // would be taken for the next request on a keep-alive connection, so that connection ends.
     if (draining || Number(req.headers["content-length"] ?? 0) > opts.bodyLimitBytes) res.shouldKeepAlive = false;
+  });
+  // HTTP/1.1's requestTimeout, per HTTP/2 stream: the whole request (headers and body) must have
+  // arrived within requestTimeoutMs, or the stream is answered 400 (in its protocol's form) and
+  // reset. A server-streaming RPC (Health/Watch) has sent its whole request at once, so only its
+  // own bounds apply to it (health-service.ts).
+  h2.prependListener("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const stream = req.stream;
+    if (stream.endAfterHeaders) return;
+    const timer = setTimeout(() => {
+      if (stream.destroyed || (stream as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended) return;
+      sendProtocolError(req, res, pathOf(req.url), "invalid_argument", REQUEST_TIMEOUT_MESSAGE);
+      // The answer first, then RST_STREAM so the client stops sending (RFC 9113 §8.1).
+      setTimeout(() => stream.destroyed || stream.close(http2.constants.NGHTTP2_NO_ERROR), 50).unref();
+    }, opts.requestTimeoutMs);
+    timer.unref();
+    req.once("end", () => clearTimeout(timer));
+    stream.once("close", () => clearTimeout(timer));
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session: http2.ServerHttp2Session) => {

@@ -5,10 +5,7 @@ import { refuseKeyInUrl } from "./key-in-url.js";
 
 export type RestHandler = (req: NodeRequest, res: NodeResponse, url: URL) => Promise<void>;
 
-/**
- * Everything on `PORT` that is not a Connect/gRPC/gRPC-Web RPC path: the key-in-URL guard
- * (before any other check), ops endpoints, the REST routes, and a JSON 404 for the rest.
- */
+/** What the fallback needs: functions, never the store itself. */
 export interface FallbackDeps {
   rest: RestHandler;
   /** Resolves when the store answers (the readiness probe); rejects when it does not. */
@@ -17,6 +14,10 @@ export interface FallbackDeps {
   isDraining: () => boolean;
 }
 
+/**
+ * Everything on `PORT` that is not a Connect/gRPC/gRPC-Web RPC path: the key-in-URL guard
+ * (before any other check), ops endpoints, the REST routes, and a JSON 404 for the rest.
+ */
 export function createFallback(deps: FallbackDeps) {
   return (req: NodeRequest, res: NodeResponse) => {
     let url: URL;

@@ -69,6 +69,11 @@ export function createRestHandler(
       if (status === 204) return sendJson(res, 204, undefined, ctx.responseHeader);
       sendJson(res, status, shapeBody(route, output, shape?.flatten), ctx.responseHeader);
     } catch (err) {
+      if (clientAborted(err)) {
+        // The client went away mid-request (an upload cut short): its doing, nobody to answer.
+        opts.log.debug({ requestId: ctx.responseHeader.get("x-request-id"), code: (err as NodeJS.ErrnoException).code }, "client aborted the request");
+        return;
+      }
       if (!(err instanceof ApiError) && !(err instanceof ConnectError)) {
         opts.log.error({ err, requestId: ctx.responseHeader.get("x-request-id") }, "REST response failed");
       }
@@ -76,6 +81,11 @@ export function createRestHandler(
     }
   };
 }
+
+/** The errors a request stream fails with when its client disconnects or resets the stream. */
+const ABORT_CODES = new Set(["ECONNRESET", "ECONNABORTED", "EPIPE", "ERR_STREAM_PREMATURE_CLOSE", "ERR_HTTP2_STREAM_ERROR"]);
+const clientAborted = (err: unknown) =>
+  err instanceof Error && (ABORT_CODES.has((err as NodeJS.ErrnoException).code ?? "") || err.message === "aborted");
 
 function shapeBody(route: RestRoute, output: Message, flatten?: string): JsonValue {
   if (flatten) return presentFlattened(route.method.output, output, flatten);
