@@ -37,6 +37,8 @@ const schema = z.object({
   AUDIT_PURGE_BATCH: int(1, 1_000_000).default(10_000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   KEY_CACHE_SIZE: int(1, 10_000_000).default(50_000),
+  KEY_CACHE_MAX_BYTES: int(1 << 20, 64 * 2 ** 30).default(64 * 2 ** 20),
+  MAX_ACTIVE_KEYS_PER_CUSTOMER: int(1, 10_000_000).default(1000),
   KEY_CACHE_NEGATIVE_SIZE: int(1, 10_000_000).default(100_000),
   KEY_CACHE_TTL_MS: int(1, 86_400_000).default(60_000),
   REVOCATION_POLL_MS: int(10, 60_000).default(500),

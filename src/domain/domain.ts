@@ -20,6 +20,8 @@ export interface DomainOptions {
   auditFailureIntervalMs: number;
   auditRetention: AuditRetentionOptions;
   keyCache: KeyCacheOptions;
+  /** Most active keys per customer (MAX_ACTIVE_KEYS_PER_CUSTOMER). */
+  maxActiveKeysPerCustomer: number;
   now?: () => number;
   /** Outcome hooks for metrics. */
   observe?: { auth?: (outcome: string) => void; rateLimit?: (allowed: boolean) => void };
@@ -46,7 +48,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
   });
   const cache = new KeyCache(store, opts.keyCache, now, log);
   const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth);
-  const keys = new KeyManager(store, audit, usage, now, (key) => cache.invalidate(key.digest));
+  const keys = new KeyManager(store, audit, usage, now, (key) => cache.invalidate(key.digest), opts.maxActiveKeysPerCustomer);
   return {
     store,
     audit,

@@ -65,6 +65,9 @@ export interface AuditListRequest {
   until: number | null;
 }
 
+/** MAX_ACTIVE_KEYS_PER_CUSTOMER's default. */
+export const DEFAULT_MAX_ACTIVE_KEYS = 1000;
+
 /** The fields a change may name (SPEC §3: not scopes, not the binding). */
 const CHANGEABLE = ["name", "metadata", "expires_at"];
 
@@ -82,6 +85,8 @@ export class KeyManager {
     private readonly now: () => number,
     /** Told about every key this process changes, so its cache drops the old record at once. */
     private readonly onChanged: (key: KeyRecord) => void = () => {},
+    /** Most active (neither revoked nor expired) keys a customer may hold (MAX_ACTIVE_KEYS_PER_CUSTOMER). */
+    private readonly maxActiveKeys = DEFAULT_MAX_ACTIVE_KEYS,
   ) {}
 
   async issue(caller: Caller, requestedCustomer: string, req: IssueRequest, origin: RequestOrigin) {
@@ -95,6 +100,7 @@ export class KeyManager {
     const now = this.now();
     if (req.expiresAt !== null) validFutureTime(req.expiresAt, now);
     requireNoEscalation(caller, { instanceId, scopes });
+    await this.requireRoomFor(customerId, 1, now);
     const generated = generateKey(environment);
     const key: KeyRecord = {
       id: newKeyId(now),
@@ -196,6 +202,21 @@ export class KeyManager {
       this.store.listAuditEvents({ customerId, instanceId: boundInstance(caller), action: req.action || null, targetId: req.targetId || null,
         since: req.since, until: req.until, beforeId, limit: n }),
     );
+  }
+
+  /**
+   * A customer's active keys are bounded (every resource a client can grow has a bound): issuing
+   * `n` more must keep them at or under `maxActiveKeys`, else 400 invalid_argument saying so and
+   * what to do. Counted by an indexed query that stops at the bound. Checked before the insert,
+   * so concurrent issues of one customer can pass the bound by at most the issues in flight.
+   */
+  async requireRoomFor(customerId: string, n: number, now: number): Promise<void> {
+    const active = await this.store.countActiveKeys(customerId, now, this.maxActiveKeys);
+    if (active + n > this.maxActiveKeys) {
+      throw invalid(
+        `this customer has ${active} active keys, the most allowed (${this.maxActiveKeys}, MAX_ACTIVE_KEYS_PER_CUSTOMER): revoke keys it no longer uses before issuing more`,
+      );
+    }
   }
 
   /** The key if the caller may see it; otherwise not_found, never 403 (no enumeration). */

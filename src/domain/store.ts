@@ -18,6 +18,11 @@ export interface Store {
   findKey(customerId: string, id: string): Promise<KeyRecord | null>;
   /** A page of the customer's keys, newest (highest id) first. */
   listKeys(query: KeyListQuery): Promise<KeyRecord[]>;
+  /**
+   * How many of the customer's keys are active at `now` (not revoked, not expired), counting at
+   * most `atMost` of them (an indexed query that stops there): the per-customer key bound.
+   */
+  countActiveKeys(customerId: string, now: number, atMost: number): Promise<number>;
   /** Applies `patch` and appends the event built from the updated key; null if no such key. */
   updateKey(
     customerId: string,

@@ -350,13 +350,14 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
     }
   });
 
-  describe("retention of failure events", () => {
+  describe("small bounds: failure retention, active keys per customer", () => {
     let short: RunningServer;
     beforeAll(async () => {
       short = await startServer({
         AUDIT_FAILURE_RETENTION_DAYS: String(2 / 86_400), // 2 s
         AUDIT_PURGE_INTERVAL_MS: "200",
         AUDIT_PURGE_BATCH: "5",
+        MAX_ACTIVE_KEYS_PER_CUSTOMER: "5",
         ...env(),
       });
     }, 60_000);
@@ -396,5 +397,39 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
       expect(runs.length).toBeGreaterThanOrEqual(3);
       for (const d of runs) expect(d).toBeLessThanOrEqual(5);
     }, 60_000);
+
+    it("a customer holds at most MAX_ACTIVE_KEYS_PER_CUSTOMER active keys: the next issue is 400 saying so; revoked and expired keys do not count", async () => {
+      const customerId = uuid();
+      const admin = await issueAsInternal(short, customerId, { name: "admin" });
+      await issueAsInternal(short, customerId, { name: "short-lived", expires_at: new Date(Date.now() + 1500).toISOString() });
+      const more = [];
+      for (let i = 0; i < 3; i++) more.push(await issueAsInternal(short, customerId, { name: `k${i}` }));
+      // 5 active: every issuer is refused, on REST and RPC, with the same clear error.
+      const byKey = await rest(short, "POST", "/v1/api-keys", { key: admin.secret, body: { name: "sixth" } });
+      expect(byKey.status, show(byKey.body)).toBe(400);
+      expect(byKey.body.error.code).toBe("invalid_argument");
+      expect(byKey.body.error.message).toContain("MAX_ACTIVE_KEYS_PER_CUSTOMER");
+      expect(byKey.body.error.message).toContain("5");
+      const byInternal = await rest(short, "POST", "/v1/api-keys", { key: short.internalToken, body: { name: "sixth", customer_id: customerId } });
+      expect(byInternal.status).toBe(400);
+      const client = grpcJsClient(`127.0.0.1:${short.grpcPort}`);
+      try {
+        const r = await client.call("issueKey", { name: "sixth" }, { authorization: `Bearer ${admin.secret}` });
+        expect(r.ok ? "issued" : r.code).toBe(3);
+      } finally {
+        client.close();
+      }
+      // Another customer is not affected.
+      await issueAsInternal(short, uuid(), { name: "elsewhere" });
+      // Revoking one makes room for one.
+      expect((await rest(short, "DELETE", `/v1/api-keys/${more[0]!.id}`, { key: admin.secret })).status).toBe(204);
+      expect((await rest(short, "POST", "/v1/api-keys", { key: admin.secret, body: { name: "replacement" } })).status).toBe(201);
+      expect((await rest(short, "POST", "/v1/api-keys", { key: admin.secret, body: { name: "one too many" } })).status).toBe(400);
+      // Once the short-lived key has expired it no longer counts.
+      await sleep(1700);
+      expect((await rest(short, "POST", "/v1/api-keys", { key: admin.secret, body: { name: "after expiry" } })).status).toBe(201);
+      const list = await rest(short, "GET", "/v1/api-keys?page_size=100", { key: admin.secret });
+      expect(list.body.data).toHaveLength(5);
+    });
   });
 });

@@ -175,6 +175,27 @@ export function describeStoreContract(
       });
     });
 
+    describe("countActiveKeys", () => {
+      it("counts the customer's keys neither revoked nor expired at `now`, at most `atMost`", async () => {
+        const customer = randomUUID();
+        const keys = [
+          keyRecord({ customerId: customer }),
+          keyRecord({ customerId: customer, expiresAt: T0 + 1000 }),
+          keyRecord({ customerId: customer, expiresAt: T0 }), // expired at T0
+          keyRecord({ customerId: customer, revokedAt: T0 - 1 }),
+          keyRecord({ customerId: customer, instanceId: randomUUID() }),
+          keyRecord(), // another customer's
+        ];
+        for (const k of keys) await store.insertKey(k, issuedEvent(k));
+        expect(await store.countActiveKeys(customer, T0, 100)).toBe(3);
+        expect(await store.countActiveKeys(customer, T0 + 1000, 100)).toBe(2);
+        expect(await store.countActiveKeys(customer, T0, 2)).toBe(2);
+        expect(await store.countActiveKeys(randomUUID(), T0, 100)).toBe(0);
+        await store.revokeKey(customer, keys[0]!.id, T0, revokedEvent);
+        expect(await store.countActiveKeys(customer, T0, 100)).toBe(2);
+      });
+    });
+
     describe("updateKey", () => {
       it("patches only the given fields, returns the updated key and appends the event built from it", async () => {
         const key = keyRecord({ metadata: { a: "1" }, expiresAt: T0 + 1_000_000, scopes: ["x:y"] });

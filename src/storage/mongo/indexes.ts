@@ -9,6 +9,7 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { digest: 1 }, name: "digest_unique", unique: true },
     { key: { customer_id: 1, _id: -1 }, name: "customer_newest" },
     { key: { updated_at: 1 }, name: "updated_at" },
+    { key: { customer_id: 1, revoked_at: 1, expires_at: 1 }, name: "customer_active" },
   ],
   audit_events: [
     { key: { customer_id: 1, _id: -1 }, name: "customer_newest" },

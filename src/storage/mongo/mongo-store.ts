@@ -109,6 +109,15 @@ export class MongoStore implements Store {
     return guard(async () => this.withUsage((await this.keys.find(filter).sort({ _id: -1 }).limit(q.limit).toArray()).map(docToKey)));
   }
 
+  countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {
+    return guard(() =>
+      this.keys.countDocuments(
+        { customer_id: customerId, revoked_at: null, $or: [{ expires_at: null }, { expires_at: { $gt: new Date(now) } }] },
+        { limit: atMost },
+      ),
+    );
+  }
+
   updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
     return this.keyLocks.run(id, () => this.updateKeyNow(customerId, id, patch, event));
   }

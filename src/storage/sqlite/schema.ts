@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS api_keys_customer ON api_keys (customer_id, id);
 CREATE INDEX IF NOT EXISTS api_keys_updated ON api_keys (updated_at);
+CREATE INDEX IF NOT EXISTS api_keys_customer_active ON api_keys (customer_id, revoked_at, expires_at);
 
 CREATE TABLE IF NOT EXISTS audit_events (
   id             TEXT PRIMARY KEY,

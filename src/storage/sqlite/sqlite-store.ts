@@ -95,6 +95,9 @@ export class SqliteStore implements Store {
         capacity = excluded.capacity, refill_per_second = excluded.refill_per_second`),
       purgeFailures: db.prepare(`DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events
         WHERE outcome = 'failure' AND time < @before ORDER BY time LIMIT CAST(@limit AS INTEGER))`),
+      countActive: db.prepare<[object], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM api_keys
+        WHERE customer_id = @customer_id AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)
+        LIMIT CAST(@limit AS INTEGER))`),
       changed: db.prepare<[number], { digest: string }>(`SELECT digest FROM api_keys WHERE updated_at >= ?`),
       ping: db.prepare(`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`),
     };
@@ -124,6 +127,10 @@ export class SqliteStore implements Store {
     if (q.beforeId !== null) where.push("id < @beforeId");
     const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
     return guard(() => this.prepared<KeyTuple>(sql, true).all(q)).map(rowToKey);
+  }
+
+  async countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {
+    return guard(() => this.stmts.countActive.get({ customer_id: customerId, now, limit: atMost })!.n);
   }
 
   async updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
