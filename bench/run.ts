@@ -35,6 +35,8 @@ const HEALTH_CHECK = "grpc.health.v1.Health.Check";
 const GRPC_JS = "GRPC_PORT (grpc-js)";
 const CONNECT = "PORT (connect-node)";
 const HTTP1 = "PORT (HTTP/1.1)";
+const AUTHZ = "AUTHZ_PORT (HTTP/1.1)";
+const ENVOY_CHECK = "envoy.service.auth.v3.Authorization.Check";
 const AUTH_VALID = "Authenticate valid, charge=0";
 const STORE_LABEL: Record<StoreKind, string> = { embedded: "embedded store (SQLite)", mongo: "MongoDB store" };
 
@@ -121,6 +123,9 @@ function rowSpecs(): RowSpec[] {
     },
     { name: "Authenticate unknown key", port: GRPC_JS, baseline: NOOP_GRPC, minRatio: 0.9, run: auth("grpc", (fx) => ({ key: fx.unknownKey })) },
     { name: "Authenticate malformed key", port: GRPC_JS, baseline: NOOP_GRPC, minRatio: 0.9, run: auth("grpc", (fx) => ({ key: fx.malformedKey })) },
+    // Envoy ext_authz: the CheckRequest Envoy sends for `GET /orders` with the key in authorization.
+    { name: "Envoy Check valid, charge=0", port: GRPC_JS, baseline: NOOP_GRPC, run: envoyCheck("0") },
+    { name: "Envoy Check valid, charge=1", port: GRPC_JS, baseline: NOOP_GRPC, run: envoyCheck("1") },
     { name: NOOP_GRPC, port: CONNECT, run: health("http") },
     { name: AUTH_VALID, port: CONNECT, baseline: NOOP_GRPC, run: auth("http", (fx) => ({ key: fx.validKey })) },
     { name: NOOP_HTTP, port: HTTP1, run: (ctx, c) => measureWrk(ctx, { url: `${ctx.server.url}/healthz` }, c) },
@@ -139,7 +144,43 @@ function rowSpecs(): RowSpec[] {
       run: (ctx, c) =>
         measureWrk(ctx, { url: `${ctx.server.url}/v1/api-keys`, method: "POST", authorization: `Bearer ${ctx.fx.issuerKey}`, body: '{"name":"bench"}' }, c),
     },
+    // Forward-auth /check (nginx auth_request, Caddy forward_auth) against the same port's /healthz.
+    { name: "GET /healthz", port: AUTHZ, run: (ctx, c) => measureWrk(ctx, { url: `http://127.0.0.1:${ctx.server.authzPort}/healthz` }, c) },
+    { name: "forward-auth /check valid, charge=0", port: AUTHZ, baseline: "GET /healthz", run: forwardAuth("0") },
+    { name: "forward-auth /check valid, charge=1", port: AUTHZ, baseline: "GET /healthz", run: forwardAuth("1") },
   ];
+}
+
+function envoyCheck(charge: string) {
+  return (ctx: Ctx, c: number) =>
+    measureGhz(
+      ctx,
+      {
+        target: `127.0.0.1:${ctx.server.grpcPort}`,
+        call: ENVOY_CHECK,
+        data: {
+          attributes: {
+            request: { http: { method: "GET", path: "/orders", headers: { authorization: `Bearer ${ctx.fx.validKey}`, "user-agent": "bench" } } },
+            contextExtensions: { charge },
+          },
+        },
+        metadata: { authorization: `Bearer ${INTERNAL_TOKEN}` },
+      },
+      c,
+    );
+}
+
+function forwardAuth(charge: string) {
+  return (ctx: Ctx, c: number) =>
+    measureWrk(
+      ctx,
+      {
+        url: `http://127.0.0.1:${ctx.server.authzPort}/check?charge=${charge}`,
+        authorization: `Bearer ${ctx.fx.validKey}`,
+        headers: { "Proxy-Authorization": `Bearer ${INTERNAL_TOKEN}`, "X-Original-URI": "/orders", "X-Original-Method": "GET" },
+      },
+      c,
+    );
 }
 
 function withBaseline(row: Row, rows: Row[], baseline: string | undefined, minRatio: number | undefined): Row {
@@ -289,6 +330,10 @@ function targetsSummary(pass: Pass): string[] {
   item("WORKERS=auto ≥ 1.6× WORKERS=1 (h2load)", pass.workerRows.filter((r) => r.target !== undefined));
   item("WORKERS=auto over WORKERS=1 under ghz (not judged: ghz shares the two cores)", pass.workerRows.filter((r) => r.ratio !== undefined && r.target === undefined));
   item("REST list ≥ 0.5× GET /healthz", byName("GET /v1/api-keys", HTTP1));
+  item("Envoy Check valid charge=0 over Health/Check (issue 15, no target)", byName("Envoy Check valid, charge=0"));
+  item("Envoy Check valid charge=1 over Health/Check", byName("Envoy Check valid, charge=1"));
+  item("forward-auth /check charge=0 over AUTHZ_PORT's GET /healthz (issue 15, no target)", byName("forward-auth /check valid, charge=0", AUTHZ));
+  item("forward-auth /check charge=1 over AUTHZ_PORT's GET /healthz", byName("forward-auth /check valid, charge=1", AUTHZ));
   return lines;
 }
 

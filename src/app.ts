@@ -11,7 +11,11 @@ import { createMetrics, registerGauges } from "./observability/metrics.js";
 import { openStore } from "./storage/open-store.js";
 import { healthRoutes } from "./transport/connect/health-service.js";
 import { reflectionRoutes } from "./transport/connect/reflection-service.js";
+import { mapParseErrors } from "./transport/connect/map-parse-errors.js";
 import { connectRoutes, nodeContextValues } from "./transport/connect/routes.js";
+import { addEnvoyAuthorization } from "./transport/envoy/envoy-authorization.js";
+import { createForwardAuthServer } from "./transport/forward-auth/forward-auth-server.js";
+import { createGatewayCheck } from "./transport/gateway/gateway-check.js";
 import { createGrpcJsServer } from "./transport/grpc/grpc-js-server.js";
 import { HealthState } from "./transport/health-state.js";
 import { createDualProtocolServer, DEFAULT_LIMITS } from "./transport/http/dual-protocol-server.js";
@@ -59,9 +63,10 @@ export async function createService(config: Config, log: Logger) {
     usageDepth: () => domain.usage.depth,
     auditPending: () => domain.audit.depth,
   });
+  const credentials = new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator);
   const impl = instrumentCalls(
     createApiKeyService({
-      credentials: new Credentials(config.INTERNAL_TOKEN ?? null, domain.authenticator),
+      credentials,
       keys: domain.keys,
       authenticator: domain.authenticator,
       rateLimiter: domain.rateLimiter,
@@ -69,11 +74,11 @@ export async function createService(config: Config, log: Logger) {
     }),
     { log, metrics },
   );
-  return { store, domain, impl, metrics };
+  return { store, domain, impl, metrics, credentials };
 }
 
 export async function createApp(config: Config, log: Logger) {
-  const { store, domain, impl, metrics } = await createService(config, log);
+  const { store, domain, impl, metrics, credentials } = await createService(config, log);
   let draining = false;
   const health = new HealthState();
   const rest = createRestHandler(impl, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues, log });
@@ -86,6 +91,7 @@ export async function createApp(config: Config, log: Logger) {
         maxLifetimeMs: config.HEALTH_WATCH_MAX_LIFETIME_MS,
       })(router);
       reflectionRoutes()(router);
+      mapParseErrors(router);
     },
     contextValues: nodeContextValues,
     readMaxBytes: config.BODY_LIMIT_BYTES,
@@ -97,26 +103,43 @@ export async function createApp(config: Config, log: Logger) {
     headersTimeoutMs: Math.min(DEFAULT_LIMITS.headersTimeoutMs, config.REQUEST_TIMEOUT_MS),
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
   });
-  const grpcJs = createGrpcJsServer(impl, { maxMessageBytes: config.BODY_LIMIT_BYTES, health, log });
+  // Gateways (Envoy Check on GRPC_PORT, forward-auth on AUTHZ_PORT) decide through impl.authenticate.
+  const gateway = createGatewayCheck({ impl, credentials, requireInternalToken: config.AUTHZ_REQUIRE_INTERNAL_TOKEN });
+  const grpcJs = createGrpcJsServer(impl, {
+    maxMessageBytes: config.BODY_LIMIT_BYTES,
+    health,
+    log,
+    addServices: (server) => addEnvoyAuthorization(server, gateway, log),
+  });
+  const forwardAuth = createForwardAuthServer(gateway, log);
 
   return {
     impl,
     domain,
     metrics,
-    async start(): Promise<{ port: number; grpcPort: number }> {
+    async start(): Promise<{ port: number; grpcPort: number; authzPort: number }> {
       domain.start();
       await listen(http.server, config.HOST, config.PORT);
       const port = (http.server.address() as AddressInfo).port;
       log.info({ host: config.HOST, port }, "serving HTTP/1.1 + HTTP/2 (REST, Connect, gRPC, gRPC-Web)");
       const grpcPort = await grpcJs.listen(config.HOST, config.GRPC_PORT);
-      log.info({ host: config.HOST, grpcPort }, "serving native gRPC (grpc-js)");
-      return { port, grpcPort };
+      log.info({ host: config.HOST, grpcPort }, "serving native gRPC (grpc-js) and Envoy ext_authz Check");
+      const authzPort = await forwardAuth.listen(config.HOST, config.AUTHZ_PORT);
+      log.info({ host: config.HOST, authzPort }, "serving forward-auth /check");
+      if (!config.AUTHZ_REQUIRE_INTERNAL_TOKEN) {
+        log.warn({ grpcPort, authzPort }, "AUTHZ_REQUIRE_INTERNAL_TOKEN=false: Envoy Check and /check answer any caller that reaches these ports");
+      }
+      return { port, grpcPort, authzPort };
     },
     /** Drains requests (bounded by SHUTDOWN_TIMEOUT_MS), then flushes buffered writes. */
     async stop(): Promise<void> {
       draining = true;
       health.setServing(false);
-      await Promise.all([http.close(config.SHUTDOWN_TIMEOUT_MS), grpcJs.close(config.SHUTDOWN_TIMEOUT_MS)]);
+      await Promise.all([
+        http.close(config.SHUTDOWN_TIMEOUT_MS),
+        grpcJs.close(config.SHUTDOWN_TIMEOUT_MS),
+        forwardAuth.close(config.SHUTDOWN_TIMEOUT_MS),
+      ]);
       await domain.flush();
       await store.close();
     },

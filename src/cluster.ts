@@ -9,6 +9,7 @@ export interface ReadyMessage {
   type: "ready";
   port: number;
   grpcPort: number;
+  authzPort?: number;
 }
 
 /**
@@ -28,7 +29,7 @@ export function runPrimary(count: number, log: Logger, extra: Record<string, num
       if (msg?.type !== "ready") return;
       readyWorkers.add(worker);
       ready++;
-      if (ready === count) log.info({ workers: count, port: msg.port, grpcPort: msg.grpcPort, ...extra }, "ready");
+      if (ready === count) log.info({ workers: count, port: msg.port, grpcPort: msg.grpcPort, authzPort: msg.authzPort, ...extra }, "ready");
     });
     return worker;
   };

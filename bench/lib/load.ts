@@ -184,6 +184,8 @@ export interface WrkRequest {
   method?: "GET" | "POST";
   authorization?: string;
   body?: string;
+  /** More request headers. */
+  headers?: Record<string, string>;
 }
 
 interface WrkJson {
@@ -214,6 +216,9 @@ export async function wrk(serverPid: number, req: WrkRequest, load: { connection
     BENCH_WRK_METHOD: req.method ?? "GET",
     BENCH_WRK_AUTH: req.authorization ?? "",
     BENCH_WRK_BODY: req.body ?? "",
+    BENCH_WRK_HEADERS: Object.entries(req.headers ?? {})
+      .map(([k, v]) => `${k}: ${v}`)
+      .join("\n"),
   };
   const { result, server, loadCpuPct } = await underLoad(serverPid, () => runTracked(findTool("wrk"), args, { cwd: REPO, env }));
   const line = result.stdout.split("\n").find((l) => l.startsWith("BENCH_JSON "));

@@ -23,6 +23,8 @@ export interface BenchServer {
   url: string;
   port: number;
   grpcPort: number;
+  /** Forward-auth /check (AUTHZ_PORT). */
+  authzPort: number;
   /** `/metrics` (with WORKERS > 1, the primary's sum over the workers). */
   metricsPort: number;
   pid: number;
@@ -72,7 +74,7 @@ export async function startServer(opts: StartOptions): Promise<BenchServer> {
 async function startOnce(opts: StartOptions): Promise<BenchServer> {
   const dataDir = tempDir("zpk-bench-data-");
   const mongoDb = opts.store === "mongo" ? `zpk_bench_${randomBytes(4).toString("hex")}` : null;
-  const [port, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, grpcPort, metricsPort, authzPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const inherited = { ...process.env };
   delete inherited.MONGODB_URI;
   delete inherited.MONGODB_DB;
@@ -83,6 +85,7 @@ async function startOnce(opts: StartOptions): Promise<BenchServer> {
     PORT: String(port),
     GRPC_PORT: String(grpcPort),
     METRICS_PORT: String(metricsPort),
+    AUTHZ_PORT: String(authzPort),
     DATA_DIR: dataDir,
     INTERNAL_TOKEN,
     LOG_LEVEL: "warn",
@@ -131,6 +134,7 @@ async function startOnce(opts: StartOptions): Promise<BenchServer> {
     url,
     port,
     grpcPort,
+    authzPort,
     metricsPort,
     pid: child.pid!,
     dataDir,

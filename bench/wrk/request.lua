@@ -3,9 +3,13 @@
 --   BENCH_WRK_METHOD  GET | POST
 --   BENCH_WRK_AUTH    value of the Authorization header (optional)
 --   BENCH_WRK_BODY    JSON request body (optional; sent with Content-Type: application/json)
+--   BENCH_WRK_HEADERS more headers, "Name: value" lines (optional)
 wrk.method = os.getenv("BENCH_WRK_METHOD") or "GET"
 local auth = os.getenv("BENCH_WRK_AUTH") or ""
 if auth ~= "" then wrk.headers["Authorization"] = auth end
+for name, value in string.gmatch(os.getenv("BENCH_WRK_HEADERS") or "", "([^:\n]+):%s*([^\n]*)") do
+  wrk.headers[name] = value
+end
 local body = os.getenv("BENCH_WRK_BODY") or ""
 if body ~= "" then
   wrk.body = body

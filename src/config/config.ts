@@ -11,6 +11,16 @@ const schema = z.object({
   HOST: z.string().min(1).default("::"),
   PORT: int(0, 65535).default(8080),
   GRPC_PORT: int(0, 65535).default(9090),
+  /** Forward-auth `/check` for nginx, Caddy, Traefik (transport/forward-auth); keep it private. */
+  AUTHZ_PORT: int(0, 65535).default(9091),
+  /**
+   * Whether Envoy's Check (GRPC_PORT) and forward-auth /check (AUTHZ_PORT) need the internal
+   * credential from the gateway. `false` only for ports that nothing but the mesh can reach.
+   */
+  AUTHZ_REQUIRE_INTERNAL_TOKEN: z
+    .enum(["true", "false"], { message: "must be true or false" })
+    .default("true")
+    .transform((v) => v === "true"),
   METRICS_PORT: int(0, 65535).default(9464),
   DATA_DIR: z.string().min(1).default("./data"),
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, "must start with mongodb:// or mongodb+srv://").optional(),

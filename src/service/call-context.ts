@@ -12,6 +12,13 @@ export const kPeerAddress = createContextKey<string | null>(null, { description:
 /** The calling key's prefix (never the key), set once the caller is known, for the call's log line. */
 export const kCallerPrefix = createContextKey<string | null>(null, { description: "caller key prefix" });
 
+/**
+ * Set by a gateway transport (Envoy Check, forward-auth /check) when the operator turned off the
+ * internal credential for it (AUTHZ_REQUIRE_INTERNAL_TOKEN=false: a port only the mesh reaches):
+ * the name its calls count as an internal caller under. Only server-side adapters set values.
+ */
+export const kTrustedGateway = createContextKey<string | null>(null, { description: "trusted gateway caller" });
+
 const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /**

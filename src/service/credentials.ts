@@ -3,7 +3,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import type { Authenticator } from "../domain/authenticator.js";
 import { forbidden, keyExpired, keyRevoked, rateLimited, unauthenticated } from "../domain/errors.js";
 import type { Caller, RateLimitDecision } from "../domain/types.js";
-import { kCallerPrefix, originOf } from "./call-context.js";
+import { kCallerPrefix, kTrustedGateway, originOf } from "./call-context.js";
 
 /**
  * Who is calling, decided once per call for every transport: the internal credential
@@ -53,6 +53,8 @@ export class Credentials {
 
   /** For internal RPCs: only the internal credential; a customer key is refused outright. */
   internal(ctx: HandlerContext): Caller {
+    const gateway = ctx.values.get(kTrustedGateway);
+    if (gateway !== null) return { kind: "internal", name: gateway };
     if (this.internalToken === null) {
       throw unauthenticated(
         "internal RPCs are disabled: start the service with INTERNAL_TOKEN set and send authorization: Bearer <INTERNAL_TOKEN>",

@@ -45,10 +45,11 @@ function symbols(files: Iterable<DescFile>): Map<string, DescFile> {
  * so grpcurl-style tools can discover the API without the proto files. It answers list_services,
  * file_by_filename and file_containing_symbol; a file is sent with all its imports.
  */
-export function createReflection() {
-  const files = collect(ROOTS);
+export function createReflection(extraRoots: DescFile[] = []) {
+  const roots = [...ROOTS, ...extraRoots];
+  const files = collect(roots);
   const bySymbol = symbols(files.values());
-  const services = [...ROOTS.flatMap((f) => f.services.map((s) => s.typeName))];
+  const services = [...roots.flatMap((f) => f.services.map((s) => s.typeName))];
   const withDeps = (f: DescFile) =>
     [...collect([f]).values()].map((d) => toBinary(FileDescriptorProtoSchema, d.proto));
 

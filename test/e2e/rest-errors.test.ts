@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { errorShapeProblems, rawBody, rawExchange } from "../helpers/fuzz-http.js";
+import { errorShapeProblems, rawBody, rawExchange, rawExchangeInChunks } from "../helpers/fuzz-http.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { auditTrail, expectError, issueWith, wellFormedUnknownKey, withWrongChecksum } from "../helpers/rest-support.js";
 import { type RunningServer, sleep, startServer } from "../helpers/server.js";
@@ -280,6 +280,52 @@ describe("requests Node's HTTP parser refuses", () => {
     expect(res.error.code).toBe("invalid_argument");
     expect(res.error.message).toMatch(/headers.*16 KiB/);
     expect(res.problems).toEqual([]);
+  });
+
+  /**
+   * A response to HEAD has no body (RFC 9110 §9.3.2): a client reads none, so JSON after the
+   * headers would be taken for the start of a second response ("Data after `Connection: close`").
+   * Found by hostile-fuzz seed 864945284.
+   */
+  describe("a refused HEAD request is answered without a body", () => {
+    const bigUrl = `/v1/api-keys?x=${"a".repeat(20_000)}`;
+    /** Status, lower-cased headers and what came after the blank line. */
+    async function head(chunks: string[]) {
+      const res = await rawExchangeInChunks(server.port, chunks);
+      const end = res.indexOf("\r\n\r\n");
+      const headers = Object.fromEntries(
+        res.slice(0, end).split("\r\n").slice(1).map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
+      );
+      return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(res)?.[1]), headers, afterHeaders: end < 0 ? null : res.slice(end + 4) };
+    }
+    const expectBodyless = (res: Awaited<ReturnType<typeof head>>) => {
+      expect(res.status).toBe(400);
+      expect(res.afterHeaders).toBe("");
+      expect(res.headers["x-request-id"]).toMatch(/^req_/);
+      expect(res.headers["content-length"] ?? "0").toBe("0");
+    };
+
+    it("a URL over 16 KiB", async () => {
+      expectBodyless(await head([`HEAD ${bigUrl} HTTP/1.1\r\nHost: x\r\n\r\n`]));
+    });
+    it("a URL over 16 KiB arriving in pieces (the refusal comes with a later piece)", async () => {
+      const wire = `HEAD ${bigUrl} HTTP/1.1\r\nHost: x\r\n\r\n`;
+      expectBodyless(await head([wire.slice(0, 3), wire.slice(3, 9000), wire.slice(9000)]));
+    });
+    it("a malformed header line", async () => {
+      expectBodyless(await head(["HEAD /v1/api-keys HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"]));
+    });
+    it("the second request on a keep-alive connection, after a GET", async () => {
+      const res = await rawExchangeInChunks(server.port, ["GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", `HEAD ${bigUrl} HTTP/1.1\r\nHost: x\r\n\r\n`]);
+      const second = res.slice(res.indexOf("HTTP/1.1 400"));
+      expect(second).toMatch(/^HTTP\/1\.1 400 /);
+      expect(second.endsWith("\r\n\r\n")).toBe(true);
+    });
+    it("a GET refused the same way still gets the JSON body", async () => {
+      const res = await head([`GET ${bigUrl} HTTP/1.1\r\nHost: x\r\n\r\n`]);
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.afterHeaders ?? "").error.code).toBe("invalid_argument");
+    });
   });
 });
 

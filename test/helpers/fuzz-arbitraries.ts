@@ -410,7 +410,7 @@ export const restSpec: fc.Arbitrary<RestSpec> = fc.oneof({ arbitrary: routeRestS
 export const rawRequest: fc.Arbitrary<{ lines: string[]; body: string }> = fc.record({
   lines: fc
     .tuple(
-      fc.oneof(fc.constantFrom("GET", "POST", "PATCH", "DELETE", "get", "FOO", "G\u00c9T", "", "BREW", "PRI"), latin1String(10)),
+      fc.oneof(fc.constantFrom("GET", "HEAD", "POST", "PATCH", "DELETE", "get", "FOO", "G\u00c9T", "", "BREW", "PRI"), latin1String(10)),
       fc.oneof(
         fc.constantFrom("/v1/api-keys", "/v1/audit-events", "/v1/api-keys/é", "/v1/api-keys/\u00ff\u00fe", "/v1/api keys", "*", "http://x/v1/api-keys", "v1/api-keys", "/v1/api-keys?key=a b"),
         latin1String(40).map((s) => `/v1/${s}`),

@@ -167,6 +167,33 @@ export function rawExchange(port: number, raw: Buffer, timeoutMs = 10_000): Prom
   });
 }
 
+/**
+ * Writes `chunks` on a fresh connection, 50 ms apart (so the server reads them separately), and
+ * returns everything received (latin-1) once the server closes the connection (or `timeoutMs`).
+ */
+export function rawExchangeInChunks(port: number, chunks: string[], timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    const received: Buffer[] = [];
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(received).toString("latin1"));
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    socket.on("data", (c: Buffer) => received.push(c));
+    socket.on("close", finish);
+    socket.on("error", finish);
+    socket.on("connect", async () => {
+      for (const c of chunks) {
+        if (socket.destroyed) return;
+        socket.write(Buffer.from(c, "latin1"));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    });
+  });
+}
+
 /** The body of a raw HTTP/1.1 response (after the blank line), de-chunked when needed. */
 export function rawBody(text: string): { headers: string; body: string } {
   const i = text.indexOf("\r\n\r\n");

@@ -42,6 +42,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
     PORT: "0",
     GRPC_PORT: "0",
     METRICS_PORT: "0",
+    AUTHZ_PORT: "0",
     DATA_DIR: dataDir,
     INTERNAL_TOKEN,
     LOG_LEVEL: "debug",

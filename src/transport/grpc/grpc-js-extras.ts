@@ -8,6 +8,7 @@ import {
   ServerReflectionResponseSchema,
 } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { HEALTH_SERVICES, type HealthState } from "../health-state.js";
+import { file_envoy_service_auth_v3_external_auth } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { createReflection } from "../reflection.js";
 
 /**
@@ -23,7 +24,8 @@ export function addGrpcJsHealthAndReflection(server: grpc.Server, health: Health
   });
   impl.addToServer(server);
 
-  const answer = createReflection();
+  // GRPC_PORT also serves Envoy's Authorization (transport/envoy): reflection lists it here only.
+  const answer = createReflection([file_envoy_service_auth_v3_external_auth]);
   server.addService(
     {
       serverReflectionInfo: {

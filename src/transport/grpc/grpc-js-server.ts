@@ -16,7 +16,7 @@ type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
  * binary (de)serializers, a HandlerContext per call built from the metadata and peer, and
  * ConnectError -> gRPC status. Credentials, request ids and errors stay in the service.
  */
-export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts: { maxMessageBytes: number; health: HealthState; log: Logger }) {
+export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts: { maxMessageBytes: number; health: HealthState; log: Logger; addServices?: (server: grpc.Server) => void }) {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": opts.maxMessageBytes,
     "grpc.max_concurrent_streams": 256,
@@ -66,6 +66,7 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
     };
   }
   server.addService(definition as grpc.ServiceDefinition, handlers);
+  opts.addServices?.(server);
   addGrpcJsHealthAndReflection(server, opts.health);
 
   return {

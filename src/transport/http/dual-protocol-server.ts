@@ -1,7 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { answerClientError } from "./client-error.js";
+import { answerParserRefusals, rememberConnectionStart } from "./client-error.js";
 import { sendProtocolError } from "./protocol-error.js";
 import type { NodeRequest, NodeResponse } from "./json-response.js";
 
@@ -57,7 +57,7 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
     },
     handler,
   );
-  h1.on("clientError", answerClientError);
+  answerParserRefusals(h1);
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: opts.maxConcurrentStreams } }, handler);
   h2.setTimeout(opts.requestTimeoutMs * 4); // idle HTTP/2 sessions are closed
   h2.on("timeout", (session: http2.ServerHttp2Session) => session.close?.());
@@ -80,6 +80,7 @@ export function createDualProtocolServer(handler: (req: NodeRequest, res: NodeRe
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(seen);
+      if (!likeH2) rememberConnectionStart(socket, seen);
       (likeH2 ? h2 : h1).emit("connection", socket);
       process.nextTick(() => socket.resume());
     };
