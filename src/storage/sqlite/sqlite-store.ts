@@ -41,15 +41,22 @@ function enableWal(db: Database.Database): void {
   }
 }
 
-/** Adds the columns of ADDED_COLUMNS a file made by an older version lacks, in one transaction. */
+/**
+ * Adds the columns of ADDED_COLUMNS a file made by an older version lacks, then their indexes.
+ * Two processes opening the same old file may both try: the second ALTER finds the column there.
+ */
 function addColumns(db: Database.Database): void {
-  db.transaction(() => {
-    for (const c of ADDED_COLUMNS) {
-      const have = (db.pragma(`table_info(${c.table})`) as { name: string }[]).some((col) => col.name === c.column);
-      if (!have) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
-      if (c.index) db.exec(c.index);
+  for (const c of ADDED_COLUMNS) {
+    const have = (db.pragma(`table_info(${c.table})`) as { name: string }[]).some((col) => col.name === c.column);
+    if (!have) {
+      try {
+        db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
+      } catch (e) {
+        if (!/duplicate column name/i.test((e as Error).message)) throw e;
+      }
     }
-  }).immediate();
+    if (c.index) db.exec(c.index);
+  }
 }
 
 /** The constructor is synchronous (so is better-sqlite3), hence a blocking wait. */
