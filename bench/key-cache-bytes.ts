@@ -50,6 +50,11 @@ function record(shape: "minimal" | "max ascii" | "max two-byte"): KeyRecord {
     createdAt: Date.now(),
     updatedAt: Date.now(),
     revokedAt: null,
+    enabled: true,
+    rolledFrom: null,
+    rolledTo: null,
+    predecessorGraceMs: null,
+    lastFour: randomBytes(2).toString("hex"),
   };
 }
 

@@ -50,6 +50,8 @@ export async function createService(config: Config, log: Logger) {
       ttlMs: config.KEY_CACHE_TTL_MS,
       pollIntervalMs: config.REVOCATION_POLL_MS,
     },
+    importPrefixes: config.IMPORT_PREFIXES ?? [],
+    idempotency: { leaseMs: config.IDEMPOTENCY_LEASE_MS },
     observe: {
       auth: (outcome) => metrics.authOutcomes.inc(outcome, () => ({ outcome })),
       rateLimit: (allowed) => {
@@ -68,6 +70,9 @@ export async function createService(config: Config, log: Logger) {
     createApiKeyService({
       credentials,
       keys: domain.keys,
+      roller: domain.roller,
+      importer: domain.importer,
+      idempotency: domain.idempotency,
       authenticator: domain.authenticator,
       rateLimiter: domain.rateLimiter,
       now: domain.now,

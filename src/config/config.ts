@@ -52,6 +52,18 @@ const schema = z.object({
   KEY_CACHE_NEGATIVE_SIZE: int(1, 10_000_000).default(100_000),
   KEY_CACHE_TTL_MS: int(1, 86_400_000).default(60_000),
   REVOCATION_POLL_MS: int(10, 60_000).default(500),
+  /**
+   * Comma-separated prefixes of imported keys that lack our checksum (ImportKeys), e.g.
+   * `sk_live_,acme_`: only strings starting with one of them skip the offline format check.
+   */
+  IMPORT_PREFIXES: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{2,32}(,[A-Za-z0-9_-]{2,32})*$/, "must be comma-separated prefixes of 2-32 characters of A-Z a-z 0-9 _ -")
+    .refine((v) => !v.split(",").some((p) => "zpk_".startsWith(p) || p.startsWith("zpk_")), "must not overlap zpk_ (our own keys)")
+    .transform((v) => v.split(","))
+    .optional(),
+  /** How long a call may hold an idempotency record before another may take over (kill -9). */
+  IDEMPOTENCY_LEASE_MS: int(100, 600_000).default(30_000),
   /** Time for a whole request (headers and body) to arrive, on HTTP/1.1 and on each HTTP/2 stream. */
   REQUEST_TIMEOUT_MS: int(1000, 600_000).default(30_000),
   HEALTH_WATCH_MAX_PER_CLIENT: int(0, 100_000).default(4),

@@ -25,7 +25,8 @@ export type DenialReason =
   | "revoked"
   | "wrong_instance"
   | "missing_scope"
-  | "rate_limited";
+  | "rate_limited"
+  | "disabled";
 
 export interface AuthCheck {
   /** The instance being accessed; a key bound to another one is denied. */
@@ -59,6 +60,13 @@ export class Authenticator {
     private readonly now: () => number,
     /** Told every outcome ("valid" or the denial reason), for metrics. */
     private readonly observe: (outcome: "valid" | DenialReason) => void = () => {},
+    /** Told every successful use (roll.ts starts a predecessor's grace on a successor's first use). */
+    private readonly onValid: (key: KeyRecord) => void = () => {},
+    /**
+     * Prefixes an operator registered for imported keys without our checksum (IMPORT_PREFIXES):
+     * only strings starting with one of them skip the offline check and are looked up.
+     */
+    private readonly importPrefixes: readonly string[] = [],
   ) {}
 
   /**
@@ -77,13 +85,14 @@ export class Authenticator {
   }
 
   async authenticate(presented: string, check: AuthCheck, origin: RequestOrigin): Promise<AuthResult> {
-    const parsed = parseKey(presented);
+    const parsed = parseKey(presented) ?? (isLegacyImport(presented, this.importPrefixes) ? true : null);
     if (!parsed) return this.deny("malformed", null, origin, check);
     const key = await this.lookup(digestKey(presented));
     if (!key) return this.deny("unknown", null, origin, check);
     const now = this.now();
     if (key.revokedAt !== null && key.revokedAt <= now) return this.deny("revoked", key, origin, check);
     if (isExpired(key, now)) return this.deny("expired", key, origin, check);
+    if (!key.enabled) return this.deny("disabled", key, origin, check);
     if (check.instanceId !== null && key.instanceId !== null && key.instanceId !== check.instanceId) {
       return this.deny("wrong_instance", key, origin, check);
     }
@@ -94,6 +103,7 @@ export class Authenticator {
       if (!rateLimit.allowed) return this.deny("rate_limited", key, origin, check, rateLimit);
     }
     this.usage.record(key.id, now);
+    if (key.predecessorGraceMs !== null) this.onValid(key);
     this.observe("valid");
     return { valid: true, key, rateLimit };
   }
@@ -122,4 +132,13 @@ export class Authenticator {
     else this.audit.failure(event);
     return { valid: false, reason, key, rateLimit };
   }
+}
+
+/** Imported legacy keys: a registered prefix, then 8-200 printable non-space ASCII characters. */
+const LEGACY_BODY = /^[\x21-\x7e]{8,200}$/;
+
+export function isLegacyImport(presented: string, prefixes: readonly string[]): boolean {
+  if (prefixes.length === 0) return false;
+  const prefix = prefixes.find((p) => presented.startsWith(p));
+  return prefix !== undefined && LEGACY_BODY.test(presented.slice(prefix.length));
 }

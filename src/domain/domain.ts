@@ -4,7 +4,10 @@ import { AuditLog } from "./audit-log.js";
 import { AuditRetention, type AuditRetentionOptions } from "./audit-retention.js";
 import { Authenticator } from "./authenticator.js";
 import { KeyCache, type KeyCacheOptions } from "./key-cache.js";
+import { Idempotency, type IdempotencyOptions } from "./idempotency.js";
+import { KeyImporter } from "./import-keys.js";
 import { KeyManager } from "./key-manager.js";
+import { KeyRoller } from "./roll.js";
 import { RateLimiter } from "./rate-limit/rate-limiter.js";
 import type { RateLimitPolicy } from "./types.js";
 import { UsageRecorder } from "./usage-recorder.js";
@@ -22,6 +25,9 @@ export interface DomainOptions {
   keyCache: KeyCacheOptions;
   /** Most active keys per customer (MAX_ACTIVE_KEYS_PER_CUSTOMER). */
   maxActiveKeysPerCustomer: number;
+  /** Registered prefixes of imported checksum-less keys (IMPORT_PREFIXES). */
+  importPrefixes?: readonly string[];
+  idempotency?: Partial<IdempotencyOptions>;
   now?: () => number;
   /** Outcome hooks for metrics. */
   observe?: { auth?: (outcome: string) => void; rateLimit?: (allowed: boolean) => void };
@@ -47,8 +53,20 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     observe: opts.observe?.rateLimit,
   });
   const cache = new KeyCache(store, opts.keyCache, now, log);
-  const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth);
-  const keys = new KeyManager(store, audit, usage, now, (key) => cache.invalidate(key.digest), opts.maxActiveKeysPerCustomer);
+  const importPrefixes = opts.importPrefixes ?? [];
+  const onChanged = (key: { digest: string }) => cache.invalidate(key.digest);
+  let roller: KeyRoller | null = null;
+  const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth,
+    (key) => roller?.onFirstUse(key), importPrefixes);
+  const keys = new KeyManager(store, audit, usage, now, onChanged, opts.maxActiveKeysPerCustomer);
+  roller = new KeyRoller(store, keys, audit, now, onChanged);
+  const importer = new KeyImporter(store, audit, now, importPrefixes, onChanged);
+  const idempotency = new Idempotency(store, now, {
+    ttlMs: 24 * 3600_000,
+    leaseMs: 30_000,
+    purgeIntervalMs: 60_000,
+    ...opts.idempotency,
+  }, log);
   return {
     store,
     audit,
@@ -58,8 +76,12 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     cache,
     authenticator,
     keys,
+    roller,
+    importer,
+    idempotency,
     now,
     start() {
+      idempotency.start();
       audit.start();
       retention.start();
       usage.start();
@@ -67,6 +89,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
       rateLimiter.start();
     },
     async flush() {
+      idempotency.stop();
       audit.stop();
       await retention.stop();
       usage.stop();

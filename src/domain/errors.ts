@@ -20,6 +20,10 @@ export type DomainErrorCode =
   | "unauthenticated"
   | "key_expired"
   | "key_revoked"
+  | "key_disabled"
+  | "failed_precondition"
+  | "idempotency_conflict"
+  | "already_exists"
   | "permission_denied"
   | "not_found"
   | "rate_limited"
@@ -36,8 +40,11 @@ export const GRPC_STATUS = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
@@ -51,6 +58,11 @@ export const ERROR_TABLE: Record<ErrorCode, { grpc: number; http: number }> = {
   unauthenticated: { grpc: GRPC_STATUS.UNAUTHENTICATED, http: 401 },
   key_expired: { grpc: GRPC_STATUS.UNAUTHENTICATED, http: 401 },
   key_revoked: { grpc: GRPC_STATUS.UNAUTHENTICATED, http: 401 },
+  key_disabled: { grpc: GRPC_STATUS.UNAUTHENTICATED, http: 401 },
+  // Issue 13; as Connect maps them: FAILED_PRECONDITION -> 400, ABORTED and ALREADY_EXISTS -> 409.
+  failed_precondition: { grpc: GRPC_STATUS.FAILED_PRECONDITION, http: 400 },
+  idempotency_conflict: { grpc: GRPC_STATUS.ABORTED, http: 409 },
+  already_exists: { grpc: GRPC_STATUS.ALREADY_EXISTS, http: 409 },
   permission_denied: { grpc: GRPC_STATUS.PERMISSION_DENIED, http: 403 },
   not_found: { grpc: GRPC_STATUS.NOT_FOUND, http: 404 },
   method_not_allowed: { grpc: GRPC_STATUS.UNIMPLEMENTED, http: 405 },
@@ -66,6 +78,9 @@ const BY_GRPC: Partial<Record<number, ErrorCode>> = {
   [GRPC_STATUS.UNAUTHENTICATED]: "unauthenticated",
   [GRPC_STATUS.PERMISSION_DENIED]: "permission_denied",
   [GRPC_STATUS.NOT_FOUND]: "not_found",
+  [GRPC_STATUS.FAILED_PRECONDITION]: "failed_precondition",
+  [GRPC_STATUS.ABORTED]: "idempotency_conflict",
+  [GRPC_STATUS.ALREADY_EXISTS]: "already_exists",
   [GRPC_STATUS.RESOURCE_EXHAUSTED]: "rate_limited",
   [GRPC_STATUS.UNAVAILABLE]: "unavailable",
   [GRPC_STATUS.DEADLINE_EXCEEDED]: "unavailable",
@@ -95,6 +110,12 @@ export const forbidden = (message: string) => domain("permission_denied", messag
 export const unauthenticated = (message: string) => domain("unauthenticated", message);
 export const keyExpired = () => domain("key_expired", "this API key has expired");
 export const keyRevoked = () => domain("key_revoked", "this API key has been revoked");
+export const keyDisabled = () => domain("key_disabled", "this API key is disabled");
+/** The request is valid but the key's state refuses it (rolling a revoked key, …). */
+export const failedPrecondition = (message: string) => domain("failed_precondition", message);
+/** An Idempotency-Key reused with other parameters, or while its first call still runs (issue 13). */
+export const idempotencyConflict = (message: string, headers?: Record<string, string>) => domain("idempotency_conflict", message, headers);
+export const alreadyExists = (message: string) => domain("already_exists", message);
 export const rateLimited = (headers: Record<string, string>) =>
   domain("rate_limited", "rate limit exceeded: retry after the Retry-After delay", headers);
 

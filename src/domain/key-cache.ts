@@ -10,7 +10,7 @@ export interface KeyCacheOptions {
   /** Known keys kept in memory, at most (a backstop: the byte bound below is the one that binds). */
   maxKeys: number;
   /**
-   * Heap the known keys may take, estimated per entry by keyRecordBytes (1.2 KiB for a bare key,
+   * Heap the known keys may take, estimated per entry by keyRecordBytes (1.4 KiB for a bare key,
    * ~51 KiB for one with the largest scopes and metadata; bench/key-cache-bytes.ts measures it).
    */
   maxBytes: number;

@@ -3,13 +3,13 @@ import {
   actorOf,
   boundInstance,
   customerFor,
-  requireMayActOn,
+  requireCanActOn,
   requireNoEscalation,
   requireNoRevival,
   requireScope,
 } from "./access.js";
 import type { AuditLog, NewAuditEvent } from "./audit-log.js";
-import { invalid, notFound } from "./errors.js";
+import { failedPrecondition, invalid, notFound } from "./errors.js";
 import { EVENT_ID_PATTERN, KEY_ID_PATTERN, newKeyId } from "./ids.js";
 import { generateKey } from "./key-format.js";
 import { decodePageToken, paginate } from "./page-token.js";
@@ -47,6 +47,8 @@ export interface UpdateRequest {
   name: string;
   metadata: Record<string, string>;
   expiresAt: number | null;
+  /** With `enabled` in `fields`: false disables the key, true enables it again (issue 13). */
+  enabled?: boolean;
 }
 
 export interface ListRequest {
@@ -54,7 +56,27 @@ export interface ListRequest {
   pageToken: string;
   includeInactive: boolean;
   instanceId: string;
+  /** Only keys whose metadata holds all these entries (issue 13); {} for no filter. */
+  metadata?: Record<string, string>;
 }
+
+/**
+ * A write computed but not yet made: `result` is the answer (secrets included) the caller gets
+ * once `commit` has succeeded. Split so an idempotent call can store its answer before the write
+ * (idempotency.ts): a retry after a crash between write and answer then gets the very same answer.
+ */
+export interface Prepared<T> {
+  result: T;
+  /** The keys `commit` creates: in the store iff the write happened. */
+  keyIds: string[];
+  commit: () => Promise<void>;
+}
+
+/** Most keys one BatchIssueKeys / ImportKeys call takes (issue 13). */
+export const MAX_BATCH = 100;
+
+/** A batch entry: an issue request, with the customer it names ("" for the batch's). */
+export type BatchEntry = IssueRequest & { customerId: string };
 
 export interface AuditListRequest {
   pageSize: number;
@@ -69,7 +91,7 @@ export interface AuditListRequest {
 export const DEFAULT_MAX_ACTIVE_KEYS = 1000;
 
 /** The fields a change may name (SPEC §3: not scopes, not the binding). */
-const CHANGEABLE = ["name", "metadata", "expires_at"];
+const CHANGEABLE = ["name", "metadata", "expires_at", "enabled"];
 
 /**
  * Key management (SPEC §2, §3, §7): issue, list, get, update, revoke and the audit trail, for a
@@ -90,7 +112,56 @@ export class KeyManager {
   ) {}
 
   async issue(caller: Caller, requestedCustomer: string, req: IssueRequest, origin: RequestOrigin) {
+    const prepared = this.prepareIssue(caller, requestedCustomer, req, origin);
+    await prepared.commit();
+    return prepared.result;
+  }
+
+  /** IssueKey, prepared (see Prepared). */
+  prepareIssue(caller: Caller, requestedCustomer: string, req: IssueRequest, origin: RequestOrigin): Prepared<{ key: KeyRecord; secret: string }> {
     const customerId = customerFor(caller, requestedCustomer);
+    const issued = this.newKey(caller, customerId, req);
+    const event = this.audit.build(this.success("api_key.issued", caller, issued.key, origin));
+    return {
+      result: issued,
+      keyIds: [issued.key.id],
+      commit: async () => {
+        await this.requireRoomFor(customerId, 1, this.now());
+        await this.store.insertKey(issued.key, event);
+      },
+    };
+  }
+
+  /**
+   * BatchIssueKeys: 1-100 keys, each checked exactly as one IssueKey; any refusal refuses the
+   * batch (the message names the entry), and the store writes all or none.
+   */
+  prepareBatchIssue(caller: Caller, requestedCustomer: string, entries: BatchEntry[], origin: RequestOrigin): Prepared<{ key: KeyRecord; secret: string }[]> {
+    const customerId = customerFor(caller, requestedCustomer);
+    requireScope(caller, SCOPE.keysWrite);
+    if (entries.length === 0 || entries.length > MAX_BATCH) throw invalid(`keys must have 1-${MAX_BATCH} entries`);
+    const issued = entries.map((entry, i) =>
+      inEntry(i, () => {
+        if (entry.customerId !== "" && entry.customerId.toLowerCase() !== customerId) {
+          throw invalid("customer_id must be empty or the batch's customer");
+        }
+        return this.newKey(caller, customerId, entry);
+      }),
+    );
+    const keys = issued.map((x) => x.key);
+    const events = keys.map((k) => this.audit.build(this.success("api_key.issued", caller, k, origin)));
+    return {
+      result: issued,
+      keyIds: keys.map((k) => k.id),
+      commit: async () => {
+        await this.requireRoomFor(customerId, keys.length, this.now());
+        await this.store.insertKeys(keys, events);
+      },
+    };
+  }
+
+  /** A new key for `req` after the issuance rules (fields, scope, expiry, no escalation); not stored. */
+  private newKey(caller: Caller, customerId: string, req: IssueRequest): { key: KeyRecord; secret: string } {
     const name = validName(req.name);
     const instanceId = optionalUuid(req.instanceId, "instance_id");
     const scopes = validScopes(req.scopes);
@@ -100,7 +171,6 @@ export class KeyManager {
     const now = this.now();
     if (req.expiresAt !== null) validFutureTime(req.expiresAt, now);
     requireNoEscalation(caller, { instanceId, scopes });
-    await this.requireRoomFor(customerId, 1, now);
     const generated = generateKey(environment);
     const key: KeyRecord = {
       id: newKeyId(now),
@@ -118,33 +188,33 @@ export class KeyManager {
       createdAt: now,
       updatedAt: now,
       revokedAt: null,
+      enabled: true,
+      rolledFrom: null,
+      rolledTo: null,
+      predecessorGraceMs: null,
+      lastFour: generated.secret.slice(-4),
     };
-    await this.store.insertKey(key, this.audit.build(this.success("api_key.issued", caller, key, origin)));
     return { key, secret: generated.secret };
   }
 
-  async list(caller: Caller, requestedCustomer: string, req: ListRequest): Promise<Page<KeyRecord>> {
+  async list(caller: Caller, requestedCustomer: string, req: ListRequest): Promise<Page<KeyRecord> & { totalSize: number }> {
     const customerId = customerFor(caller, requestedCustomer);
     const instanceId = optionalUuid(req.instanceId, "instance_id");
+    const metadata = validMetadata(req.metadata ?? {}, "metadata filter");
     requireScope(caller, SCOPE.keysRead);
     const limit = validPageSize(req.pageSize);
     const beforeId = decodePageToken(req.pageToken, KEY_ID_PATTERN);
     const bound = boundInstance(caller);
     if (bound !== null && instanceId !== null && instanceId !== bound) {
-      return { items: [], nextPageToken: null };
+      return { items: [], nextPageToken: null, totalSize: 0 };
     }
     const now = this.now();
-    const page = await paginate(limit, (n) =>
-      this.store.listKeys({
-        customerId,
-        instanceId: bound ?? instanceId,
-        includeInactive: req.includeInactive,
-        now,
-        beforeId,
-        limit: n,
-      }),
-    );
-    return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken };
+    const query = { customerId, instanceId: bound ?? instanceId, includeInactive: req.includeInactive, now, beforeId, metadata };
+    const [page, totalSize] = await Promise.all([
+      paginate(limit, (n) => this.store.listKeys({ ...query, limit: n })),
+      this.store.countKeys({ ...query, limit: 0 }),
+    ]);
+    return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken, totalSize };
   }
 
   async get(caller: Caller, requestedCustomer: string, id: string): Promise<KeyRecord> {
@@ -156,24 +226,33 @@ export class KeyManager {
   async update(caller: Caller, requestedCustomer: string, id: string, req: UpdateRequest, origin: RequestOrigin) {
     const customerId = customerFor(caller, requestedCustomer);
     const unknown = req.fields.filter((f) => !CHANGEABLE.includes(f));
-    if (unknown.length) throw invalid(`update_mask may name name, metadata, expires_at; not ${unknown.join(", ")}`);
+    if (unknown.length) throw invalid(`update_mask may name name, metadata, expires_at, enabled; not ${unknown.join(", ")}`);
     const changes = (f: string) => req.fields.includes(f);
     const patch = {
       ...(changes("name") && { name: validName(req.name) }),
       ...(changes("metadata") && { metadata: validMetadata(req.metadata) }),
       ...(changes("expires_at") && { expiresAt: req.expiresAt }),
+      ...(changes("enabled") && { enabled: req.enabled ?? true }),
     };
     requireScope(caller, SCOPE.keysWrite);
     const now = this.now();
     if (patch.expiresAt != null) validFutureTime(patch.expiresAt, now);
     const current = await this.visible(caller, customerId, id);
-    requireMayActOn(caller, current, "update");
+    // Any change is a change of rights over the key (disabling is reversible, like roll): SPEC §2.
+    requireCanActOn(caller, current, patch.enabled === undefined ? "update" : patch.enabled ? "enable" : "disable");
+    if (patch.enabled !== undefined && current.revokedAt !== null) throw failedPrecondition(`key ${id} is revoked: it can be neither disabled nor enabled`);
     requireNoRevival(current, patch, this.now());
-    if (isNoOp(current, patch)) return this.usage.overlay(current); // nothing written, no audit event
+    const toggles = patch.enabled !== undefined && patch.enabled !== current.enabled;
+    const others = !isNoOp(current, { ...patch, enabled: undefined });
+    if (!toggles && !others) return this.usage.overlay(current); // a no-op: nothing written, no audit event
+    const action = toggles ? (patch.enabled ? "api_key.enabled" : "api_key.disabled") : "api_key.updated";
     const updated = await this.store.updateKey(customerId, id, { ...patch, updatedAt: now }, (k) =>
-      this.audit.build(this.success("api_key.updated", caller, k, origin)),
+      this.audit.build(this.success(action, caller, k, origin)),
     );
     if (!updated) throw notFound();
+    // A PATCH that toggles `enabled` and changes other fields too is two events: the toggle (with
+    // the change, above) and this one.
+    if (toggles && others) await this.store.appendAuditEvents([this.audit.build(this.success("api_key.updated", caller, updated, origin))]);
     this.onChanged(updated);
     return this.usage.overlay(updated);
   }
@@ -181,7 +260,7 @@ export class KeyManager {
   async revoke(caller: Caller, requestedCustomer: string, id: string, origin: RequestOrigin): Promise<KeyRecord> {
     const customerId = customerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.keysWrite);
-    requireMayActOn(caller, await this.visible(caller, customerId, id), "revoke");
+    requireCanActOn(caller, await this.visible(caller, customerId, id), "revoke");
     const result = await this.store.revokeKey(customerId, id, this.now(), (k) =>
       this.audit.build(this.success("api_key.revoked", caller, k, origin)),
     );
@@ -206,21 +285,21 @@ export class KeyManager {
 
   /**
    * A customer's active keys are bounded (every resource a client can grow has a bound): issuing
-   * `n` more must keep them at or under `maxActiveKeys`, else 400 invalid_argument saying so and
-   * what to do. Counted by an indexed query that stops at the bound. Checked before the insert,
+   * `n` more must keep them at or under `maxActiveKeys`, else 400 failed_precondition saying so
+   * and what to do. Disabled keys count (they can be enabled again). Counted by an indexed query that stops at the bound. Checked before the insert,
    * so concurrent issues of one customer can pass the bound by at most the issues in flight.
    */
   async requireRoomFor(customerId: string, n: number, now: number): Promise<void> {
     const active = await this.store.countActiveKeys(customerId, now, this.maxActiveKeys);
     if (active + n > this.maxActiveKeys) {
-      throw invalid(
+      throw failedPrecondition(
         `this customer has ${active} active keys, the most allowed (${this.maxActiveKeys}, MAX_ACTIVE_KEYS_PER_CUSTOMER): revoke keys it no longer uses before issuing more`,
       );
     }
   }
 
   /** The key if the caller may see it; otherwise not_found, never 403 (no enumeration). */
-  private async visible(caller: Caller, customerId: string, id: string): Promise<KeyRecord> {
+  async visible(caller: Caller, customerId: string, id: string): Promise<KeyRecord> {
     if (!KEY_ID_PATTERN.test(id)) throw notFound();
     const key = await this.store.findKey(customerId, id);
     const bound = boundInstance(caller);
@@ -228,7 +307,7 @@ export class KeyManager {
     return key;
   }
 
-  private success(action: AuditEvent["action"], caller: Caller, key: KeyRecord, origin: RequestOrigin): NewAuditEvent {
+  success(action: AuditEvent["action"], caller: Caller, key: KeyRecord, origin: RequestOrigin): NewAuditEvent {
     return {
       customerId: key.customerId,
       action,
@@ -242,14 +321,28 @@ export class KeyManager {
   }
 }
 
-const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });
+export const targetOf = (k: KeyRecord): AuditTarget => ({ keyId: k.id, prefix: k.prefix, name: k.name });
+
+/** Runs the check of batch entry `i`, naming the entry in any refusal (`keys[3]: …`). */
+export function inEntry<T>(i: number, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof Error) e.message = `keys[${i}]: ${e.message}`;
+    throw e;
+  }
+}
 
 /** True when applying `change` would change nothing: such a PATCH writes nothing and no event. */
-function isNoOp(key: KeyRecord, change: { name?: string; metadata?: Record<string, string>; expiresAt?: number | null }): boolean {
+function isNoOp(
+  key: KeyRecord,
+  change: { name?: string; metadata?: Record<string, string>; expiresAt?: number | null; enabled?: boolean },
+): boolean {
   return (
     (change.name === undefined || change.name === key.name) &&
     (change.expiresAt === undefined || change.expiresAt === key.expiresAt) &&
-    (change.metadata === undefined || sameMap(change.metadata, key.metadata))
+    (change.metadata === undefined || sameMap(change.metadata, key.metadata)) &&
+    (change.enabled === undefined || change.enabled === key.enabled)
   );
 }
 

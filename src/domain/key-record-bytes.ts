@@ -12,6 +12,9 @@ import type { KeyRecord } from "./types.js";
 export function keyRecordBytes(k: KeyRecord): number {
   let bytes = FIXED_BYTES + str(k.id) + str(k.customerId) + str(k.name) + str(k.prefix) + str(k.digest);
   if (k.instanceId !== null) bytes += str(k.instanceId);
+  if (k.rolledFrom !== null) bytes += str(k.rolledFrom);
+  if (k.rolledTo !== null) bytes += str(k.rolledTo);
+  bytes += str(k.lastFour);
   for (const s of k.scopes) bytes += SLOT_BYTES + str(s);
   for (const key in k.metadata) bytes += ENTRY_BYTES + str(key) + str(k.metadata[key]!);
   return bytes;

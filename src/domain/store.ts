@@ -12,6 +12,41 @@ import type { AuditEvent, KeyRecord, RateLimitPolicy } from "./types.js";
 export interface Store {
   /** Stores a new key and its `api_key.issued` event. */
   insertKey(key: KeyRecord, event: AuditEvent): Promise<void>;
+  /**
+   * Stores new keys and their events, all or none (batch issue, import), also if the process dies
+   * mid-way. A digest that exists already throws DomainError `already_exists` and writes nothing.
+   */
+  insertKeys(keys: KeyRecord[], events: AuditEvent[]): Promise<void>;
+  /**
+   * Rolls a key, all or none: stores `successor` (whose `rolledFrom` names the predecessor) and
+   * its events, and sets on the predecessor `rolledTo`, `expiresAt` and `updatedAt` — only if the
+   * predecessor is still unrevoked, not rolled and has the expiry `expectExpiresAt`. False (and
+   * nothing written) when it no longer is.
+   */
+  rollKey(
+    successor: KeyRecord,
+    predecessor: { expectExpiresAt: number | null; expiresAt: number | null; updatedAt: number },
+    events: AuditEvent[],
+  ): Promise<boolean>;
+  /**
+   * First use of a successor rolled with `grace_starts: first_use`: clears its
+   * `predecessorGraceMs` and sets the predecessor's expiry to min(its expiry, at + grace), touching
+   * `updatedAt` of both (so other processes' caches drop them). A repeat is a no-op: false.
+   */
+  startPredecessorGrace(successor: KeyRecord, at: number): Promise<boolean>;
+  /** How many keys match the query's filters (ignoring `beforeId` and `limit`): an indexed count. */
+  countKeys(query: KeyListQuery): Promise<number>;
+  /**
+   * Inserts the idempotency record if none has its id; otherwise inserts nothing and returns the
+   * existing one.
+   */
+  claimIdempotency(record: IdempotencyRecord): Promise<IdempotencyRecord | null>;
+  /** Updates the record only while `owner` still holds it; false otherwise. */
+  updateIdempotency(id: string, owner: string, patch: IdempotencyPatch): Promise<boolean>;
+  /** Deletes the record only while `owner` holds it. */
+  deleteIdempotency(id: string, owner: string): Promise<void>;
+  /** Deletes records expired at `now`; resolves to how many. */
+  purgeIdempotency(now: number): Promise<number>;
   /** The key whose digest this is, of any customer, or null. */
   findKeyByDigest(digest: string): Promise<KeyRecord | null>;
   /** The customer's key with this id, or null. */
@@ -87,7 +122,37 @@ export interface KeyListQuery {
   /** Only ids below this one (the last id of the previous page). */
   beforeId: string | null;
   limit: number;
+  /** Only keys whose metadata holds all these entries. */
+  metadata?: Record<string, string>;
 }
+
+/**
+ * A remembered answer to a request made with an `Idempotency-Key` (idempotency.ts). `id` is a
+ * digest of the scope and the idempotency key (the key itself is never stored); `response` is
+ * the answer encrypted under a key derived from the idempotency key.
+ */
+export interface IdempotencyRecord {
+  id: string;
+  /** `customer:<uuid>` or `internal:<caller>`. */
+  scope: string;
+  /** The customer the request acted for (to look its keys up on recovery). */
+  customerId: string;
+  /** Digest of the RPC name and its canonical parameters. */
+  paramsDigest: string;
+  /** Random token of the call holding the record. */
+  owner: string;
+  /** pending: running; prepared: the answer is stored, its write may be under way; done. */
+  state: "pending" | "prepared" | "done";
+  response: Uint8Array | null;
+  /** Ids of the keys the answer creates: present in the store iff the write happened. */
+  keyIds: string[];
+  createdAt: number;
+  /** The holder is presumed dead after this (kill -9): another call may take over. */
+  leaseUntil: number;
+  expiresAt: number;
+}
+
+export type IdempotencyPatch = Partial<Pick<IdempotencyRecord, "state" | "response" | "keyIds">>;
 
 export interface AuditQuery {
   /** Null: every customer's events and the customer-less ones (internal callers only). */
@@ -112,6 +177,7 @@ export interface KeyPatch {
   name?: string;
   metadata?: Record<string, string>;
   expiresAt?: number | null;
+  enabled?: boolean;
   updatedAt: number;
 }
 

@@ -17,10 +17,25 @@ export interface KeyRecord {
   createdAt: number;
   updatedAt: number;
   revokedAt: number | null;
+  /** False while disabled (reversible, unlike revocation). */
+  enabled: boolean;
+  /** RollKey links: the predecessor / successor key id. */
+  rolledFrom: string | null;
+  rolledTo: string | null;
+  /**
+   * On a successor rolled with `grace_starts: first_use`, until its first use: the grace (ms) its
+   * predecessor gets from that moment (see roll.ts). Null otherwise.
+   */
+  predecessorGraceMs: number | null;
+  /** The key's last 4 characters (checksum, no secret entropy) for the display hint; "" if unknown. */
+  lastFour: string;
 }
 
 export const isExpired = (k: KeyRecord, now: number) => k.expiresAt !== null && k.expiresAt <= now;
-export const isActive = (k: KeyRecord, now: number) => k.revokedAt === null && !isExpired(k, now);
+/** Revoked and expired are final; disabled is not, but a disabled key is not active either. */
+export const isActive = (k: KeyRecord, now: number) => k.revokedAt === null && !isExpired(k, now) && k.enabled;
+/** `<prefix>…<last 4>` (issue 13): identifies a key without revealing it. */
+export const hintOf = (k: KeyRecord) => `${k.prefix}…${k.lastFour}`;
 
 /** Who performs a call: a customer's key, or an internal service holding the internal token. */
 export type Caller =
@@ -31,6 +46,10 @@ export type AuditAction =
   | "api_key.issued"
   | "api_key.updated"
   | "api_key.revoked"
+  | "api_key.rolled"
+  | "api_key.disabled"
+  | "api_key.enabled"
+  | "api_key.imported"
   | "auth.failed"
   | "rate_limit.exceeded"
   | "rate_limit.updated";
@@ -68,6 +87,8 @@ export interface AuditEvent {
   requestId: string | null;
   time: number;
   count: number;
+  /** A second key the event is about (api_key.rolled: the new key); absent = none. */
+  relatedKeyId?: string | null;
 }
 
 /** Where a request came from, for the audit trail and logs. */

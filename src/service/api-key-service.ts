@@ -1,18 +1,36 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { create, type DescMessage, fromBinary, type MessageInitShape, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { ApiKeyService, DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import {
+  ApiKeyService,
+  BatchIssueKeysRequestSchema,
+  BatchIssueKeysResponseSchema,
+  DenialReason,
+  type IssueKeyRequest,
+  IssueKeyRequestSchema,
+  IssueKeyResponseSchema,
+  RollKeyRequestSchema,
+  RollKeyResponseSchema,
+} from "../../gen/apikeys/v1/api_key_service_pb.js";
 import { actorOf } from "../domain/access.js";
 import type { Authenticator } from "../domain/authenticator.js";
-import type { KeyManager } from "../domain/key-manager.js";
+import type { Idempotency } from "../domain/idempotency.js";
+import type { KeyImporter } from "../domain/import-keys.js";
+import type { IssueRequest, KeyManager, Prepared } from "../domain/key-manager.js";
+import type { KeyRoller } from "../domain/roll.js";
 import type { RateLimiter } from "../domain/rate-limit/rate-limiter.js";
-import type { RateLimitDecision } from "../domain/types.js";
+import type { Caller, KeyRecord, RateLimitDecision } from "../domain/types.js";
 import { originOf } from "./call-context.js";
 import type { Credentials } from "./credentials.js";
+import { canonicalParams, idempotencyKeyOf, idempotencyScope } from "./idempotent-call.js";
 import { auditEventMessage, keyMessage, msOf } from "./messages.js";
 
 export interface ServiceDeps {
   credentials: Credentials;
   keys: KeyManager;
+  roller: KeyRoller;
+  importer: KeyImporter;
+  idempotency: Idempotency;
   authenticator: Authenticator;
   rateLimiter: RateLimiter;
   now: () => number;
@@ -26,7 +44,18 @@ const DENIAL: Record<string, DenialReason> = {
   wrong_instance: DenialReason.WRONG_INSTANCE,
   missing_scope: DenialReason.MISSING_SCOPE,
   rate_limited: DenialReason.RATE_LIMITED,
+  disabled: DenialReason.DISABLED,
 };
+
+/** IssueKeyRequest -> the domain's issue request (IssueKey and each BatchIssueKeys entry). */
+const issueRequest = (req: IssueKeyRequest): IssueRequest => ({
+  name: req.name,
+  instanceId: req.instanceId,
+  scopes: req.scopes,
+  expiresAt: msOf(req.expiresAt),
+  environment: req.environment,
+  metadata: req.metadata,
+});
 
 /**
  * The one implementation of ApiKeyService, served by every transport. Each RPC reads like the
@@ -35,7 +64,25 @@ const DENIAL: Record<string, DenialReason> = {
  * errors, logs and metrics are added around every call by instrument-calls.ts.
  */
 export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKeyService> {
-  const { credentials, keys, authenticator, rateLimiter, now } = deps;
+  const { credentials, keys, roller, importer, idempotency, authenticator, rateLimiter, now } = deps;
+
+  /**
+   * A write RPC made safe to retry with `idempotency-key` (domain/idempotency.ts): the prepared
+   * answer is encoded as the response message, which is what a retry gets back.
+   */
+  async function idempotent<I extends DescMessage, O extends DescMessage, T>(
+    ctx: HandlerContext, caller: Caller, customerId: string, rpc: string, input: I, req: MessageShape<I>, output: O,
+    prepare: () => Prepared<T> | Promise<Prepared<T>>, message: (result: T) => MessageInitShape<O>,
+  ): Promise<MessageShape<O>> {
+    const bytes = await idempotency.run(idempotencyScope(caller), customerId, idempotencyKeyOf(ctx), canonicalParams(rpc, input, req), async () => {
+      const p = await prepare();
+      return { ...p, result: toBinary(output, create(output, message(p.result))) };
+    });
+    return fromBinary(output, bytes);
+  }
+  /** The customer an idempotency record is kept for (recovery looks its keys up there). */
+  const customerOf = (caller: Caller, requested: string) => (caller.kind === "key" ? caller.key.customerId : requested.toLowerCase());
+  const issued = (x: { key: KeyRecord; secret: string }) => ({ key: keyMessage(x.key, now()), secret: x.secret });
 
   return {
     async listKeys(req, ctx) {
@@ -45,9 +92,10 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
         pageToken: req.pageToken,
         includeInactive: req.includeInactive,
         instanceId: req.instanceId,
+        metadata: req.metadata,
       });
       const at = now();
-      return { data: page.items.map((k) => keyMessage(k, at)), nextPageToken: page.nextPageToken ?? undefined };
+      return { data: page.items.map((k) => keyMessage(k, at)), nextPageToken: page.nextPageToken ?? undefined, totalSize: page.totalSize };
     },
 
     async getKey(req, ctx) {
@@ -58,20 +106,39 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
 
     async issueKey(req, ctx) {
       const caller = await credentials.caller(ctx);
-      const { key, secret } = await keys.issue(
-        caller,
-        req.customerId,
-        {
-          name: req.name,
-          instanceId: req.instanceId,
-          scopes: req.scopes,
-          expiresAt: msOf(req.expiresAt),
-          environment: req.environment,
-          metadata: req.metadata,
-        },
-        originOf(ctx),
-      );
-      return { key: keyMessage(key, now()), secret };
+      return idempotent(ctx, caller, customerOf(caller, req.customerId), "IssueKey", IssueKeyRequestSchema, req, IssueKeyResponseSchema,
+        () => keys.prepareIssue(caller, req.customerId, issueRequest(req), originOf(ctx)), issued);
+    },
+
+    async batchIssueKeys(req, ctx) {
+      const caller = await credentials.caller(ctx);
+      const entries = req.keys.map((k) => ({ ...issueRequest(k), customerId: k.customerId }));
+      return idempotent(ctx, caller, customerOf(caller, req.customerId), "BatchIssueKeys", BatchIssueKeysRequestSchema, req, BatchIssueKeysResponseSchema,
+        () => keys.prepareBatchIssue(caller, req.customerId, entries, originOf(ctx)), (all) => ({ data: all.map(issued) }));
+    },
+
+    async rollKey(req, ctx) {
+      const caller = await credentials.caller(ctx);
+      const input = { graceSeconds: req.graceSeconds ?? null, graceStarts: req.graceStarts, expiresAt: msOf(req.expiresAt) };
+      return idempotent(ctx, caller, customerOf(caller, req.customerId), "RollKey", RollKeyRequestSchema, req, RollKeyResponseSchema,
+        () => roller.prepareRoll(caller, req.customerId, req.id, input, originOf(ctx)), issued);
+    },
+
+    async importKeys(req, ctx) {
+      const caller = credentials.internal(ctx);
+      const imported = await importer.import(caller, req.customerId, req.keys.map((k) => ({
+        name: k.name,
+        instanceId: k.instanceId,
+        scopes: k.scopes,
+        expiresAt: msOf(k.expiresAt),
+        environment: k.environment,
+        metadata: k.metadata,
+        sha256: k.sha256,
+        plaintext: k.plaintext,
+        prefix: k.prefix,
+      })), originOf(ctx));
+      const at = now();
+      return { keys: imported.map((k) => keyMessage(k, at)) };
     },
 
     async updateKey(req, ctx) {
@@ -85,12 +152,13 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
             ...(req.name !== "" ? ["name"] : []),
             ...(Object.keys(req.metadata).length > 0 ? ["metadata"] : []),
             ...(req.expiresAt !== undefined ? ["expires_at"] : []),
+            ...(req.enabled !== undefined ? ["enabled"] : []),
           ];
       const key = await keys.update(
         caller,
         req.customerId,
         req.id,
-        { fields, name: req.name, metadata: req.metadata, expiresAt: msOf(req.expiresAt) },
+        { fields, name: req.name, metadata: req.metadata, expiresAt: msOf(req.expiresAt), enabled: req.enabled },
         originOf(ctx),
       );
       return { key: keyMessage(key, now()) };

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Authenticator } from "../domain/authenticator.js";
-import { forbidden, keyExpired, keyRevoked, rateLimited, unauthenticated } from "../domain/errors.js";
+import { forbidden, keyExpired, keyRevoked, keyDisabled, rateLimited, unauthenticated } from "../domain/errors.js";
 import type { Caller, RateLimitDecision } from "../domain/types.js";
 import { kCallerPrefix, kTrustedGateway, originOf } from "./call-context.js";
 
@@ -41,6 +41,8 @@ export class Credentials {
         throw keyExpired();
       case "revoked":
         throw keyRevoked();
+      case "disabled":
+        throw keyDisabled();
       case "rate_limited":
         throw rateLimited({
           "retry-after": String(result.rateLimit?.retryAfterSeconds ?? 1),

@@ -6,7 +6,7 @@ import {
   type Key,
   KeySchema,
 } from "../../gen/apikeys/v1/api_key_service_pb.js";
-import { isActive, type AuditEvent, type KeyRecord } from "../domain/types.js";
+import { hintOf, isActive, type AuditEvent, type KeyRecord } from "../domain/types.js";
 
 /** Domain records -> protobuf messages (the domain has no protobuf imports). */
 const ts = (ms: number | null): Timestamp | undefined => (ms === null ? undefined : timestampFromMs(ms));
@@ -30,6 +30,10 @@ export function keyMessage(k: KeyRecord, now: number): Key {
     updatedAt: ts(k.updatedAt),
     revokedAt: ts(k.revokedAt),
     isActive: isActive(k, now),
+    enabled: k.enabled,
+    rolledFrom: k.rolledFrom ?? undefined,
+    rolledTo: k.rolledTo ?? undefined,
+    hint: hintOf(k),
   });
 }
 
@@ -47,5 +51,6 @@ export function auditEventMessage(e: AuditEvent): AuditEventMessage {
     requestId: e.requestId ?? undefined,
     time: ts(e.time),
     count: e.count,
+    relatedKeyId: e.relatedKeyId ?? undefined,
   });
 }

@@ -7,7 +7,7 @@ import {
   type CheckResponse,
   CheckResponseSchema,
 } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
-import { authzPortOf, issueKey, revokeKey } from "../helpers/gateway.js";
+import { authzPortOf, internalRpc, issueKey, revokeKey } from "../helpers/gateway.js";
 import { type RunningServer, sleep, startServer, tempDir } from "../helpers/server.js";
 
 /**
@@ -93,4 +93,26 @@ it(`a revocation on one process reaches the other's Check and /check within ${BO
   // And it stays denied.
   expect(await envoyStatus(key.secret)).toBe(401);
   expect(await forwardAuthStatus(key.secret)).toBe(401);
+}, 30_000);
+
+it(`disable on one process reaches the other's Check and /check within ${BOUND_MS} ms (401), and enable restores both`, async () => {
+  const key = await issueKey(a, crypto.randomUUID());
+  expect(await envoyStatus(key.secret)).toBe(200);
+  expect(await forwardAuthStatus(key.secret)).toBe(200);
+  await internalRpc(a, "UpdateKey", { customerId: key.customerId, id: key.id, enabled: false });
+  const disabledAt = Date.now();
+  const [viaEnvoy, viaForwardAuth] = await Promise.all([
+    pollUntilDenied(() => envoyStatus(key.secret), disabledAt),
+    pollUntilDenied(() => forwardAuthStatus(key.secret), disabledAt),
+  ]);
+  expect(viaEnvoy, "B's Check never denied the disabled key").not.toBeNull();
+  expect(viaForwardAuth, "B's /check never denied the disabled key").not.toBeNull();
+  expect(Math.max(viaEnvoy!, viaForwardAuth!)).toBeLessThanOrEqual(BOUND_MS + SLACK_MS);
+  await internalRpc(a, "UpdateKey", { customerId: key.customerId, id: key.id, enabled: true });
+  const enabledAt = Date.now();
+  for (;;) {
+    if ((await envoyStatus(key.secret)) === 200 && (await forwardAuthStatus(key.secret)) === 200) break;
+    expect(Date.now() - enabledAt, "enable reaches B within the bound").toBeLessThanOrEqual(BOUND_MS + SLACK_MS);
+    await sleep(20);
+  }
 }, 30_000);

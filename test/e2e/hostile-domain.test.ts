@@ -28,7 +28,7 @@ type Outcome = { ok: true; key: any } | { ok: false; code: string; message: stri
 
 const show = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x));
 
-const BY_GRPC: Record<number, string> = { 3: "invalid_argument", 5: "not_found", 7: "permission_denied", 16: "unauthenticated" };
+const BY_GRPC: Record<number, string> = { 3: "invalid_argument", 9: "failed_precondition", 5: "not_found", 7: "permission_denied", 16: "unauthenticated" };
 
 /** One client shape for REST and the RPC clients: update, revoke; errors as our code names. */
 interface Transport {
@@ -143,7 +143,7 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
       }
     });
 
-    it("not even an unrestricted key can change the expiry of an expired or revoked key (400 naming the rule)", async () => {
+    it("not even an unrestricted key can change the expiry of an expired or revoked key (400 failed_precondition naming the rule)", async () => {
       for (const t of transports) {
         const c = cases.get(t.name)!;
         for (const [target, state] of [[c.expired, "expired"], [c.revoked, "revoked"]] as const) {
@@ -151,7 +151,7 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
             const r = await t.update(c.admin.secret, target.id, { expiresAt });
             expect(r.ok, `${t.name}: admin PATCHed expires_at=${expiresAt} of a ${state} key: ${show(r)}`).toBe(false);
             if (!r.ok) {
-              expect(r.code, t.name).toBe("invalid_argument");
+              expect(r.code, t.name).toBe("failed_precondition");
               expect(r.message, t.name).toContain(state);
               expect(r.message, t.name).toContain("expires_at");
             }
@@ -398,7 +398,7 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
       for (const d of runs) expect(d).toBeLessThanOrEqual(5);
     }, 60_000);
 
-    it("a customer holds at most MAX_ACTIVE_KEYS_PER_CUSTOMER active keys: the next issue is 400 saying so; revoked and expired keys do not count", async () => {
+    it("a customer holds at most MAX_ACTIVE_KEYS_PER_CUSTOMER active keys: the next issue is 400 failed_precondition saying so; revoked and expired keys do not count", async () => {
       const customerId = uuid();
       const admin = await issueAsInternal(short, customerId, { name: "admin" });
       await issueAsInternal(short, customerId, { name: "short-lived", expires_at: new Date(Date.now() + 1500).toISOString() });
@@ -407,7 +407,7 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
       // 5 active: every issuer is refused, on REST and RPC, with the same clear error.
       const byKey = await rest(short, "POST", "/v1/api-keys", { key: admin.secret, body: { name: "sixth" } });
       expect(byKey.status, show(byKey.body)).toBe(400);
-      expect(byKey.body.error.code).toBe("invalid_argument");
+      expect(byKey.body.error.code).toBe("failed_precondition");
       expect(byKey.body.error.message).toContain("MAX_ACTIVE_KEYS_PER_CUSTOMER");
       expect(byKey.body.error.message).toContain("5");
       const byInternal = await rest(short, "POST", "/v1/api-keys", { key: short.internalToken, body: { name: "sixth", customer_id: customerId } });
@@ -415,7 +415,7 @@ describe.each(stores)("issue 12 domain items on $store", ({ env }) => {
       const client = grpcJsClient(`127.0.0.1:${short.grpcPort}`);
       try {
         const r = await client.call("issueKey", { name: "sixth" }, { authorization: `Bearer ${admin.secret}` });
-        expect(r.ok ? "issued" : r.code).toBe(3);
+        expect(r.ok ? "issued" : r.code).toBe(9); // FAILED_PRECONDITION
       } finally {
         client.close();
       }

@@ -7,7 +7,7 @@ import { type RunningServer, sleep, startServer } from "../helpers/server.js";
 let server: RunningServer;
 /** Every secret issued in this file; none may ever be seen again. */
 const secrets: string[] = [];
-const EVENT_FIELDS = ["action", "actor", "count", "customer_id", "id", "ip", "outcome", "reason", "request_id", "target", "time", "user_agent"];
+const EVENT_FIELDS = ["action", "actor", "count", "customer_id", "id", "ip", "outcome", "reason", "related_key_id", "request_id", "target", "time", "user_agent"];
 
 beforeAll(async () => {
   // The server's default flush interval, so "readable within 1 s" is tested as configured in production.

@@ -112,7 +112,7 @@ describe("GET /v1/api-keys", () => {
     const c = await issueWith(server, root.secret, { name: "c" });
     const res = await rest(server, "GET", "/v1/api-keys", { key: root.secret });
     expect(res.status).toBe(200);
-    expect(Object.keys(res.body).sort()).toEqual(["data", "next_page_token"]);
+    expect(Object.keys(res.body).sort()).toEqual(["data", "next_page_token", "total_size"]);
     expect(res.body.next_page_token).toBeNull();
     expect(res.body.data.map((k: any) => k.id)).toEqual([c.id, b.id, a.id, root.id]);
     for (const k of res.body.data) {

@@ -21,6 +21,11 @@ export const KEY_FIELDS = [
   "updated_at",
   "revoked_at",
   "is_active",
+  // issue 13
+  "enabled",
+  "rolled_from",
+  "rolled_to",
+  "hint",
 ].sort();
 
 /** SPEC §2: `zpk_live_` | `zpk_test_` + 43 base64url + 6 base62. */

@@ -1,9 +1,10 @@
+import { randomBytes, randomUUID } from "node:crypto";
 import { MongoClient } from "mongodb";
 import { describe, expect, it } from "vitest";
 import { StorageUnavailableError } from "../../src/domain/errors.js";
 import { MongoStore } from "../../src/storage/mongo/mongo-store.js";
 import { freshDbName, mongoServer, mongoUri } from "../helpers/mongo.js";
-import { describeStoreContract } from "./store-contract.js";
+import { describeStoreContract, keyId } from "./store-contract.js";
 
 /**
  * The shared storage contract against the MongoDB store, on FerretDB (or a real MongoDB with
@@ -44,5 +45,26 @@ describe("MongoStore (MongoDB only)", () => {
       StorageUnavailableError,
     );
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it("keys written before issue 13 (no enabled, rolled_*, last_four, metadata_pairs, pending_write) are found, listed, counted and usable", async () => {
+    const db = freshDbName();
+    const store = await MongoStore.connect(mongoUri(), db);
+    const c = new MongoClient(mongoUri());
+    const customer = randomUUID();
+    const id = keyId();
+    const digest = randomBytes(32).toString("hex");
+    const at = new Date(Date.UTC(2026, 0, 1));
+    await c.db(db).collection("api_keys").insertOne({
+      _id: id as never, customer_id: customer, instance_id: null, name: "old", prefix: "zpk_live_oldoldol", environment: "live",
+      scopes: [], metadata: {}, digest, last_used_at: null, total_requests: 0, expires_at: null, created_at: at, updated_at: at, revoked_at: null,
+    });
+    const found = await store.findKeyByDigest(digest);
+    expect(found).toMatchObject({ id, enabled: true, rolledFrom: null, rolledTo: null, predecessorGraceMs: null, lastFour: "" });
+    expect(await store.findKey(customer, id)).not.toBeNull();
+    const q = { customerId: customer, instanceId: null, includeInactive: false, now: at.getTime(), beforeId: null, limit: 10 };
+    expect((await store.listKeys(q)).map((k) => k.id)).toEqual([id]);
+    expect(await store.countKeys(q)).toBe(1);
+    await Promise.all([store.close(), c.close()]);
   });
 });

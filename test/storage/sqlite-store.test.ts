@@ -162,4 +162,27 @@ describe("SqliteStore (embedded only)", () => {
       }
     });
   }
+
+  it("a file created before issue 13 gains the new columns at open, and its keys read with the defaults", async () => {
+    const dir = freshDir();
+    const old = new Database(join(dir, "zpk.sqlite"));
+    old.exec(`CREATE TABLE api_keys (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, instance_id TEXT, name TEXT NOT NULL,
+      prefix TEXT NOT NULL, environment TEXT NOT NULL, scopes TEXT NOT NULL, metadata TEXT NOT NULL, digest TEXT NOT NULL UNIQUE,
+      last_used_at INTEGER, total_requests INTEGER NOT NULL DEFAULT 0, expires_at INTEGER, created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL, revoked_at INTEGER) WITHOUT ROWID;
+      CREATE TABLE audit_events (id TEXT PRIMARY KEY, customer_id TEXT, action TEXT NOT NULL, actor TEXT NOT NULL,
+      target_key_id TEXT, target TEXT, outcome TEXT NOT NULL, reason TEXT, ip TEXT, user_agent TEXT, request_id TEXT,
+      time INTEGER NOT NULL, count INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;`);
+    const k = keyRecord();
+    old.prepare(`INSERT INTO api_keys VALUES (?, ?, NULL, 'old', ?, 'live', '[]', '{"team":"bi"}', ?, NULL, 0, NULL, ?, ?, NULL)`)
+      .run(k.id, k.customerId, k.prefix, k.digest, T0, T0);
+    old.close();
+    const store = new SqliteStore(dir);
+    expect(await store.findKeyByDigest(k.digest)).toMatchObject({ id: k.id, enabled: true, rolledFrom: null, rolledTo: null, lastFour: "" });
+    expect(await store.countKeys({ customerId: k.customerId, instanceId: null, includeInactive: false, now: T0, beforeId: null, limit: 1, metadata: { team: "bi" } })).toBe(1);
+    const fresh = keyRecord({ customerId: k.customerId });
+    await store.insertKey(fresh, issuedEvent(fresh));
+    expect(await store.findKeyByDigest(fresh.digest)).toEqual(fresh);
+    await store.close();
+  });
 });

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { BucketState } from "../../src/domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitDecision, RateLimitPolicy } from "../../src/domain/types.js";
 import type { AuditQuery, KeyListQuery, Store } from "../../src/domain/store.js";
+import { describeLifecycleContract } from "./store-contract-lifecycle.js";
 
 /**
  * The storage contract (src/domain/store.ts, the domain's storage port): what every Store implementation must do, tested
@@ -27,6 +28,9 @@ export function describeStoreContract(
     afterEach(async () => {
       await cleanup();
     });
+
+    // Issue 13: batch, roll, first use, counts, metadata filters, idempotency records.
+    describeLifecycleContract(() => store);
 
     describe("keys", () => {
       it("insertKey then findKeyByDigest and findKey return every field unchanged", async () => {
@@ -706,6 +710,11 @@ export function keyRecord(over: Partial<KeyRecord> = {}): KeyRecord {
     createdAt: T0,
     updatedAt: T0,
     revokedAt: null,
+    enabled: true,
+    rolledFrom: null,
+    rolledTo: null,
+    predecessorGraceMs: null,
+    lastFour: random.slice(-4),
     ...over,
   };
 }
@@ -750,11 +759,11 @@ function decision(allowed: boolean, policy: RateLimitPolicy, tokens: number): Ra
   };
 }
 
-function listQuery(over: Partial<KeyListQuery> & { customerId: string }): KeyListQuery {
+export function listQuery(over: Partial<KeyListQuery> & { customerId: string }): KeyListQuery {
   return { instanceId: null, includeInactive: false, now: T0, beforeId: null, limit: 100, ...over };
 }
 
-function auditQuery(over: Partial<AuditQuery> & { customerId: string | null }): AuditQuery {
+export function auditQuery(over: Partial<AuditQuery> & { customerId: string | null }): AuditQuery {
   return { instanceId: null, action: null, targetId: null, since: null, until: null, beforeId: null, limit: 100, ...over };
 }
 

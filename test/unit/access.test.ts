@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { auditCustomerFor, customerFor, mayActOn, requireNoEscalation, requireNoRevival, requireScope } from "../../src/domain/access.js";
+import { auditCustomerFor, canActOn, customerFor, requireCanActOn, requireNoEscalation, requireNoRevival, requireScope } from "../../src/domain/access.js";
 import { ApiError } from "../../src/domain/errors.js";
 import type { Caller, KeyRecord } from "../../src/domain/types.js";
 
@@ -12,7 +12,8 @@ const keyCaller = (over: Partial<KeyRecord> = {}): Caller => ({
   key: {
     id: "key_01JD3X5Q7R2M9T4V6W8Y0Z1A2B", customerId: OWN, instanceId: null, name: "k", prefix: "zpk_live_abcd1234",
     environment: "live", scopes: [], metadata: {}, digest: "d", lastUsedAt: null, totalRequests: 0, expiresAt: null,
-    createdAt: 0, updatedAt: 0, revokedAt: null, ...over,
+    createdAt: 0, updatedAt: 0, revokedAt: null, enabled: true, rolledFrom: null, rolledTo: null, predecessorGraceMs: null,
+    lastFour: "1234", ...over,
   },
 });
 const internal: Caller = { kind: "internal", name: "signup" };
@@ -69,28 +70,56 @@ describe("scopes and escalation", () => {
   });
 });
 
-describe("acting on an existing key (issue 12)", () => {
-  const target = (over: Partial<KeyRecord> = {}) => (keyCaller(over) as Extract<Caller, { kind: "key" }>).key;
-
-  it("the issuance rule holds for every write: scopes a subset of the caller's, binding the same or narrower", () => {
-    const writer = keyCaller({ scopes: ["api_keys:write"] });
-    expect(mayActOn(writer, target(), "revoke")).toMatch(/cannot revoke an unrestricted key/);
-    expect(mayActOn(writer, target({ scopes: ["api_keys:write", "audit:read"] }), "update")).toMatch(/audit:read/);
-    expect(mayActOn(writer, target({ scopes: ["api_keys:write"] }), "update")).toBeNull();
-    expect(mayActOn(keyCaller(), target({ scopes: ["x"] }), "roll")).toBeNull();
-    expect(mayActOn(internal, target(), "disable")).toBeNull();
+describe("canActOn (roll, disable, enable: SPEC §2)", () => {
+  const target = (over: Partial<KeyRecord>) => (keyCaller(over) as Extract<Caller, { kind: "key" }>).key;
+  it("an unrestricted unbound key and internal callers may act on any key of the customer", () => {
+    expect(canActOn(keyCaller(), target({ scopes: ["a"] }))).toBe(true);
+    expect(canActOn(keyCaller(), target({ instanceId: INSTANCE }))).toBe(true);
+    expect(canActOn(internal, target({}))).toBe(true);
+  });
+  it("a restricted key acts only on keys whose scopes are a subset of its own", () => {
+    const writer = keyCaller({ scopes: ["api_keys:write", "orders:read"] });
+    expect(canActOn(writer, target({ scopes: ["orders:read"] }))).toBe(true);
+    expect(canActOn(writer, target({ scopes: ["orders:read", "orders:write"] }))).toBe(false);
+    expect(canActOn(writer, target({ scopes: [] })), "an unrestricted key is beyond any restricted one").toBe(false);
+  });
+  it("a bound key acts only on keys bound to its instance", () => {
     const bound = keyCaller({ instanceId: INSTANCE });
-    expect(mayActOn(bound, target(), "update")).toMatch(/not bound to an instance/);
-    expect(mayActOn(bound, target({ instanceId: OTHER }), "update")).toMatch(/another instance/);
-    expect(mayActOn(bound, target({ instanceId: INSTANCE }), "update")).toBeNull();
-    expect(mayActOn(keyCaller(), target({ instanceId: INSTANCE }), "update")).toBeNull();
+    expect(canActOn(bound, target({ instanceId: INSTANCE }))).toBe(true);
+    expect(canActOn(bound, target({ instanceId: null }))).toBe(false);
+    expect(canActOn(bound, target({ instanceId: OTHER }))).toBe(false);
+  });
+});
+
+describe("acting on an existing key: the refusal names the reason (issue 12)", () => {
+  const target = (over: Partial<KeyRecord> = {}) => (keyCaller(over) as Extract<Caller, { kind: "key" }>).key;
+  /** The message requireCanActOn refuses with, or "allowed". */
+  function refusal(caller: Caller, key: KeyRecord, action: string): string {
+    try {
+      requireCanActOn(caller, key, action);
+      return "allowed";
+    } catch (e) {
+      if (e instanceof ApiError && e.code === "permission_denied") return e.message;
+      throw e;
+    }
+  }
+
+  it("403 says which rule: an unrestricted key, scopes it lacks, another binding", () => {
+    const writer = keyCaller({ scopes: ["api_keys:write"] });
+    expect(refusal(writer, target(), "revoke")).toMatch(/cannot revoke an unrestricted key/);
+    expect(refusal(writer, target({ scopes: ["api_keys:write", "audit:read"] }), "update")).toMatch(/scopes it does not hold: audit:read/);
+    expect(refusal(writer, target({ scopes: ["api_keys:write"] }), "update")).toBe("allowed");
+    const bound = keyCaller({ instanceId: INSTANCE });
+    expect(refusal(bound, target(), "update")).toMatch(/not bound to an instance/);
+    expect(refusal(bound, target({ instanceId: OTHER }), "roll")).toMatch(/cannot roll a key of another instance/);
   });
 
-  it("an inactive key's expiry cannot be set; its name can; an active key's expiry can", () => {
+  it("a revoked or expired key's expiry cannot be set (failed_precondition); its name can; an active or disabled key's expiry can", () => {
     const now = 1_000_000;
-    expect(codeOf(() => requireNoRevival(target({ expiresAt: now }), { expiresAt: null }, now))).toBe("invalid_argument");
-    expect(codeOf(() => requireNoRevival(target({ revokedAt: 5 }), { expiresAt: null }, now))).toBe("invalid_argument");
+    expect(codeOf(() => requireNoRevival(target({ expiresAt: now }), { expiresAt: null }, now))).toBe("failed_precondition");
+    expect(codeOf(() => requireNoRevival(target({ revokedAt: 5 }), { expiresAt: now + 10 }, now))).toBe("failed_precondition");
     expect(codeOf(() => requireNoRevival(target({ revokedAt: 5 }), {}, now))).toBe("no error");
     expect(codeOf(() => requireNoRevival(target({ expiresAt: now + 1 }), { expiresAt: null }, now))).toBe("no error");
+    expect(codeOf(() => requireNoRevival(target({ enabled: false }), { expiresAt: null }, now))).toBe("no error");
   });
 });

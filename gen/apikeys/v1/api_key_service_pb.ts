@@ -25,7 +25,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file apikeys/v1/api_key_service.proto.
  */
 export const file_apikeys_v1_api_key_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBhcGlrZXlzL3YxL2FwaV9rZXlfc2VydmljZS5wcm90bxIKYXBpa2V5cy52MSKSBAoDS2V5EgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhgKC2luc3RhbmNlX2lkGAMgASgJSACIAQESDAoEbmFtZRgEIAEoCRIOCgZwcmVmaXgYBSABKAkSEwoLZW52aXJvbm1lbnQYBiABKAkSDgoGc2NvcGVzGAcgAygJEi8KCG1ldGFkYXRhGAggAygLMh0uYXBpa2V5cy52MS5LZXkuTWV0YWRhdGFFbnRyeRIwCgxsYXN0X3VzZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnRvdGFsX3JlcXVlc3RzGAogASgEEi4KCmV4cGlyZXNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWlzX2FjdGl2ZRgPIAEoCBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoMX2luc3RhbmNlX2lkInwKD0xpc3RLZXlzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIYChBpbmNsdWRlX2luYWN0aXZlGAQgASgIEhMKC2luc3RhbmNlX2lkGAUgASgJImMKEExpc3RLZXlzUmVzcG9uc2USHQoEZGF0YRgBIAMoCzIPLmFwaWtleXMudjEuS2V5EhwKD25leHRfcGFnZV90b2tlbhgCIAEoCUgAiAEBQhIKEF9uZXh0X3BhZ2VfdG9rZW4iMAoNR2V0S2V5UmVxdWVzdBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIuCg5HZXRLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleSKMAgoPSXNzdWVLZXlSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLaW5zdGFuY2VfaWQYAyABKAkSDgoGc2NvcGVzGAQgAygJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2Vudmlyb25tZW50GAYgASgJEjsKCG1ldGFkYXRhGAcgAygLMikuYXBpa2V5cy52MS5Jc3N1ZUtleVJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQAoQSXNzdWVLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleRIOCgZzZWNyZXQYAiABKAkikQIKEFVwZGF0ZUtleVJlcXVlc3QSCgoCaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRI8CghtZXRhZGF0YRgEIAMoCzIqLmFwaWtleXMudjEuVXBkYXRlS2V5UmVxdWVzdC5NZXRhZGF0YUVudHJ5Ei4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV9tYXNrGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMQoRVXBkYXRlS2V5UmVzcG9uc2USHAoDa2V5GAEgASgLMg8uYXBpa2V5cy52MS5LZXkiMwoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIxChFSZXZva2VLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleSJ2CgpBdWRpdEFjdG9yEgwKBHR5cGUYASABKAkSEwoGa2V5X2lkGAIgASgJSACIAQESEwoGcHJlZml4GAMgASgJSAGIAQESEQoEbmFtZRgEIAEoCUgCiAEBQgkKB19rZXlfaWRCCQoHX3ByZWZpeEIHCgVfbmFtZSI7CgtBdWRpdFRhcmdldBIOCgZrZXlfaWQYASABKAkSDgoGcHJlZml4GAIgASgJEgwKBG5hbWUYAyABKAki9AIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSGAoLY3VzdG9tZXJfaWQYAiABKAlIAIgBARIOCgZhY3Rpb24YAyABKAkSJQoFYWN0b3IYBCABKAsyFi5hcGlrZXlzLnYxLkF1ZGl0QWN0b3ISJwoGdGFyZ2V0GAUgASgLMhcuYXBpa2V5cy52MS5BdWRpdFRhcmdldBIPCgdvdXRjb21lGAYgASgJEhMKBnJlYXNvbhgHIAEoCUgBiAEBEg8KAmlwGAggASgJSAKIAQESFwoKdXNlcl9hZ2VudBgJIAEoCUgDiAEBEhcKCnJlcXVlc3RfaWQYCiABKAlIBIgBARIoCgR0aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjb3VudBgMIAEoDUIOCgxfY3VzdG9tZXJfaWRCCQoHX3JlYXNvbkIFCgNfaXBCDQoLX3VzZXJfYWdlbnRCDQoLX3JlcXVlc3RfaWQizQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGYWN0aW9uGAQgASgJEhEKCXRhcmdldF9pZBgFIAEoCRIpCgVzaW5jZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInEKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiQKBGRhdGEYASADKAsyFi5hcGlrZXlzLnYxLkF1ZGl0RXZlbnQSHAoPbmV4dF9wYWdlX3Rva2VuGAIgASgJSACIAQFCEgoQX25leHRfcGFnZV90b2tlbiKHAQoTQXV0aGVudGljYXRlUmVxdWVzdBILCgNrZXkYASABKAkSEwoLaW5zdGFuY2VfaWQYAiABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAMgAygJEg4KBmNoYXJnZRgEIAEoDRIRCgljbGllbnRfaXAYBSABKAkSEgoKdXNlcl9hZ2VudBgGIAEoCSKxAQoUQXV0aGVudGljYXRlUmVzcG9uc2USDQoFdmFsaWQYASABKAgSLwoNZGVuaWFsX3JlYXNvbhgCIAEoDjIYLmFwaWtleXMudjEuRGVuaWFsUmVhc29uEigKCXByaW5jaXBhbBgDIAEoCzIVLmFwaWtleXMudjEuUHJpbmNpcGFsEi8KCnJhdGVfbGltaXQYBCABKAsyGy5hcGlrZXlzLnYxLlJhdGVMaW1pdFN0YXR1cyLiAQoJUHJpbmNpcGFsEg4KBmtleV9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRITCgtpbnN0YW5jZV9pZBgDIAEoCRIOCgZzY29wZXMYBCADKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSDgoGcHJlZml4GAYgASgJEjUKCG1ldGFkYXRhGAcgAygLMiMuYXBpa2V5cy52MS5QcmluY2lwYWwuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOwoWQ2hhcmdlUmF0ZUxpbWl0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIMCgRjb3N0GAIgASgNIpcBChdDaGFyZ2VSYXRlTGltaXRSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEg0KBWxpbWl0GAIgASgNEhEKCXJlbWFpbmluZxgDIAEoDRIbChNyZXRyeV9hZnRlcl9zZWNvbmRzGAQgASgNEiwKCHJlc2V0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQCg9SYXRlTGltaXRTdGF0dXMSDQoFbGltaXQYASABKA0SEQoJcmVtYWluaW5nGAIgASgNEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAyABKA0iVwoTU2V0UmF0ZUxpbWl0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghjYXBhY2l0eRgCIAEoDRIZChFyZWZpbGxfcGVyX3NlY29uZBgDIAEoASJYChRTZXRSYXRlTGltaXRSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghjYXBhY2l0eRgCIAEoDRIZChFyZWZpbGxfcGVyX3NlY29uZBgDIAEoASr+AQoMRGVuaWFsUmVhc29uEh0KGURFTklBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIbChdERU5JQUxfUkVBU09OX01BTEZPUk1FRBABEhkKFURFTklBTF9SRUFTT05fVU5LTk9XThACEhkKFURFTklBTF9SRUFTT05fRVhQSVJFRBADEhkKFURFTklBTF9SRUFTT05fUkVWT0tFRBAEEiAKHERFTklBTF9SRUFTT05fV1JPTkdfSU5TVEFOQ0UQBRIfChtERU5JQUxfUkVBU09OX01JU1NJTkdfU0NPUEUQBhIeChpERU5JQUxfUkVBU09OX1JBVEVfTElNSVRFRBAHMvcGCg1BcGlLZXlTZXJ2aWNlElsKCExpc3RLZXlzEhsuYXBpa2V5cy52MS5MaXN0S2V5c1JlcXVlc3QaHC5hcGlrZXlzLnYxLkxpc3RLZXlzUmVzcG9uc2UiFILT5JMCDhIML3YxL2FwaS1rZXlzEl8KBkdldEtleRIZLmFwaWtleXMudjEuR2V0S2V5UmVxdWVzdBoaLmFwaWtleXMudjEuR2V0S2V5UmVzcG9uc2UiHoLT5JMCGGIDa2V5EhEvdjEvYXBpLWtleXMve2lkfRJeCghJc3N1ZUtleRIbLmFwaWtleXMudjEuSXNzdWVLZXlSZXF1ZXN0GhwuYXBpa2V5cy52MS5Jc3N1ZUtleVJlc3BvbnNlIheC0+STAhE6ASoiDC92MS9hcGkta2V5cxJrCglVcGRhdGVLZXkSHC5hcGlrZXlzLnYxLlVwZGF0ZUtleVJlcXVlc3QaHS5hcGlrZXlzLnYxLlVwZGF0ZUtleVJlc3BvbnNlIiGC0+STAhs6ASpiA2tleTIRL3YxL2FwaS1rZXlzL3tpZH0SYwoJUmV2b2tlS2V5EhwuYXBpa2V5cy52MS5SZXZva2VLZXlSZXF1ZXN0Gh0uYXBpa2V5cy52MS5SZXZva2VLZXlSZXNwb25zZSIZgtPkkwITKhEvdjEvYXBpLWtleXMve2lkfRJ0Cg9MaXN0QXVkaXRFdmVudHMSIi5hcGlrZXlzLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5hcGlrZXlzLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIhiC0+STAhISEC92MS9hdWRpdC1ldmVudHMSUQoMQXV0aGVudGljYXRlEh8uYXBpa2V5cy52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiAuYXBpa2V5cy52MS5BdXRoZW50aWNhdGVSZXNwb25zZRJaCg9DaGFyZ2VSYXRlTGltaXQSIi5hcGlrZXlzLnYxLkNoYXJnZVJhdGVMaW1pdFJlcXVlc3QaIy5hcGlrZXlzLnYxLkNoYXJnZVJhdGVMaW1pdFJlc3BvbnNlElEKDFNldFJhdGVMaW1pdBIfLmFwaWtleXMudjEuU2V0UmF0ZUxpbWl0UmVxdWVzdBogLmFwaWtleXMudjEuU2V0UmF0ZUxpbWl0UmVzcG9uc2ViBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiBhcGlrZXlzL3YxL2FwaV9rZXlfc2VydmljZS5wcm90bxIKYXBpa2V5cy52MSKBBQoDS2V5EgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhgKC2luc3RhbmNlX2lkGAMgASgJSACIAQESDAoEbmFtZRgEIAEoCRIOCgZwcmVmaXgYBSABKAkSEwoLZW52aXJvbm1lbnQYBiABKAkSDgoGc2NvcGVzGAcgAygJEi8KCG1ldGFkYXRhGAggAygLMh0uYXBpa2V5cy52MS5LZXkuTWV0YWRhdGFFbnRyeRIwCgxsYXN0X3VzZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDnRvdGFsX3JlcXVlc3RzGAogASgEEi4KCmV4cGlyZXNfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWlzX2FjdGl2ZRgPIAEoCBIPCgdlbmFibGVkGBAgASgIEhgKC3JvbGxlZF9mcm9tGBEgASgJSAGIAQESFgoJcm9sbGVkX3RvGBIgASgJSAKIAQESDAoEaGludBgTIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoMX2luc3RhbmNlX2lkQg4KDF9yb2xsZWRfZnJvbUIMCgpfcm9sbGVkX3RvIuoBCg9MaXN0S2V5c1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSGAoQaW5jbHVkZV9pbmFjdGl2ZRgEIAEoCBITCgtpbnN0YW5jZV9pZBgFIAEoCRI7CghtZXRhZGF0YRgGIAMoCzIpLmFwaWtleXMudjEuTGlzdEtleXNSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIncKEExpc3RLZXlzUmVzcG9uc2USHQoEZGF0YRgBIAMoCzIPLmFwaWtleXMudjEuS2V5EhwKD25leHRfcGFnZV90b2tlbhgCIAEoCUgAiAEBEhIKCnRvdGFsX3NpemUYAyABKAVCEgoQX25leHRfcGFnZV90b2tlbiIwCg1HZXRLZXlSZXF1ZXN0EgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJIi4KDkdldEtleVJlc3BvbnNlEhwKA2tleRgBIAEoCzIPLmFwaWtleXMudjEuS2V5IowCCg9Jc3N1ZUtleVJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtpbnN0YW5jZV9pZBgDIAEoCRIOCgZzY29wZXMYBCADKAkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZW52aXJvbm1lbnQYBiABKAkSOwoIbWV0YWRhdGEYByADKAsyKS5hcGlrZXlzLnYxLklzc3VlS2V5UmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJAChBJc3N1ZUtleVJlc3BvbnNlEhwKA2tleRgBIAEoCzIPLmFwaWtleXMudjEuS2V5Eg4KBnNlY3JldBgCIAEoCSKzAgoQVXBkYXRlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEjwKCG1ldGFkYXRhGAQgAygLMiouYXBpa2V5cy52MS5VcGRhdGVLZXlSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX21hc2sYBiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEhQKB2VuYWJsZWQYByABKAhIAIgBARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCgoIX2VuYWJsZWQiMQoRVXBkYXRlS2V5UmVzcG9uc2USHAoDa2V5GAEgASgLMg8uYXBpa2V5cy52MS5LZXkiMwoQUmV2b2tlS2V5UmVxdWVzdBIKCgJpZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCSIxChFSZXZva2VLZXlSZXNwb25zZRIcCgNrZXkYASABKAsyDy5hcGlrZXlzLnYxLktleSKlAQoOUm9sbEtleVJlcXVlc3QSCgoCaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSGgoNZ3JhY2Vfc2Vjb25kcxgDIAEoDUgAiAEBEhQKDGdyYWNlX3N0YXJ0cxgEIAEoCRIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQCg5fZ3JhY2Vfc2Vjb25kcyI/Cg9Sb2xsS2V5UmVzcG9uc2USHAoDa2V5GAEgASgLMg8uYXBpa2V5cy52MS5LZXkSDgoGc2VjcmV0GAIgASgJIlcKFUJhdGNoSXNzdWVLZXlzUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIpCgRrZXlzGAIgAygLMhsuYXBpa2V5cy52MS5Jc3N1ZUtleVJlcXVlc3QiRAoWQmF0Y2hJc3N1ZUtleXNSZXNwb25zZRIqCgRkYXRhGAEgAygLMhwuYXBpa2V5cy52MS5Jc3N1ZUtleVJlc3BvbnNlIqICCgtJbXBvcnRlZEtleRIMCgRuYW1lGAEgASgJEhMKC2luc3RhbmNlX2lkGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtlbnZpcm9ubWVudBgFIAEoCRI3CghtZXRhZGF0YRgGIAMoCzIlLmFwaWtleXMudjEuSW1wb3J0ZWRLZXkuTWV0YWRhdGFFbnRyeRIOCgZzaGEyNTYYByABKAkSEQoJcGxhaW50ZXh0GAggASgJEg4KBnByZWZpeBgJIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTwoRSW1wb3J0S2V5c1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSJQoEa2V5cxgCIAMoCzIXLmFwaWtleXMudjEuSW1wb3J0ZWRLZXkiMwoSSW1wb3J0S2V5c1Jlc3BvbnNlEh0KBGtleXMYASADKAsyDy5hcGlrZXlzLnYxLktleSJ2CgpBdWRpdEFjdG9yEgwKBHR5cGUYASABKAkSEwoGa2V5X2lkGAIgASgJSACIAQESEwoGcHJlZml4GAMgASgJSAGIAQESEQoEbmFtZRgEIAEoCUgCiAEBQgkKB19rZXlfaWRCCQoHX3ByZWZpeEIHCgVfbmFtZSI7CgtBdWRpdFRhcmdldBIOCgZrZXlfaWQYASABKAkSDgoGcHJlZml4GAIgASgJEgwKBG5hbWUYAyABKAkipAMKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSGAoLY3VzdG9tZXJfaWQYAiABKAlIAIgBARIOCgZhY3Rpb24YAyABKAkSJQoFYWN0b3IYBCABKAsyFi5hcGlrZXlzLnYxLkF1ZGl0QWN0b3ISJwoGdGFyZ2V0GAUgASgLMhcuYXBpa2V5cy52MS5BdWRpdFRhcmdldBIPCgdvdXRjb21lGAYgASgJEhMKBnJlYXNvbhgHIAEoCUgBiAEBEg8KAmlwGAggASgJSAKIAQESFwoKdXNlcl9hZ2VudBgJIAEoCUgDiAEBEhcKCnJlcXVlc3RfaWQYCiABKAlIBIgBARIoCgR0aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjb3VudBgMIAEoDRIbCg5yZWxhdGVkX2tleV9pZBgNIAEoCUgFiAEBQg4KDF9jdXN0b21lcl9pZEIJCgdfcmVhc29uQgUKA19pcEINCgtfdXNlcl9hZ2VudEINCgtfcmVxdWVzdF9pZEIRCg9fcmVsYXRlZF9rZXlfaWQizQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGYWN0aW9uGAQgASgJEhEKCXRhcmdldF9pZBgFIAEoCRIpCgVzaW5jZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInEKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiQKBGRhdGEYASADKAsyFi5hcGlrZXlzLnYxLkF1ZGl0RXZlbnQSHAoPbmV4dF9wYWdlX3Rva2VuGAIgASgJSACIAQFCEgoQX25leHRfcGFnZV90b2tlbiKHAQoTQXV0aGVudGljYXRlUmVxdWVzdBILCgNrZXkYASABKAkSEwoLaW5zdGFuY2VfaWQYAiABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAMgAygJEg4KBmNoYXJnZRgEIAEoDRIRCgljbGllbnRfaXAYBSABKAkSEgoKdXNlcl9hZ2VudBgGIAEoCSKxAQoUQXV0aGVudGljYXRlUmVzcG9uc2USDQoFdmFsaWQYASABKAgSLwoNZGVuaWFsX3JlYXNvbhgCIAEoDjIYLmFwaWtleXMudjEuRGVuaWFsUmVhc29uEigKCXByaW5jaXBhbBgDIAEoCzIVLmFwaWtleXMudjEuUHJpbmNpcGFsEi8KCnJhdGVfbGltaXQYBCABKAsyGy5hcGlrZXlzLnYxLlJhdGVMaW1pdFN0YXR1cyLiAQoJUHJpbmNpcGFsEg4KBmtleV9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRITCgtpbnN0YW5jZV9pZBgDIAEoCRIOCgZzY29wZXMYBCADKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSDgoGcHJlZml4GAYgASgJEjUKCG1ldGFkYXRhGAcgAygLMiMuYXBpa2V5cy52MS5QcmluY2lwYWwuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOwoWQ2hhcmdlUmF0ZUxpbWl0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIMCgRjb3N0GAIgASgNIpcBChdDaGFyZ2VSYXRlTGltaXRSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEg0KBWxpbWl0GAIgASgNEhEKCXJlbWFpbmluZxgDIAEoDRIbChNyZXRyeV9hZnRlcl9zZWNvbmRzGAQgASgNEiwKCHJlc2V0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQCg9SYXRlTGltaXRTdGF0dXMSDQoFbGltaXQYASABKA0SEQoJcmVtYWluaW5nGAIgASgNEhsKE3JldHJ5X2FmdGVyX3NlY29uZHMYAyABKA0iVwoTU2V0UmF0ZUxpbWl0UmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghjYXBhY2l0eRgCIAEoDRIZChFyZWZpbGxfcGVyX3NlY29uZBgDIAEoASJYChRTZXRSYXRlTGltaXRSZXNwb25zZRITCgtjdXN0b21lcl9pZBgBIAEoCRIQCghjYXBhY2l0eRgCIAEoDRIZChFyZWZpbGxfcGVyX3NlY29uZBgDIAEoASqaAgoMRGVuaWFsUmVhc29uEh0KGURFTklBTF9SRUFTT05fVU5TUEVDSUZJRUQQABIbChdERU5JQUxfUkVBU09OX01BTEZPUk1FRBABEhkKFURFTklBTF9SRUFTT05fVU5LTk9XThACEhkKFURFTklBTF9SRUFTT05fRVhQSVJFRBADEhkKFURFTklBTF9SRUFTT05fUkVWT0tFRBAEEiAKHERFTklBTF9SRUFTT05fV1JPTkdfSU5TVEFOQ0UQBRIfChtERU5JQUxfUkVBU09OX01JU1NJTkdfU0NPUEUQBhIeChpERU5JQUxfUkVBU09OX1JBVEVfTElNSVRFRBAHEhoKFkRFTklBTF9SRUFTT05fRElTQUJMRUQQCDKoCQoNQXBpS2V5U2VydmljZRJbCghMaXN0S2V5cxIbLmFwaWtleXMudjEuTGlzdEtleXNSZXF1ZXN0GhwuYXBpa2V5cy52MS5MaXN0S2V5c1Jlc3BvbnNlIhSC0+STAg4SDC92MS9hcGkta2V5cxJfCgZHZXRLZXkSGS5hcGlrZXlzLnYxLkdldEtleVJlcXVlc3QaGi5hcGlrZXlzLnYxLkdldEtleVJlc3BvbnNlIh6C0+STAhhiA2tleRIRL3YxL2FwaS1rZXlzL3tpZH0SXgoISXNzdWVLZXkSGy5hcGlrZXlzLnYxLklzc3VlS2V5UmVxdWVzdBocLmFwaWtleXMudjEuSXNzdWVLZXlSZXNwb25zZSIXgtPkkwIROgEqIgwvdjEvYXBpLWtleXMSawoJVXBkYXRlS2V5EhwuYXBpa2V5cy52MS5VcGRhdGVLZXlSZXF1ZXN0Gh0uYXBpa2V5cy52MS5VcGRhdGVLZXlSZXNwb25zZSIhgtPkkwIbOgEqYgNrZXkyES92MS9hcGkta2V5cy97aWR9EmMKCVJldm9rZUtleRIcLmFwaWtleXMudjEuUmV2b2tlS2V5UmVxdWVzdBodLmFwaWtleXMudjEuUmV2b2tlS2V5UmVzcG9uc2UiGYLT5JMCEyoRL3YxL2FwaS1rZXlzL3tpZH0SZQoHUm9sbEtleRIaLmFwaWtleXMudjEuUm9sbEtleVJlcXVlc3QaGy5hcGlrZXlzLnYxLlJvbGxLZXlSZXNwb25zZSIhgtPkkwIbOgEqIhYvdjEvYXBpLWtleXMve2lkfS9yb2xsEnsKDkJhdGNoSXNzdWVLZXlzEiEuYXBpa2V5cy52MS5CYXRjaElzc3VlS2V5c1JlcXVlc3QaIi5hcGlrZXlzLnYxLkJhdGNoSXNzdWVLZXlzUmVzcG9uc2UiIoLT5JMCHDoBKiIXL3YxL2FwaS1rZXlzOmJhdGNoSXNzdWUSSwoKSW1wb3J0S2V5cxIdLmFwaWtleXMudjEuSW1wb3J0S2V5c1JlcXVlc3QaHi5hcGlrZXlzLnYxLkltcG9ydEtleXNSZXNwb25zZRJ0Cg9MaXN0QXVkaXRFdmVudHMSIi5hcGlrZXlzLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5hcGlrZXlzLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIhiC0+STAhISEC92MS9hdWRpdC1ldmVudHMSUQoMQXV0aGVudGljYXRlEh8uYXBpa2V5cy52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiAuYXBpa2V5cy52MS5BdXRoZW50aWNhdGVSZXNwb25zZRJaCg9DaGFyZ2VSYXRlTGltaXQSIi5hcGlrZXlzLnYxLkNoYXJnZVJhdGVMaW1pdFJlcXVlc3QaIy5hcGlrZXlzLnYxLkNoYXJnZVJhdGVMaW1pdFJlc3BvbnNlElEKDFNldFJhdGVMaW1pdBIfLmFwaWtleXMudjEuU2V0UmF0ZUxpbWl0UmVxdWVzdBogLmFwaWtleXMudjEuU2V0UmF0ZUxpbWl0UmVzcG9uc2ViBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Key is an API key as shown to its owner. It never holds the secret.
@@ -133,11 +133,42 @@ export type Key = Message<"apikeys.v1.Key"> & {
   revokedAt?: Timestamp | undefined;
 
   /**
-   * True when the key is neither revoked nor expired.
+   * True when the key is neither revoked nor expired, and enabled.
    *
    * @generated from field: bool is_active = 15;
    */
   isActive: boolean;
+
+  /**
+   * False while the key is disabled (UpdateKey `enabled`): it fails authentication but, unlike a
+   * revoked or expired key, can be enabled again. Disabled keys are listed by default.
+   *
+   * @generated from field: bool enabled = 16;
+   */
+  enabled: boolean;
+
+  /**
+   * The key this one was rolled from (RollKey); unset (JSON null) otherwise.
+   *
+   * @generated from field: optional string rolled_from = 17;
+   */
+  rolledFrom?: string | undefined;
+
+  /**
+   * The key this one was rolled to (RollKey): its successor; unset (JSON null) otherwise.
+   *
+   * @generated from field: optional string rolled_to = 18;
+   */
+  rolledTo?: string | undefined;
+
+  /**
+   * Display hint `<prefix>…<last 4 characters of the key>`, e.g. `zpk_live_abcd1234…wXyZ`. The
+   * last 4 characters are from the CRC32 checksum, which is computed from the rest of the key and
+   * carries no secret entropy. Imported keys without our checksum show `<prefix>…`.
+   *
+   * @generated from field: string hint = 19;
+   */
+  hint: string;
 };
 
 /**
@@ -187,6 +218,14 @@ export type ListKeysRequest = Message<"apikeys.v1.ListKeysRequest"> & {
    * @generated from field: string instance_id = 5;
    */
   instanceId: string;
+
+  /**
+   * Only keys whose metadata holds every one of these entries (AND). REST: one query parameter
+   * `metadata.<name>=<value>` per entry, matched after URL decoding.
+   *
+   * @generated from field: map<string, string> metadata = 6;
+   */
+  metadata: { [key: string]: string };
 };
 
 /**
@@ -215,6 +254,13 @@ export type ListKeysResponse = Message<"apikeys.v1.ListKeysResponse"> & {
    * @generated from field: optional string next_page_token = 2;
    */
   nextPageToken?: string | undefined;
+
+  /**
+   * How many keys match the filters (all pages together), counted by the store on its index.
+   *
+   * @generated from field: int32 total_size = 3;
+   */
+  totalSize: number;
 };
 
 /**
@@ -408,12 +454,20 @@ export type UpdateKeyRequest = Message<"apikeys.v1.UpdateKeyRequest"> & {
   expiresAt?: Timestamp | undefined;
 
   /**
-   * Fields to change (`name`, `metadata`, `expires_at`). Empty: every field that is set. REST
-   * derives it from the fields present in the JSON body, so `"expires_at": null` clears expiry.
+   * Fields to change (`name`, `metadata`, `expires_at`, `enabled`). Empty: every field that is
+   * set. REST derives it from the fields present in the JSON body, so `"expires_at": null` clears
+   * expiry.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 6;
    */
   updateMask?: FieldMask | undefined;
+
+  /**
+   * False disables the key, true enables it again (see UpdateKey). Unset: unchanged.
+   *
+   * @generated from field: optional bool enabled = 7;
+   */
+  enabled?: boolean | undefined;
 };
 
 /**
@@ -494,6 +548,266 @@ export const RevokeKeyResponseSchema: GenMessage<RevokeKeyResponse> = /*@__PURE_
   messageDesc(file_apikeys_v1_api_key_service, 10);
 
 /**
+ * RollKeyRequest names the key to roll and how long it keeps working.
+ *
+ * @generated from message apikeys.v1.RollKeyRequest
+ */
+export type RollKeyRequest = Message<"apikeys.v1.RollKeyRequest"> & {
+  /**
+   * The key to roll (`key_...`).
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Internal callers: the key's customer (required). Public callers: leave empty.
+   *
+   * @generated from field: string customer_id = 2;
+   */
+  customerId: string;
+
+  /**
+   * How long the old key keeps working, 0-2592000 seconds (30 days); unset means 86400 (one day).
+   * It never extends the old key's own expiry.
+   *
+   * @generated from field: optional uint32 grace_seconds = 3;
+   */
+  graceSeconds?: number | undefined;
+
+  /**
+   * When the grace period starts: `now` (default) or `first_use`, the first successful
+   * authentication of the new key (seen by every replica within the key cache's poll interval).
+   *
+   * @generated from field: string grace_starts = 4;
+   */
+  graceStarts: string;
+
+  /**
+   * Expiry of the new key (must be in the future); unset: the new key never expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 5;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message apikeys.v1.RollKeyRequest.
+ * Use `create(RollKeyRequestSchema)` to create a new message.
+ */
+export const RollKeyRequestSchema: GenMessage<RollKeyRequest> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 11);
+
+/**
+ * RollKeyResponse is the new key and its secret.
+ *
+ * @generated from message apikeys.v1.RollKeyResponse
+ */
+export type RollKeyResponse = Message<"apikeys.v1.RollKeyResponse"> & {
+  /**
+   * The new key (`rolled_from` names the old one).
+   *
+   * @generated from field: apikeys.v1.Key key = 1;
+   */
+  key?: Key | undefined;
+
+  /**
+   * The new key's full secret. Shown here once and never again (except to a retry with the same
+   * idempotency key within 24 hours).
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message apikeys.v1.RollKeyResponse.
+ * Use `create(RollKeyResponseSchema)` to create a new message.
+ */
+export const RollKeyResponseSchema: GenMessage<RollKeyResponse> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 12);
+
+/**
+ * BatchIssueKeysRequest lists the keys to issue together.
+ *
+ * @generated from message apikeys.v1.BatchIssueKeysRequest
+ */
+export type BatchIssueKeysRequest = Message<"apikeys.v1.BatchIssueKeysRequest"> & {
+  /**
+   * Internal callers: the customer to issue the keys for (required). Public callers: leave empty.
+   * Each entry's own `customer_id` must be empty or the same.
+   *
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * 1-100 keys, each described exactly as for IssueKey.
+   *
+   * @generated from field: repeated apikeys.v1.IssueKeyRequest keys = 2;
+   */
+  keys: IssueKeyRequest[];
+};
+
+/**
+ * Describes the message apikeys.v1.BatchIssueKeysRequest.
+ * Use `create(BatchIssueKeysRequestSchema)` to create a new message.
+ */
+export const BatchIssueKeysRequestSchema: GenMessage<BatchIssueKeysRequest> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 13);
+
+/**
+ * BatchIssueKeysResponse is every issued key with its secret, in request order.
+ *
+ * @generated from message apikeys.v1.BatchIssueKeysResponse
+ */
+export type BatchIssueKeysResponse = Message<"apikeys.v1.BatchIssueKeysResponse"> & {
+  /**
+   * The issued keys, in the order they were asked for.
+   *
+   * @generated from field: repeated apikeys.v1.IssueKeyResponse data = 1;
+   */
+  data: IssueKeyResponse[];
+};
+
+/**
+ * Describes the message apikeys.v1.BatchIssueKeysResponse.
+ * Use `create(BatchIssueKeysResponseSchema)` to create a new message.
+ */
+export const BatchIssueKeysResponseSchema: GenMessage<BatchIssueKeysResponse> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 14);
+
+/**
+ * ImportedKey is one existing key to adopt.
+ *
+ * @generated from message apikeys.v1.ImportedKey
+ */
+export type ImportedKey = Message<"apikeys.v1.ImportedKey"> & {
+  /**
+   * Human-readable label, 1-128 characters (required).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Bind the key to this one instance (UUID).
+   *
+   * @generated from field: string instance_id = 2;
+   */
+  instanceId: string;
+
+  /**
+   * Scopes to grant; empty means unrestricted.
+   *
+   * @generated from field: repeated string scopes = 3;
+   */
+  scopes: string[];
+
+  /**
+   * When the key stops working (must be in the future); unset: never expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * `live` (default) or `test`.
+   *
+   * @generated from field: string environment = 5;
+   */
+  environment: string;
+
+  /**
+   * Tags, as for IssueKey.
+   *
+   * @generated from field: map<string, string> metadata = 6;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * SHA-256 of the whole key, 64 lowercase hex characters. Exactly one of `sha256` and
+   * `plaintext` is required.
+   *
+   * @generated from field: string sha256 = 7;
+   */
+  sha256: string;
+
+  /**
+   * The key itself, hashed on arrival and never stored or logged.
+   *
+   * @generated from field: string plaintext = 8;
+   */
+  plaintext: string;
+
+  /**
+   * Display prefix (1-32 characters of A-Z a-z 0-9 _ -), e.g. the legacy system's `sk_live_`.
+   * Default: our prefix for a zpk key, else the registered import prefix the plaintext starts with,
+   * else `imported` (never a piece of a legacy secret). A `plaintext` that has neither our checksum
+   * nor a registered prefix is INVALID_ARGUMENT: it could never authenticate.
+   *
+   * @generated from field: string prefix = 9;
+   */
+  prefix: string;
+};
+
+/**
+ * Describes the message apikeys.v1.ImportedKey.
+ * Use `create(ImportedKeySchema)` to create a new message.
+ */
+export const ImportedKeySchema: GenMessage<ImportedKey> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 15);
+
+/**
+ * ImportKeysRequest lists existing keys of one customer to import.
+ *
+ * @generated from message apikeys.v1.ImportKeysRequest
+ */
+export type ImportKeysRequest = Message<"apikeys.v1.ImportKeysRequest"> & {
+  /**
+   * The customer (UUID) the keys belong to (required).
+   *
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * 1-100 keys.
+   *
+   * @generated from field: repeated apikeys.v1.ImportedKey keys = 2;
+   */
+  keys: ImportedKey[];
+};
+
+/**
+ * Describes the message apikeys.v1.ImportKeysRequest.
+ * Use `create(ImportKeysRequestSchema)` to create a new message.
+ */
+export const ImportKeysRequestSchema: GenMessage<ImportKeysRequest> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 16);
+
+/**
+ * ImportKeysResponse is the imported keys, in request order.
+ *
+ * @generated from message apikeys.v1.ImportKeysResponse
+ */
+export type ImportKeysResponse = Message<"apikeys.v1.ImportKeysResponse"> & {
+  /**
+   * The imported keys (no secrets: the caller already has them).
+   *
+   * @generated from field: repeated apikeys.v1.Key keys = 1;
+   */
+  keys: Key[];
+};
+
+/**
+ * Describes the message apikeys.v1.ImportKeysResponse.
+ * Use `create(ImportKeysResponseSchema)` to create a new message.
+ */
+export const ImportKeysResponseSchema: GenMessage<ImportKeysResponse> = /*@__PURE__*/
+  messageDesc(file_apikeys_v1_api_key_service, 17);
+
+/**
  * AuditActor is who did what an audit event records.
  *
  * @generated from message apikeys.v1.AuditActor
@@ -533,7 +847,7 @@ export type AuditActor = Message<"apikeys.v1.AuditActor"> & {
  * Use `create(AuditActorSchema)` to create a new message.
  */
 export const AuditActorSchema: GenMessage<AuditActor> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 11);
+  messageDesc(file_apikeys_v1_api_key_service, 18);
 
 /**
  * AuditTarget is the key an audit event is about, as it was at the time.
@@ -568,7 +882,7 @@ export type AuditTarget = Message<"apikeys.v1.AuditTarget"> & {
  * Use `create(AuditTargetSchema)` to create a new message.
  */
 export const AuditTargetSchema: GenMessage<AuditTarget> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 12);
+  messageDesc(file_apikeys_v1_api_key_service, 19);
 
 /**
  * AuditEvent is one append-only entry of the audit trail. It never holds a secret.
@@ -591,8 +905,9 @@ export type AuditEvent = Message<"apikeys.v1.AuditEvent"> & {
   customerId?: string | undefined;
 
   /**
-   * `api_key.issued`, `api_key.updated`, `api_key.revoked`, `auth.failed`,
-   * `rate_limit.exceeded` or `rate_limit.updated`.
+   * `api_key.issued`, `api_key.updated`, `api_key.revoked`, `api_key.rolled`, `api_key.disabled`,
+   * `api_key.enabled`, `api_key.imported`, `auth.failed`, `rate_limit.exceeded` or
+   * `rate_limit.updated`.
    *
    * @generated from field: string action = 3;
    */
@@ -660,6 +975,14 @@ export type AuditEvent = Message<"apikeys.v1.AuditEvent"> & {
    * @generated from field: uint32 count = 12;
    */
   count: number;
+
+  /**
+   * A second key the event concerns: for `api_key.rolled`, the new key's id (the target is the
+   * old key). Unset otherwise.
+   *
+   * @generated from field: optional string related_key_id = 13;
+   */
+  relatedKeyId?: string | undefined;
 };
 
 /**
@@ -667,7 +990,7 @@ export type AuditEvent = Message<"apikeys.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 13);
+  messageDesc(file_apikeys_v1_api_key_service, 20);
 
 /**
  * ListAuditEventsRequest selects a page of audit events.
@@ -731,7 +1054,7 @@ export type ListAuditEventsRequest = Message<"apikeys.v1.ListAuditEventsRequest"
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 14);
+  messageDesc(file_apikeys_v1_api_key_service, 21);
 
 /**
  * ListAuditEventsResponse is one page of audit events, newest first.
@@ -759,7 +1082,7 @@ export type ListAuditEventsResponse = Message<"apikeys.v1.ListAuditEventsRespons
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 15);
+  messageDesc(file_apikeys_v1_api_key_service, 22);
 
 /**
  * AuthenticateRequest is a key presented to an internal service, and what it is being used for.
@@ -816,7 +1139,7 @@ export type AuthenticateRequest = Message<"apikeys.v1.AuthenticateRequest"> & {
  * Use `create(AuthenticateRequestSchema)` to create a new message.
  */
 export const AuthenticateRequestSchema: GenMessage<AuthenticateRequest> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 16);
+  messageDesc(file_apikeys_v1_api_key_service, 23);
 
 /**
  * AuthenticateResponse is either a principal (`valid`) or a denial reason.
@@ -858,7 +1181,7 @@ export type AuthenticateResponse = Message<"apikeys.v1.AuthenticateResponse"> & 
  * Use `create(AuthenticateResponseSchema)` to create a new message.
  */
 export const AuthenticateResponseSchema: GenMessage<AuthenticateResponse> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 17);
+  messageDesc(file_apikeys_v1_api_key_service, 24);
 
 /**
  * Principal is the identity a valid key stands for.
@@ -921,7 +1244,7 @@ export type Principal = Message<"apikeys.v1.Principal"> & {
  * Use `create(PrincipalSchema)` to create a new message.
  */
 export const PrincipalSchema: GenMessage<Principal> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 18);
+  messageDesc(file_apikeys_v1_api_key_service, 25);
 
 /**
  * ChargeRateLimitRequest takes tokens from a customer's bucket.
@@ -949,7 +1272,7 @@ export type ChargeRateLimitRequest = Message<"apikeys.v1.ChargeRateLimitRequest"
  * Use `create(ChargeRateLimitRequestSchema)` to create a new message.
  */
 export const ChargeRateLimitRequestSchema: GenMessage<ChargeRateLimitRequest> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 19);
+  messageDesc(file_apikeys_v1_api_key_service, 26);
 
 /**
  * ChargeRateLimitResponse is the decision and the bucket after it.
@@ -998,7 +1321,7 @@ export type ChargeRateLimitResponse = Message<"apikeys.v1.ChargeRateLimitRespons
  * Use `create(ChargeRateLimitResponseSchema)` to create a new message.
  */
 export const ChargeRateLimitResponseSchema: GenMessage<ChargeRateLimitResponse> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 20);
+  messageDesc(file_apikeys_v1_api_key_service, 27);
 
 /**
  * RateLimitStatus is a bucket's state after a charge.
@@ -1033,7 +1356,7 @@ export type RateLimitStatus = Message<"apikeys.v1.RateLimitStatus"> & {
  * Use `create(RateLimitStatusSchema)` to create a new message.
  */
 export const RateLimitStatusSchema: GenMessage<RateLimitStatus> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 21);
+  messageDesc(file_apikeys_v1_api_key_service, 28);
 
 /**
  * SetRateLimitRequest sets one customer's bucket.
@@ -1068,7 +1391,7 @@ export type SetRateLimitRequest = Message<"apikeys.v1.SetRateLimitRequest"> & {
  * Use `create(SetRateLimitRequestSchema)` to create a new message.
  */
 export const SetRateLimitRequestSchema: GenMessage<SetRateLimitRequest> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 22);
+  messageDesc(file_apikeys_v1_api_key_service, 29);
 
 /**
  * SetRateLimitResponse echoes the customer's bucket settings now in force.
@@ -1103,7 +1426,7 @@ export type SetRateLimitResponse = Message<"apikeys.v1.SetRateLimitResponse"> & 
  * Use `create(SetRateLimitResponseSchema)` to create a new message.
  */
 export const SetRateLimitResponseSchema: GenMessage<SetRateLimitResponse> = /*@__PURE__*/
-  messageDesc(file_apikeys_v1_api_key_service, 23);
+  messageDesc(file_apikeys_v1_api_key_service, 30);
 
 /**
  * DenialReason says why a key was refused.
@@ -1166,6 +1489,13 @@ export enum DenialReason {
    * @generated from enum value: DENIAL_REASON_RATE_LIMITED = 7;
    */
   RATE_LIMITED = 7,
+
+  /**
+   * The key is disabled (UpdateKey `enabled: false`); enabling it again restores it.
+   *
+   * @generated from enum value: DENIAL_REASON_DISABLED = 8;
+   */
+  DISABLED = 8,
 }
 
 /**
@@ -1209,6 +1539,15 @@ export const ApiKeyService: GenService<{
    * through issuance. Requires scope `api_keys:write`. REST answers 201 with a `Location` header
    * and the key object with a `secret` field.
    *
+   * Idempotency (IssueKey, BatchIssueKeys, RollKey): send an `idempotency-key` header / metadata
+   * entry (REST `Idempotency-Key`; 1-255 printable ASCII characters, else INVALID_ARGUMENT) and a
+   * retry within 24 hours with the same key and the same parameters gets the first answer again,
+   * secret included. Records are shared by the keys of one customer (each internal caller has its
+   * own). The same key with other parameters is ABORTED (REST 409 `idempotency_conflict`), and so
+   * is a retry while the first call is still running (retry it: `retry-after: 1`). Only a SHA-256
+   * of the idempotency key is stored, and the remembered answer is AES-256-GCM-encrypted under a
+   * key derived from it (HKDF-SHA256): use unguessable idempotency keys, e.g. UUIDs.
+   *
    * @generated from rpc apikeys.v1.ApiKeyService.IssueKey
    */
   issueKey: {
@@ -1217,8 +1556,13 @@ export const ApiKeyService: GenService<{
     output: typeof IssueKeyResponseSchema;
   },
   /**
-   * Changes a key's name, metadata or expiry. Scopes and binding never change. Requires scope
-   * `api_keys:write`.
+   * Changes a key's name, metadata or expiry, or disables / re-enables it (`enabled`). Scopes and
+   * binding never change. Requires scope `api_keys:write`. Changing `enabled` is audited as
+   * `api_key.disabled` / `api_key.enabled`, requires that the caller may act on the key (its scopes
+   * a subset of the caller's, its binding the same or narrower: else PERMISSION_DENIED), and is
+   * FAILED_PRECONDITION on a revoked key. A disabled key fails `Authenticate` with
+   * `DENIAL_REASON_DISABLED` and /v1 with 401 `key_disabled`; the change reaches every replica
+   * within the key cache's poll interval (default 500 ms).
    *
    * @generated from rpc apikeys.v1.ApiKeyService.UpdateKey
    */
@@ -1238,6 +1582,54 @@ export const ApiKeyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeKeyRequestSchema;
     output: typeof RevokeKeyResponseSchema;
+  },
+  /**
+   * Rolls a key: issues its successor with the old key's name, scopes, binding, environment and
+   * metadata (its own id, secret and created_at; no expiry unless `expires_at` is given) and
+   * returns the successor's secret, once. The old key keeps working until
+   * min(its own `expires_at`, start + `grace_seconds`), where start is now (`grace_starts` "now")
+   * or the successor's first successful authentication ("first_use"); it then fails as expired.
+   * The two keys point at each other (`rolled_to` / `rolled_from`) and one `api_key.rolled` event
+   * (target: the old key; `related_key_id`: the new one) is written. A revoked, expired, disabled
+   * or already rolled key is FAILED_PRECONDITION; a key with scopes or binding beyond the caller's
+   * is PERMISSION_DENIED. Requires scope `api_keys:write`. Safe to retry with an
+   * `idempotency-key` header. REST answers 201 with a `Location` header and the new key object
+   * with a `secret` field.
+   *
+   * @generated from rpc apikeys.v1.ApiKeyService.RollKey
+   */
+  rollKey: {
+    methodKind: "unary";
+    input: typeof RollKeyRequestSchema;
+    output: typeof RollKeyResponseSchema;
+  },
+  /**
+   * Issues 1-100 keys in one call, all or nothing: each is checked like one `IssueKey` and, if
+   * any is refused, none is written (on every store, also when the process dies mid-way). One
+   * `api_key.issued` event per key. Requires scope `api_keys:write`. Safe to retry with an
+   * `idempotency-key` header. REST answers 201 with `{"data": [<key object plus secret>, ...]}`
+   * and no `Location`.
+   *
+   * @generated from rpc apikeys.v1.ApiKeyService.BatchIssueKeys
+   */
+  batchIssueKeys: {
+    methodKind: "unary";
+    input: typeof BatchIssueKeysRequestSchema;
+    output: typeof BatchIssueKeysResponseSchema;
+  },
+  /**
+   * Imports 1-100 existing keys of a platform moving to zpk, by SHA-256 digest or by plaintext
+   * (hashed on arrival, never stored), all or nothing. Imported keys authenticate like issued ones;
+   * keys without our checksum are accepted by `Authenticate` only when they start with a prefix the
+   * operator registered (`IMPORT_PREFIXES`). A digest that already exists is ALREADY_EXISTS and
+   * nothing is written. Audited as `api_key.imported`, one event per key. Internal callers only.
+   *
+   * @generated from rpc apikeys.v1.ApiKeyService.ImportKeys
+   */
+  importKeys: {
+    methodKind: "unary";
+    input: typeof ImportKeysRequestSchema;
+    output: typeof ImportKeysResponseSchema;
   },
   /**
    * Lists the customer's audit trail, newest first. Requires scope `audit:read`. Internal callers

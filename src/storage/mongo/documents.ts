@@ -22,6 +22,19 @@ export interface KeyDoc {
   created_at: Date;
   updated_at: Date;
   revoked_at: Date | null;
+  /** Fields of issue 13; absent on documents written before it (read with defaults). */
+  enabled?: boolean;
+  rolled_from?: string | null;
+  rolled_to?: string | null;
+  predecessor_grace_ms?: number | null;
+  last_four?: string;
+  /** `["<name>","<value>"]` (JSON) per metadata entry: metadata filters match these, whatever the name. */
+  metadata_pairs?: string[];
+  /**
+   * Set while the key belongs to a multi-document write (batch, import, roll) not yet committed
+   * (pending-writes.ts): such a key is invisible. Null or absent once committed.
+   */
+  pending_write?: string | null;
 }
 
 export interface AuditDoc {
@@ -40,6 +53,7 @@ export interface AuditDoc {
   request_id: string | null;
   time: Date;
   count: number;
+  related_key_id?: string | null;
 }
 
 /** One version of a customer's bucket: `_id` is `<customer_id>:<v>`; the highest `v` is current. */
@@ -87,7 +101,16 @@ export const keyToDoc = (k: KeyRecord): KeyDoc => ({
   created_at: new Date(k.createdAt),
   updated_at: new Date(k.updatedAt),
   revoked_at: date(k.revokedAt),
+  enabled: k.enabled,
+  rolled_from: k.rolledFrom,
+  rolled_to: k.rolledTo,
+  predecessor_grace_ms: k.predecessorGraceMs,
+  last_four: k.lastFour,
+  metadata_pairs: metadataPairs(k.metadata),
+  pending_write: null,
 });
+
+export const metadataPairs = (m: Record<string, string>) => Object.entries(m).map((e) => JSON.stringify(e));
 
 export const docToKey = (d: KeyDoc): KeyRecord => ({
   id: d._id,
@@ -105,6 +128,11 @@ export const docToKey = (d: KeyDoc): KeyRecord => ({
   createdAt: d.created_at.getTime(),
   updatedAt: d.updated_at.getTime(),
   revokedAt: ms(d.revoked_at),
+  enabled: d.enabled ?? true,
+  rolledFrom: d.rolled_from ?? null,
+  rolledTo: d.rolled_to ?? null,
+  predecessorGraceMs: d.predecessor_grace_ms ?? null,
+  lastFour: d.last_four ?? "",
 });
 
 export const eventToDoc = (e: AuditEvent): AuditDoc => ({
@@ -122,6 +150,7 @@ export const eventToDoc = (e: AuditEvent): AuditDoc => ({
   request_id: e.requestId,
   time: new Date(e.time),
   count: e.count,
+  related_key_id: e.relatedKeyId ?? null,
 });
 
 export const docToEvent = (d: AuditDoc): AuditEvent => ({
@@ -138,4 +167,34 @@ export const docToEvent = (d: AuditDoc): AuditEvent => ({
   requestId: d.request_id,
   time: d.time.getTime(),
   count: d.count,
+  ...(d.related_key_id != null && { relatedKeyId: d.related_key_id }),
 });
+
+/** An idempotency record (store.ts IdempotencyRecord); `_id` is its digest id. */
+export interface IdempotencyDoc {
+  _id: string;
+  scope: string;
+  customer_id: string;
+  params_digest: string;
+  owner: string;
+  state: string;
+  response: Buffer | null;
+  key_ids: string[];
+  created_at: Date;
+  lease_until: Date;
+  expires_at: Date;
+}
+
+/** A multi-document write in progress (pending-writes.ts). */
+export interface PendingWriteDoc {
+  _id: string;
+  /** batch: committed by `state`; roll: committed once the predecessor's rolled_to names key_ids[0]. */
+  kind: "batch" | "roll";
+  state: "pending" | "committed";
+  customer_id: string;
+  key_ids: string[];
+  event_ids: string[];
+  /** roll: the predecessor's id. */
+  predecessor_id: string | null;
+  created: Date;
+}

@@ -9,8 +9,10 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { digest: 1 }, name: "digest_unique", unique: true },
     { key: { customer_id: 1, _id: -1 }, name: "customer_newest" },
     { key: { updated_at: 1 }, name: "updated_at" },
+    { key: { customer_id: 1, metadata_pairs: 1 }, name: "customer_metadata" },
     { key: { customer_id: 1, revoked_at: 1, expires_at: 1 }, name: "customer_active" },
   ],
+  idempotency_records: [{ key: { expires_at: 1 }, name: "expires_at" }],
   audit_events: [
     { key: { customer_id: 1, _id: -1 }, name: "customer_newest" },
     { key: { customer_id: 1, time: -1 }, name: "customer_time" },

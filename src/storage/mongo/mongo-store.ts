@@ -1,10 +1,14 @@
-import { randomBytes } from "node:crypto";
-import { type Collection, type Db, MongoClient, MongoError, type Filter } from "mongodb";
-import { StorageUnavailableError } from "../../domain/errors.js";
+import { randomBytes, randomUUID } from "node:crypto";
+import { Binary, type Collection, type Db, MongoClient, MongoError, type Filter } from "mongodb";
+import { alreadyExists, StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
-import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
-import { type AuditDoc, type BucketDoc, type PolicyDoc, type UsageDoc, docToEvent, docToKey, eventToDoc, type KeyDoc, keyToDoc } from "./documents.js";
+import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
+import {
+  type AuditDoc, type BucketDoc, type IdempotencyDoc, type PendingWriteDoc, type PolicyDoc, type UsageDoc, docToEvent,
+  docToKey, eventToDoc, type KeyDoc, keyToDoc, metadataPairs,
+} from "./documents.js";
+import { PendingWrites } from "./pending-writes.js";
 import { ensureIndexes } from "./indexes.js";
 import { KeyedQueue } from "./keyed-queue.js";
 
@@ -20,6 +24,10 @@ const CAS_ATTEMPTS = 64;
  * streams, pipeline updates or server-side JS — so it runs on MongoDB, FerretDB and other
  * wire-compatible servers. Why each multi-document write path (issue, update, revoke, buckets,
  * usage) is safe with that, and what FerretDB does differently: docs/mongodb.md.
+ *
+ * Batch issue, import and roll (several keys, all or nothing) go through pending-writes.ts: keys
+ * inserted invisible, then one single-document commit point; `PendingWrites.settle` rolls a crashed
+ * write forward or back.
  */
 export class MongoStore implements Store {
   private constructor(
@@ -29,7 +37,14 @@ export class MongoStore implements Store {
     private readonly buckets: Collection<BucketDoc>,
     private readonly policies: Collection<PolicyDoc>,
     private readonly usage: Collection<UsageDoc>,
-  ) {}
+    private readonly idempotency: Collection<IdempotencyDoc>,
+    pendingWrites: Collection<PendingWriteDoc>,
+  ) {
+    this.pending = new PendingWrites(pendingWrites, keys, events);
+  }
+
+  private readonly pending: PendingWrites;
+  private recoveryTimer: NodeJS.Timeout | null = null;
 
   /** This process's usage documents are `<key id>:<writer>`: no two processes write the same one. */
   private readonly writer = randomBytes(8).toString("hex");
@@ -68,8 +83,138 @@ export class MongoStore implements Store {
         db.collection("rate_limits"),
         db.collection("rate_limit_policies"),
         db.collection("api_key_usage"),
+        db.collection("idempotency_records"),
+        db.collection("pending_writes"),
       );
+    }).then(async (store) => {
+      await store.pending.recover().catch(() => {});
+      store.recoveryTimer = setInterval(() => void store.pending.recover().catch(() => {}), 10_000).unref();
+      return store;
     });
+  }
+
+  insertKeys(keys: KeyRecord[], events: AuditEvent[]): Promise<void> {
+    return guard(async () => {
+      const id = `pw_${randomUUID()}`;
+      const doc = { _id: id, key_ids: keys.map((k) => k.id), event_ids: events.map((e) => e.id) };
+      await this.pending.begin({ ...doc, kind: "batch", customer_id: keys[0]?.customerId ?? "", predecessor_id: null });
+      try {
+        // In chunks: one insertMany per chunk keeps each command small (FerretDB inserts row by row).
+        for (let i = 0; i < keys.length; i += INSERT_CHUNK) {
+          await this.keys.insertMany(keys.slice(i, i + INSERT_CHUNK).map((k) => ({ ...keyToDoc(k), pending_write: id })), { ordered: true });
+        }
+        if (events.length) await this.events.insertMany(events.map(eventToDoc), { ordered: true });
+      } catch (e) {
+        await this.pending.abort(doc).catch(() => {}); // else settle() does it later
+        if (isDuplicateKey(e)) throw alreadyExists("a key with one of these digests exists already");
+        throw e;
+      }
+      await this.pending.commitBatch(id);
+      await this.pending.finish(id, doc.key_ids);
+    });
+  }
+
+  rollKey(
+    successor: KeyRecord,
+    predecessor: { expectExpiresAt: number | null; expiresAt: number | null; updatedAt: number },
+    events: AuditEvent[],
+  ): Promise<boolean> {
+    const oldId = successor.rolledFrom!;
+    return this.keyLocks.run(oldId, () => guard(async () => {
+      const id = `pw_${randomUUID()}`;
+      const doc = { _id: id, key_ids: [successor.id], event_ids: events.map((e) => e.id) };
+      await this.pending.begin({ ...doc, kind: "roll", customer_id: successor.customerId, predecessor_id: oldId });
+      try {
+        if (events.length) await this.events.insertMany(events.map(eventToDoc), { ordered: true });
+        await this.keys.insertOne({ ...keyToDoc(successor), pending_write: id });
+      } catch (e) {
+        await this.pending.abort(doc).catch(() => {});
+        throw e;
+      }
+      // The commit point: the predecessor names its successor, if it is still rollable.
+      const committed = await this.keys.findOneAndUpdate(
+        { _id: oldId, customer_id: successor.customerId, rolled_to: null, revoked_at: null,
+          expires_at: predecessor.expectExpiresAt === null ? null : new Date(predecessor.expectExpiresAt) },
+        { $set: { rolled_to: successor.id, expires_at: date(predecessor.expiresAt), updated_at: new Date(predecessor.updatedAt) } },
+      );
+      if (!committed) {
+        await this.pending.abort(doc).catch(() => {});
+        return false;
+      }
+      await this.pending.finish(id, doc.key_ids);
+      return true;
+    }));
+  }
+
+  startPredecessorGrace(successor: KeyRecord, at: number): Promise<boolean> {
+    const { predecessorGraceMs: grace, rolledFrom } = successor;
+    if (grace === null || rolledFrom === null) return Promise.resolve(false);
+    // Predecessor first, then the successor's flag: a crash in between is repaired by the next
+    // first use, which computes the same (or a later, hence ignored) cut-off.
+    return this.keyLocks.run(rolledFrom, () => guard(async () => {
+      const until = at + grace;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const pred = await this.keys.findOne({ _id: rolledFrom, customer_id: successor.customerId });
+        if (!pred) break;
+        const current = pred.expires_at?.getTime() ?? null;
+        if (current !== null && current <= until) break;
+        const r = await this.keys.updateOne(
+          { _id: rolledFrom, expires_at: pred.expires_at },
+          { $set: { expires_at: new Date(until), updated_at: new Date(at) } },
+        );
+        if (r.modifiedCount === 1) break;
+      }
+      const r = await this.keys.updateOne(
+        { _id: successor.id, predecessor_grace_ms: { $ne: null } },
+        { $set: { predecessor_grace_ms: null, updated_at: new Date(at) } },
+      );
+      return r.modifiedCount === 1;
+    }));
+  }
+
+  countKeys(q: KeyListQuery): Promise<number> {
+    return guard(async () => this.keys.countDocuments(keyFilter({ ...q, beforeId: null })));
+  }
+
+  claimIdempotency(r: IdempotencyRecord): Promise<IdempotencyRecord | null> {
+    return guard(async () => {
+      try {
+        await this.idempotency.insertOne({
+          _id: r.id, scope: r.scope, customer_id: r.customerId, params_digest: r.paramsDigest, owner: r.owner,
+          state: r.state, response: r.response ? Buffer.from(r.response) : null, key_ids: r.keyIds,
+          created_at: new Date(r.createdAt), lease_until: new Date(r.leaseUntil), expires_at: new Date(r.expiresAt),
+        });
+        return null;
+      } catch (e) {
+        if (!isDuplicateKey(e)) throw e;
+      }
+      const d = await this.idempotency.findOne({ _id: r.id });
+      if (!d) return this.claimIdempotency(r); // deleted in between: claim again
+      return {
+        id: d._id, scope: d.scope, customerId: d.customer_id, paramsDigest: d.params_digest, owner: d.owner,
+        state: d.state as IdempotencyRecord["state"],
+        response: binaryOf(d.response),
+        keyIds: d.key_ids, createdAt: d.created_at.getTime(), leaseUntil: d.lease_until.getTime(), expiresAt: d.expires_at.getTime(),
+      };
+    });
+  }
+
+  updateIdempotency(id: string, owner: string, patch: IdempotencyPatch): Promise<boolean> {
+    const set: Partial<IdempotencyDoc> = {};
+    if (patch.state !== undefined) set.state = patch.state;
+    if (patch.response !== undefined) set.response = patch.response && Buffer.from(patch.response);
+    if (patch.keyIds !== undefined) set.key_ids = patch.keyIds;
+    return guard(async () => (await this.idempotency.updateOne({ _id: id, owner }, { $set: set })).matchedCount === 1);
+  }
+
+  deleteIdempotency(id: string, owner: string): Promise<void> {
+    return guard(async () => {
+      await this.idempotency.deleteOne({ _id: id, owner });
+    });
+  }
+
+  purgeIdempotency(now: number): Promise<number> {
+    return guard(async () => (await this.idempotency.deleteMany({ expires_at: { $lte: new Date(now) } })).deletedCount);
   }
 
   insertKey(key: KeyRecord, event: AuditEvent): Promise<void> {
@@ -86,7 +231,7 @@ export class MongoStore implements Store {
 
   findKeyByDigest(digest: string): Promise<KeyRecord | null> {
     return guard(async () => {
-      const doc = await this.keys.findOne({ digest });
+      const doc = await this.keys.findOne({ digest, pending_write: null });
       return doc ? docToKey(doc) : null; // Authenticate needs no usage counters
     });
   }
@@ -94,18 +239,15 @@ export class MongoStore implements Store {
   findKey(customerId: string, id: string): Promise<KeyRecord | null> {
     return guard(async () => {
       const doc = await this.keys.findOne({ _id: id, customer_id: customerId });
-      return doc ? (await this.withUsage([docToKey(doc)]))[0]! : null;
+      if (!doc) return null;
+      // A key of an unfinished multi-document write exists only once that write is committed.
+      if (doc.pending_write && (await this.pending.settle(doc.pending_write)) !== "committed") return null;
+      return (await this.withUsage([docToKey(doc)]))[0]!;
     });
   }
 
   listKeys(q: KeyListQuery): Promise<KeyRecord[]> {
-    const filter: Filter<KeyDoc> = { customer_id: q.customerId };
-    if (q.instanceId !== null) filter.instance_id = q.instanceId;
-    if (!q.includeInactive) {
-      filter.revoked_at = null;
-      filter.$or = [{ expires_at: null }, { expires_at: { $gt: new Date(q.now) } }];
-    }
-    if (q.beforeId !== null) filter._id = { $lt: q.beforeId };
+    const filter = keyFilter(q);
     return guard(async () => this.withUsage((await this.keys.find(filter).sort({ _id: -1 }).limit(q.limit).toArray()).map(docToKey)));
   }
 
@@ -125,7 +267,11 @@ export class MongoStore implements Store {
   private updateKeyNow(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
     const set: Partial<KeyDoc> = { updated_at: new Date(patch.updatedAt) };
     if (patch.name !== undefined) set.name = patch.name;
-    if (patch.metadata !== undefined) set.metadata = patch.metadata;
+    if (patch.metadata !== undefined) {
+      set.metadata = patch.metadata;
+      set.metadata_pairs = metadataPairs(patch.metadata);
+    }
+    if (patch.enabled !== undefined) set.enabled = patch.enabled;
     if (patch.expiresAt !== undefined) set.expires_at = patch.expiresAt === null ? null : new Date(patch.expiresAt);
     return guard(async () => {
       const doc = await this.keys.findOneAndUpdate({ _id: id, customer_id: customerId }, { $set: set }, { returnDocument: "after" });
@@ -309,8 +455,34 @@ export class MongoStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.recoveryTimer) clearInterval(this.recoveryTimer);
     await this.client.close();
   }
+}
+
+/** The driver hands back BSON binary as `Binary`. */
+function binaryOf(raw: unknown): Uint8Array | null {
+  if (raw === null || raw === undefined) return null;
+  if (raw instanceof Binary) return new Uint8Array(raw.buffer.subarray(0, raw.length()));
+  return new Uint8Array(raw as Uint8Array);
+}
+
+/** Keys per insertMany of a batch. */
+const INSERT_CHUNK = 25;
+
+const date = (ms: number | null) => (ms === null ? null : new Date(ms));
+
+/** The filter of a key listing (and its count): committed keys of the customer matching the query. */
+function keyFilter(q: KeyListQuery): Filter<KeyDoc> {
+  const and: Filter<KeyDoc>[] = [{ customer_id: q.customerId }, { pending_write: null }];
+  if (q.instanceId !== null) and.push({ instance_id: q.instanceId });
+  if (!q.includeInactive) {
+    and.push({ revoked_at: null });
+    and.push({ $or: [{ expires_at: null }, { expires_at: { $gt: new Date(q.now) } }] });
+  }
+  if (q.beforeId !== null) and.push({ _id: { $lt: q.beforeId } });
+  for (const pair of metadataPairs(q.metadata ?? {})) and.push({ metadata_pairs: pair });
+  return { $and: and };
 }
 
 /** The URI's hosts without credentials, for error messages. */

@@ -18,6 +18,11 @@ export interface KeyRow {
   created_at: number;
   updated_at: number;
   revoked_at: number | null;
+  enabled: number;
+  rolled_from: string | null;
+  rolled_to: string | null;
+  predecessor_grace_ms: number | null;
+  last_four: string;
 }
 
 export interface AuditRow {
@@ -35,6 +40,7 @@ export interface AuditRow {
   request_id: string | null;
   time: number;
   count: number;
+  related_key_id: string | null;
 }
 
 export const keyToRow = (k: KeyRecord): KeyRow => ({
@@ -53,6 +59,11 @@ export const keyToRow = (k: KeyRecord): KeyRow => ({
   created_at: k.createdAt,
   updated_at: k.updatedAt,
   revoked_at: k.revokedAt,
+  enabled: k.enabled ? 1 : 0,
+  rolled_from: k.rolledFrom,
+  rolled_to: k.rolledTo,
+  predecessor_grace_ms: k.predecessorGraceMs,
+  last_four: k.lastFour,
 });
 
 /**
@@ -61,12 +72,13 @@ export const keyToRow = (k: KeyRecord): KeyRow => ({
  * vs 55 µs for a 10-key list page on these machines).
  */
 export const KEY_COLUMNS =
-  "id, customer_id, instance_id, name, prefix, environment, scopes, metadata, digest, last_used_at, total_requests, expires_at, created_at, updated_at, revoked_at";
+  "id, customer_id, instance_id, name, prefix, environment, scopes, metadata, digest, last_used_at, total_requests, expires_at, created_at, updated_at, revoked_at, enabled, rolled_from, rolled_to, predecessor_grace_ms, last_four";
 
 export type KeyTuple = [
   id: string, customerId: string, instanceId: string | null, name: string, prefix: string, environment: string,
   scopes: string, metadata: string, digest: string, lastUsedAt: number | null, totalRequests: number,
   expiresAt: number | null, createdAt: number, updatedAt: number, revokedAt: number | null,
+  enabled: number, rolledFrom: string | null, rolledTo: string | null, predecessorGraceMs: number | null, lastFour: string,
 ];
 
 export const rowToKey = (r: KeyTuple): KeyRecord => ({
@@ -85,6 +97,11 @@ export const rowToKey = (r: KeyTuple): KeyRecord => ({
   createdAt: r[12],
   updatedAt: r[13],
   revokedAt: r[14],
+  enabled: r[15] !== 0,
+  rolledFrom: r[16],
+  rolledTo: r[17],
+  predecessorGraceMs: r[18],
+  lastFour: r[19],
 });
 
 export const eventToRow = (e: AuditEvent): AuditRow => ({
@@ -102,6 +119,7 @@ export const eventToRow = (e: AuditEvent): AuditRow => ({
   request_id: e.requestId,
   time: e.time,
   count: e.count,
+  related_key_id: e.relatedKeyId ?? null,
 });
 
 export const rowToEvent = (r: AuditRow): AuditEvent => ({
@@ -118,4 +136,5 @@ export const rowToEvent = (r: AuditRow): AuditEvent => ({
   requestId: r.request_id,
   time: r.time,
   count: r.count,
+  ...(r.related_key_id !== null && { relatedKeyId: r.related_key_id }),
 });

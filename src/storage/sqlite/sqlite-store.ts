@@ -1,12 +1,12 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { StorageUnavailableError } from "../../domain/errors.js";
+import { alreadyExists, StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
-import type { AuditQuery, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
+import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
-import { ADDED_COLUMNS, SCHEMA } from "./schema.js";
+import { ADDED_COLUMNS, ADDED_INDEXES, SCHEMA } from "./schema.js";
 
 /**
  * The embedded default store: one SQLite file (`<dataDir>/zpk.sqlite`) in WAL mode, shared by the
@@ -41,24 +41,6 @@ function enableWal(db: Database.Database): void {
   }
 }
 
-/**
- * Adds the columns of ADDED_COLUMNS a file made by an older version lacks, then their indexes.
- * Two processes opening the same old file may both try: the second ALTER finds the column there.
- */
-function addColumns(db: Database.Database): void {
-  for (const c of ADDED_COLUMNS) {
-    const have = (db.pragma(`table_info(${c.table})`) as { name: string }[]).some((col) => col.name === c.column);
-    if (!have) {
-      try {
-        db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.column} ${c.type}`);
-      } catch (e) {
-        if (!/duplicate column name/i.test((e as Error).message)) throw e;
-      }
-    }
-    if (c.index) db.exec(c.index);
-  }
-}
-
 /** The constructor is synchronous (so is better-sqlite3), hence a blocking wait. */
 const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
@@ -74,21 +56,36 @@ export class SqliteStore implements Store {
       enableWal(d);
       d.pragma("synchronous = NORMAL");
       d.exec(SCHEMA);
-      addColumns(d);
+      addMissingColumns(d);
+      for (const index of ADDED_INDEXES) d.exec(index);
       return d;
     });
     this.db = db;
     this.stmts = {
-      insertKey: db.prepare(`INSERT INTO api_keys VALUES (@id, @customer_id, @instance_id, @name,
+      insertKey: db.prepare(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (@id, @customer_id, @instance_id, @name,
         @prefix, @environment, @scopes, @metadata, @digest, @last_used_at, @total_requests,
-        @expires_at, @created_at, @updated_at, @revoked_at)`),
-      insertEvent: db.prepare(`INSERT INTO audit_events (id, customer_id, action, actor, target_key_id, target,
-        outcome, reason, ip, user_agent, request_id, time, count, instance_id) VALUES (@id, @customer_id, @action,
-        @actor, @target_key_id, @target, @outcome, @reason, @ip, @user_agent, @request_id, @time, @count, @instance_id)`),
+        @expires_at, @created_at, @updated_at, @revoked_at, @enabled, @rolled_from, @rolled_to,
+        @predecessor_grace_ms, @last_four)`),
+      insertEvent: db.prepare(`INSERT INTO audit_events (id, customer_id, action, actor, target_key_id,
+        target, outcome, reason, ip, user_agent, request_id, time, count, related_key_id, instance_id) VALUES
+        (@id, @customer_id, @action, @actor, @target_key_id, @target, @outcome, @reason, @ip,
+        @user_agent, @request_id, @time, @count, @related_key_id, @instance_id)`),
       byDigest: db.prepare<[string], KeyTuple>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE digest = ?`).raw(true),
       byId: db.prepare<[string, string], KeyTuple>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE customer_id = ? AND id = ?`).raw(true),
       update: db.prepare(`UPDATE api_keys SET name = @name, metadata = @metadata,
-        expires_at = @expires_at, updated_at = @updated_at WHERE id = @id`),
+        expires_at = @expires_at, enabled = @enabled, updated_at = @updated_at WHERE id = @id`),
+      rollPredecessor: db.prepare(`UPDATE api_keys SET rolled_to = @rolled_to, expires_at = @expires_at,
+        updated_at = @updated_at WHERE customer_id = @customer_id AND id = @id AND rolled_to IS NULL
+        AND revoked_at IS NULL AND expires_at IS @expect_expires_at`),
+      clearGrace: db.prepare(`UPDATE api_keys SET predecessor_grace_ms = NULL, updated_at = @at
+        WHERE id = @id AND predecessor_grace_ms IS NOT NULL`),
+      startGrace: db.prepare(`UPDATE api_keys SET expires_at = min(coalesce(expires_at, @until), @until),
+        updated_at = @at WHERE customer_id = @customer_id AND id = @id`),
+      claimIdem: db.prepare(`INSERT INTO idempotency VALUES (@id, @scope, @customer_id, @params_digest,
+        @owner, @state, @response, @key_ids, @created_at, @lease_until, @expires_at) ON CONFLICT (id) DO NOTHING`),
+      getIdem: db.prepare<[string], IdemRow>(`SELECT * FROM idempotency WHERE id = ?`),
+      deleteIdem: db.prepare(`DELETE FROM idempotency WHERE id = ? AND owner = ?`),
+      purgeIdem: db.prepare(`DELETE FROM idempotency WHERE expires_at <= ?`),
       revoke: db.prepare(`UPDATE api_keys SET revoked_at = @at, updated_at = @at
         WHERE customer_id = @customer_id AND id = @id AND revoked_at IS NULL`),
       usage: db.prepare(`UPDATE api_keys SET total_requests = total_requests + @count,
@@ -117,6 +114,90 @@ export class SqliteStore implements Store {
     });
   }
 
+  async insertKeys(keys: KeyRecord[], events: AuditEvent[]): Promise<void> {
+    this.tx(() => {
+      for (const k of keys) {
+        try {
+          this.stmts.insertKey.run(keyToRow(k));
+        } catch (e) {
+          if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE" && /digest/.test(String(e))) {
+            throw alreadyExists(`a key with this digest exists already (${k.name})`);
+          }
+          throw e;
+        }
+      }
+      for (const e of events) this.stmts.insertEvent.run(eventToRow(e));
+    });
+  }
+
+  async rollKey(
+    successor: KeyRecord,
+    predecessor: { expectExpiresAt: number | null; expiresAt: number | null; updatedAt: number },
+    events: AuditEvent[],
+  ): Promise<boolean> {
+    return this.tx(() => {
+      const changed = this.stmts.rollPredecessor.run({
+        customer_id: successor.customerId,
+        id: successor.rolledFrom,
+        rolled_to: successor.id,
+        expires_at: predecessor.expiresAt,
+        updated_at: predecessor.updatedAt,
+        expect_expires_at: predecessor.expectExpiresAt,
+      }).changes === 1;
+      if (!changed) return false;
+      this.stmts.insertKey.run(keyToRow(successor));
+      for (const e of events) this.stmts.insertEvent.run(eventToRow(e));
+      return true;
+    });
+  }
+
+  async startPredecessorGrace(successor: KeyRecord, at: number): Promise<boolean> {
+    if (successor.predecessorGraceMs === null || successor.rolledFrom === null) return false;
+    const { predecessorGraceMs: grace, rolledFrom } = successor;
+    return this.tx(() => {
+      if (this.stmts.clearGrace.run({ id: successor.id, at }).changes !== 1) return false;
+      this.stmts.startGrace.run({ customer_id: successor.customerId, id: rolledFrom, until: at + grace, at });
+      return true;
+    });
+  }
+
+  async countKeys(q: KeyListQuery): Promise<number> {
+    const { where, params } = keyFilter({ ...q, beforeId: null });
+    const sql = `SELECT count(*) AS n FROM api_keys WHERE ${where}`;
+    return guard(() => (this.prepared<{ n: number }>(sql).get(params) as { n: number }).n);
+  }
+
+  async claimIdempotency(r: IdempotencyRecord): Promise<IdempotencyRecord | null> {
+    return this.tx(() => {
+      const inserted = this.stmts.claimIdem.run({
+        id: r.id, scope: r.scope, customer_id: r.customerId, params_digest: r.paramsDigest, owner: r.owner,
+        state: r.state, response: r.response ? Buffer.from(r.response) : null, key_ids: JSON.stringify(r.keyIds),
+        created_at: r.createdAt, lease_until: r.leaseUntil, expires_at: r.expiresAt,
+      }).changes === 1;
+      if (inserted) return null;
+      return rowToIdem(this.stmts.getIdem.get(r.id)!);
+    });
+  }
+
+  async updateIdempotency(id: string, owner: string, patch: IdempotencyPatch): Promise<boolean> {
+    const sets: string[] = [];
+    const params: Record<string, unknown> = { id, owner };
+    if (patch.state !== undefined) (sets.push("state = @state"), (params.state = patch.state));
+    if (patch.response !== undefined) (sets.push("response = @response"), (params.response = patch.response && Buffer.from(patch.response)));
+    if (patch.keyIds !== undefined) (sets.push("key_ids = @key_ids"), (params.key_ids = JSON.stringify(patch.keyIds)));
+    if (sets.length === 0) return true;
+    const sql = `UPDATE idempotency SET ${sets.join(", ")} WHERE id = @id AND owner = @owner`;
+    return guard(() => this.prepared(sql).run(params).changes === 1);
+  }
+
+  async deleteIdempotency(id: string, owner: string): Promise<void> {
+    guard(() => this.stmts.deleteIdem.run(id, owner));
+  }
+
+  async purgeIdempotency(now: number): Promise<number> {
+    return guard(() => this.stmts.purgeIdem.run(now).changes);
+  }
+
   async findKeyByDigest(digest: string): Promise<KeyRecord | null> {
     const row = guard(() => this.stmts.byDigest.get(digest));
     return row ? rowToKey(row) : null;
@@ -128,12 +209,9 @@ export class SqliteStore implements Store {
   }
 
   async listKeys(q: KeyListQuery): Promise<KeyRecord[]> {
-    const where = ["customer_id = @customerId"];
-    if (q.instanceId !== null) where.push("instance_id = @instanceId");
-    if (!q.includeInactive) where.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)");
-    if (q.beforeId !== null) where.push("id < @beforeId");
-    const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where.join(" AND ")} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
-    return guard(() => this.prepared<KeyTuple>(sql, true).all(q)).map(rowToKey);
+    const { where, params } = keyFilter(q);
+    const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
+    return guard(() => this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit })).map(rowToKey);
   }
 
   async countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {
@@ -150,10 +228,11 @@ export class SqliteStore implements Store {
         name: patch.name ?? current.name,
         metadata: patch.metadata ?? current.metadata,
         expiresAt: patch.expiresAt === undefined ? current.expiresAt : patch.expiresAt,
+        enabled: patch.enabled ?? current.enabled,
         updatedAt: patch.updatedAt,
       };
       this.stmts.update.run({ id, name: updated.name, metadata: JSON.stringify(updated.metadata),
-        expires_at: updated.expiresAt, updated_at: updated.updatedAt });
+        expires_at: updated.expiresAt, enabled: updated.enabled ? 1 : 0, updated_at: updated.updatedAt });
       this.stmts.insertEvent.run(eventToRow(event(updated)));
       return updated;
     });
@@ -240,7 +319,8 @@ export class SqliteStore implements Store {
   private prepared<Row>(sql: string, raw = false): Database.Statement<[object], Row> {
     let stmt = this.statements.get(sql);
     if (!stmt) {
-      stmt = this.db.prepare(sql).raw(raw);
+      stmt = this.db.prepare(sql);
+      if (raw) stmt.raw(true);
       this.statements.set(sql, stmt);
     }
     return stmt as Database.Statement<[object], Row>;
@@ -249,6 +329,60 @@ export class SqliteStore implements Store {
   /** One IMMEDIATE transaction: all of `fn` or none of it. */
   private tx<T>(fn: () => T): T {
     return guard(() => this.db.transaction(fn).immediate());
+  }
+}
+
+interface IdemRow {
+  id: string; scope: string; customer_id: string; params_digest: string; owner: string; state: string;
+  response: Buffer | null; key_ids: string; created_at: number; lease_until: number; expires_at: number;
+}
+
+const rowToIdem = (r: IdemRow): IdempotencyRecord => ({
+  id: r.id,
+  scope: r.scope,
+  customerId: r.customer_id,
+  paramsDigest: r.params_digest,
+  owner: r.owner,
+  state: r.state as IdempotencyRecord["state"],
+  response: r.response ? new Uint8Array(r.response) : null,
+  keyIds: JSON.parse(r.key_ids) as string[],
+  createdAt: r.created_at,
+  leaseUntil: r.lease_until,
+  expiresAt: r.expires_at,
+});
+
+/**
+ * The WHERE clause of a key listing. Metadata filters are one `EXISTS (json_each …)` per entry,
+ * over the customer's rows only (the (customer_id, id) index narrows first).
+ */
+function keyFilter(q: KeyListQuery): { where: string; params: Record<string, unknown> } {
+  const where = ["customer_id = @customerId"];
+  const params: Record<string, unknown> = { customerId: q.customerId, now: q.now };
+  if (q.instanceId !== null) (where.push("instance_id = @instanceId"), (params.instanceId = q.instanceId));
+  if (!q.includeInactive) where.push("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)");
+  if (q.beforeId !== null) (where.push("id < @beforeId"), (params.beforeId = q.beforeId));
+  Object.entries(q.metadata ?? {}).forEach(([k, v], i) => {
+    where.push(`EXISTS (SELECT 1 FROM json_each(api_keys.metadata) WHERE key = @mk${i} AND value = @mv${i})`);
+    params[`mk${i}`] = k;
+    params[`mv${i}`] = v;
+  });
+  return { where: where.join(" AND "), params };
+}
+
+/** Adds the columns of ADDED_COLUMNS a file created by an older version lacks. */
+function addMissingColumns(db: Database.Database): void {
+  for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
+    const have = new Set((db.pragma(`table_info(${table})`) as { name: string }[]).map((c) => c.name));
+    for (const [column, definition] of columns) {
+      if (!have.has(column)) {
+        try {
+          db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+        } catch (e) {
+          // Another process of the same start-up added it first.
+          if (!/duplicate column/.test(String(e))) throw e;
+        }
+      }
+    }
   }
 }
 

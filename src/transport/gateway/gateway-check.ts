@@ -185,6 +185,8 @@ export function createGatewayCheck(opts: GatewayCheckOptions) {
           return deny(401, "key_expired", "this API key has expired", [["www-authenticate", "Bearer"], ...rateLimit]);
         case DenialReason.REVOKED:
           return deny(401, "key_revoked", "this API key has been revoked", [["www-authenticate", "Bearer"], ...rateLimit]);
+        case DenialReason.DISABLED:
+          return deny(401, "key_disabled", "this API key is disabled", [["www-authenticate", "Bearer"], ...rateLimit]);
         case DenialReason.WRONG_INSTANCE:
           return deny(403, "permission_denied", "this API key is bound to another instance", rateLimit);
         case DenialReason.MISSING_SCOPE:

@@ -28,6 +28,15 @@ export function decodeRequest(
   const json: JsonObject = {};
   for (const name of new Set(query.keys())) {
     if (route.body === "*") throw invalid(`unknown query parameter "${name}"`);
+    const entry = mapEntryParam(schema, name);
+    if (entry) {
+      // `metadata.<name>=<value>`: one entry of a string map field (issue 13's metadata filter).
+      const values = query.getAll(name);
+      if (values.length > 1) throw invalid(`query parameter "${name}" must be given once`);
+      const map = (json[entry.field.name] ??= {}) as JsonObject;
+      map[entry.key] = values[0]!;
+      continue;
+    }
     const field = fieldOf(schema, name);
     if (!field || route.params.includes(field.name)) throw invalid(`unknown query parameter "${name}"`);
     json[field.name] = queryValue(field, query.getAll(name));
@@ -64,6 +73,15 @@ function culprit(schema: DescMessage, json: JsonObject): DescField | undefined {
     }
   }
   return undefined;
+}
+
+/** `<map field>.<key>` for a string-to-string map field of the request, else null. */
+function mapEntryParam(schema: DescMessage, name: string): { field: DescField; key: string } | null {
+  const dot = name.indexOf(".");
+  if (dot <= 0 || dot === name.length - 1) return null;
+  const field = fieldOf(schema, name.slice(0, dot));
+  if (field?.fieldKind !== "map" || field.mapKey !== ScalarType.STRING || field.mapKind !== "scalar") return null;
+  return { field, key: name.slice(dot + 1) };
 }
 
 const fieldOf = (schema: DescMessage, name: string): DescField | undefined =>

@@ -45,3 +45,12 @@ export function presentFlattened(schema: DescMessage, msg: Message, field: strin
   const { [field]: inner, ...rest } = present(schema, msg);
   return { ...(inner as { [k: string]: JsonValue }), ...rest };
 }
+
+/** `present`, with the message field `inner` of every element of the list `list` lifted (REST's batch issue). */
+export function presentEachFlattened(schema: DescMessage, msg: Message, list: string, inner: string): { [k: string]: JsonValue } {
+  const field = schema.fields.find((f) => f.name === list);
+  const whole = present(schema, msg);
+  if (!field?.message) return whole;
+  const items = (msg as unknown as Record<string, Message[]>)[field.localName] ?? [];
+  return { ...whole, [list]: items.map((item) => presentFlattened(field.message!, item, inner)) };
+}

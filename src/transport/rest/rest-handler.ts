@@ -8,15 +8,18 @@ import { type NodeRequest, type NodeResponse, sendError, sendJson } from "../htt
 import { LeanHandlerContext } from "../lean-handler-context.js";
 import { PlainHeaders } from "../plain-headers.js";
 import { decodeRequest } from "./decode-request.js";
-import { present, presentFlattened } from "./present.js";
+import { present, presentEachFlattened, presentFlattened } from "./present.js";
 import { type RestRoute, restRoutes } from "./routes.js";
 
 type Impl = ServiceImpl<typeof ApiKeyService>;
 type UnaryFn = (req: Message, ctx: HandlerContext) => Promise<Message>;
 
 /** How a successful REST response differs from "200 with the response (or its response_body)". */
-const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: string } }) => string; flatten?: string }> = {
+const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: string } }) => string; flatten?: string; flattenEach?: string }> = {
   IssueKey: { status: 201, location: (res) => `/v1/api-keys/${res.key?.id ?? ""}`, flatten: "key" },
+  RollKey: { status: 201, location: (res) => `/v1/api-keys/${res.key?.id ?? ""}`, flatten: "key" },
+  // {"data": [<key object plus secret>, …]}, no Location (issue 13).
+  BatchIssueKeys: { status: 201, flattenEach: "data" },
   RevokeKey: { status: 204 },
 };
 
@@ -67,7 +70,7 @@ export function createRestHandler(
       const status = shape?.status ?? 200;
       if (shape?.location) ctx.responseHeader.set("location", shape.location(output as { key?: { id: string } }));
       if (status === 204) return sendJson(res, 204, undefined, ctx.responseHeader);
-      sendJson(res, status, shapeBody(route, output, shape?.flatten), ctx.responseHeader);
+      sendJson(res, status, shape?.flattenEach ? presentEachFlattened(route.method.output, output, shape.flattenEach, "key") : shapeBody(route, output, shape?.flatten), ctx.responseHeader);
     } catch (err) {
       if (clientAborted(err)) {
         // The client went away mid-request (an upload cut short): its doing, nobody to answer.
