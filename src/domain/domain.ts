@@ -60,7 +60,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     (key) => roller?.onFirstUse(key), importPrefixes);
   const keys = new KeyManager(store, audit, usage, now, onChanged, opts.maxActiveKeysPerCustomer);
   roller = new KeyRoller(store, keys, audit, now, onChanged);
-  const importer = new KeyImporter(store, audit, now, importPrefixes, onChanged);
+  const importer = new KeyImporter(store, audit, now, importPrefixes, onChanged, (c, n, at) => keys.requireRoomFor(c, n, at));
   const idempotency = new Idempotency(store, now, {
     ttlMs: 24 * 3600_000,
     leaseMs: 30_000,
