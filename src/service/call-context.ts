@@ -29,7 +29,7 @@ const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 function keyShaped(id: string): boolean {
   if (/zpk_/i.test(id)) return true;
-  for (const run of id.match(/[A-Za-z0-9-]{49,}/g) ?? []) {
+  for (const run of id.match(/[A-Za-z0-9_-]{49,}/g) ?? []) {
     for (let at = 0; at + 49 <= run.length; at++) {
       const random = run.slice(at, at + 43);
       const sum = run.slice(at + 43, at + 49);

@@ -18,7 +18,7 @@ import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/conn
  *   first response message, hence the request, before it returns the response);
  * - gRPC-Web and Connect streaming: the same status in the body's final trailer / end-stream frame.
  * The message becomes `malformed protobuf request: <parser's reason>`, the words of GRPC_PORT.
- * tests: test/e2e/rpc-malformed-bodies.test.ts (fails if connect-es changes its message).
+ * tests: test/e2e/malformed-bodies.test.ts (fails if connect-es changes its message).
  */
 export function mapParseErrors(router: ConnectRouter): void {
   const handlers = router.handlers;

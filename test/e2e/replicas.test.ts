@@ -68,7 +68,7 @@ afterAll(async () => {
 });
 
 // eslint-disable-next-line no-console
-const log = (msg: string) => console.log(`[mongo-replicas] ${msg}`);
+const log = (msg: string) => console.log(`[replicas] ${msg}`);
 
 async function authenticate(i: number, key: string) {
   const r = await grpc[i]!.call("authenticate", { key }, internal);
