@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fails when gen/ is not exactly what `buf generate` makes from proto/ (someone edited the proto
+# Fails when gen/ (or docs/openapi.json) is not exactly what `buf generate` makes from proto/ (someone edited the proto
 # and forgot to regenerate, or edited generated code by hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,3 +12,5 @@ if ! diff -r gen "$tmp/gen" >/dev/null; then
   exit 1
 fi
 echo "gen/ matches buf generate"
+# docs/openapi.json: what scripts/gen-openapi.ts makes from gen/ and the proto comments.
+node --import tsx scripts/gen-openapi.ts --check

@@ -6,7 +6,7 @@ import { digestKey, type Environment, parseKey } from "./key-format.js";
 import { actorOf, customerFor } from "./access.js";
 import { inEntry, MAX_BATCH, targetOf } from "./key-manager.js";
 import { optionalUuid, validEnvironment, validMetadata, validName, validScopes } from "./validation.js";
-import type { Caller, KeyRecord, RequestOrigin } from "./types.js";
+import { newKeyRecord, type Caller, type KeyRecord, type RequestOrigin } from "./types.js";
 import { validFutureTime } from "./validation.js";
 import { isLegacyImport } from "./authenticator.js";
 
@@ -72,30 +72,24 @@ export class KeyImporter {
       if (input.plaintext !== "" && !ours && !isLegacyImport(input.plaintext, this.importPrefixes)) {
         throw invalid(`plaintext has no zpk checksum and no registered prefix: it could never authenticate (register its prefix in IMPORT_PREFIXES)`);
       }
-      return {
-        id: newKeyId(now),
-        customerId,
-        instanceId,
-        name,
-        // Never a piece of a legacy secret beyond its registered (public) prefix.
-        prefix: input.prefix || ours?.prefix || registered || "imported",
-        environment,
-        scopes,
-        metadata,
-        digest,
-        lastUsedAt: null,
-        totalRequests: 0,
-        expiresAt: input.expiresAt,
-        createdAt: now,
-        updatedAt: now,
-        revokedAt: null,
-        enabled: true,
-        rolledFrom: null,
-        rolledTo: null,
-        predecessorGraceMs: null,
-        // Only our checksum carries no secret entropy; a legacy key's tail may, so it is not shown.
-        lastFour: ours ? input.plaintext.slice(-4) : "",
-      };
+      return newKeyRecord(
+        {
+          id: newKeyId(now),
+          customerId,
+          instanceId,
+          name,
+          // Never a piece of a legacy secret beyond its registered (public) prefix.
+          prefix: input.prefix || ours?.prefix || registered || "imported",
+          environment,
+          scopes,
+          metadata,
+          digest,
+          expiresAt: input.expiresAt,
+          // Only our checksum carries no secret entropy; a legacy key's tail may, so it is not shown.
+          lastFour: ours ? input.plaintext.slice(-4) : "",
+        },
+        now,
+      );
     }));
     const events = keys.map((k) =>
       this.audit.build({ customerId, action: "api_key.imported", actor: actorOf(caller), target: targetOf(k), instanceId: k.instanceId, outcome: "success", reason: null, ...origin }),

@@ -15,7 +15,7 @@ import { generateKey } from "./key-format.js";
 import { decodePageToken, paginate } from "./page-token.js";
 import { SCOPE } from "./scopes.js";
 import type { Store } from "./store.js";
-import type { AuditEvent, AuditTarget, Caller, KeyRecord, Page, RequestOrigin } from "./types.js";
+import { newKeyRecord, type AuditEvent, type AuditTarget, type Caller, type KeyRecord, type Page, type RequestOrigin } from "./types.js";
 import type { UsageRecorder } from "./usage-recorder.js";
 import {
   optionalUuid,
@@ -172,28 +172,22 @@ export class KeyManager {
     if (req.expiresAt !== null) validFutureTime(req.expiresAt, now);
     requireNoEscalation(caller, { instanceId, scopes });
     const generated = generateKey(environment);
-    const key: KeyRecord = {
-      id: newKeyId(now),
-      customerId,
-      instanceId,
-      name,
-      prefix: generated.prefix,
-      environment,
-      scopes,
-      metadata,
-      digest: generated.digest,
-      lastUsedAt: null,
-      totalRequests: 0,
-      expiresAt: req.expiresAt,
-      createdAt: now,
-      updatedAt: now,
-      revokedAt: null,
-      enabled: true,
-      rolledFrom: null,
-      rolledTo: null,
-      predecessorGraceMs: null,
-      lastFour: generated.secret.slice(-4),
-    };
+    const key = newKeyRecord(
+      {
+        id: newKeyId(now),
+        customerId,
+        instanceId,
+        name,
+        prefix: generated.prefix,
+        environment,
+        scopes,
+        metadata,
+        digest: generated.digest,
+        expiresAt: req.expiresAt,
+        lastFour: generated.secret.slice(-4),
+      },
+      now,
+    );
     return { key, secret: generated.secret };
   }
 

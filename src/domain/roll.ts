@@ -6,7 +6,7 @@ import { newKeyId } from "./ids.js";
 import { generateKey } from "./key-format.js";
 import type { KeyManager, Prepared } from "./key-manager.js";
 import { SCOPE } from "./scopes.js";
-import { isExpired, type Caller, type KeyRecord, type RequestOrigin } from "./types.js";
+import { isExpired, newKeyRecord, type Caller, type KeyRecord, type RequestOrigin } from "./types.js";
 import { validFutureTime } from "./validation.js";
 
 /** Issue 13's fixed rules: default one day, at most 30 days (accepted), 0 = at once. */
@@ -74,23 +74,25 @@ export class KeyRoller {
     requireCanActOn(caller, old, "roll");
     rollable(old, now);
     const generated = generateKey(old.environment);
-    const successor: KeyRecord = {
-      ...old,
-      id: newKeyId(now),
-      prefix: generated.prefix,
-      digest: generated.digest,
-      lastUsedAt: null,
-      totalRequests: 0,
-      expiresAt: input.expiresAt,
-      createdAt: now,
-      updatedAt: now,
-      revokedAt: null,
-      enabled: true,
-      rolledFrom: old.id,
-      rolledTo: null,
-      predecessorGraceMs: graceStarts === "first_use" ? grace : null,
-      lastFour: generated.secret.slice(-4),
-    };
+    // The old key's name, scopes, binding, environment and metadata; its own id, secret, times.
+    const successor = newKeyRecord(
+      {
+        id: newKeyId(now),
+        customerId: old.customerId,
+        instanceId: old.instanceId,
+        name: old.name,
+        prefix: generated.prefix,
+        environment: old.environment,
+        scopes: old.scopes,
+        metadata: old.metadata,
+        digest: generated.digest,
+        expiresAt: input.expiresAt,
+        lastFour: generated.secret.slice(-4),
+        rolledFrom: old.id,
+        predecessorGraceMs: graceStarts === "first_use" ? grace : null,
+      },
+      now,
+    );
     const cutoff = graceStarts === "now" ? now + grace : null;
     const oldExpiresAt = cutoff === null ? old.expiresAt : old.expiresAt === null ? cutoff : Math.min(old.expiresAt, cutoff);
     const rolled = { ...old, rolledTo: successor.id, expiresAt: oldExpiresAt, updatedAt: now };

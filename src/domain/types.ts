@@ -31,6 +31,26 @@ export interface KeyRecord {
   lastFour: string;
 }
 
+/** What a new key is given; everything else starts fresh (see {@link newKeyRecord}). */
+export type NewKeyFields = Pick<KeyRecord, "id" | "customerId" | "instanceId" | "name" | "prefix" | "environment" | "scopes" | "metadata" | "digest" | "expiresAt" | "lastFour"> &
+  Partial<Pick<KeyRecord, "rolledFrom" | "predecessorGraceMs">>;
+
+/** A key as it is stored the moment it is made (issue, batch, roll, import): unused, active, unlinked. */
+export function newKeyRecord(fields: NewKeyFields, now: number): KeyRecord {
+  return {
+    lastUsedAt: null,
+    totalRequests: 0,
+    createdAt: now,
+    updatedAt: now,
+    revokedAt: null,
+    enabled: true,
+    rolledFrom: null,
+    rolledTo: null,
+    predecessorGraceMs: null,
+    ...fields,
+  };
+}
+
 export const isExpired = (k: KeyRecord, now: number) => k.expiresAt !== null && k.expiresAt <= now;
 /** Revoked and expired are final; disabled is not, but a disabled key is not active either. */
 export const isActive = (k: KeyRecord, now: number) => k.revokedAt === null && !isExpired(k, now) && k.enabled;

@@ -147,12 +147,16 @@ const ferretDb: ProvisionStep = {
   install: () => void ferretDbBinary(),
 };
 
+/** Where Schemathesis and openapi-spec-validator live (test/helpers/schemathesis-venv.ts reads it). */
+export const schemathesisVenvDir = () => process.env.ZPK_SCHEMATHESIS_VENV ?? join(CACHE, "schemathesis-venv");
+
 /** What `npm test` provisions, in order. Later tracks append their tools here. */
 export const STEPS: ProvisionStep[] = [
   ferretDb,
   clientTools,
   aptStep({ name: "nginx", packages: ["nginx"], present: () => onPath("nginx") || existsSync("/usr/sbin/nginx") }),
   aptStep({ name: "caddy", packages: ["caddy"], present: () => onPath("caddy") }),
+  venvStep({ name: "Schemathesis venv", dir: schemathesisVenvDir, requirements: "test/schemathesis/requirements.txt" }),
 ];
 
 /**

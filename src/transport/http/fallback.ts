@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { ApiError, invalid } from "../../domain/errors.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson } from "./json-response.js";
 import { refuseKeyInUrl } from "./key-in-url.js";
+import { serveDocs } from "../openapi/docs-routes.js";
 
 export type RestHandler = (req: NodeRequest, res: NodeResponse, url: URL) => Promise<void>;
 
@@ -31,6 +32,7 @@ export function createFallback(deps: FallbackDeps) {
     } catch (err) {
       return sendError(res, err);
     }
+    if (serveDocs(req, res, url)) return;
     if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
     if (url.pathname === "/readyz") return void ready(res, deps);
     if (url.pathname === "/v1" || url.pathname.startsWith("/v1/")) {

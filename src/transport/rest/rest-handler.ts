@@ -15,7 +15,7 @@ type Impl = ServiceImpl<typeof ApiKeyService>;
 type UnaryFn = (req: Message, ctx: HandlerContext) => Promise<Message>;
 
 /** How a successful REST response differs from "200 with the response (or its response_body)". */
-const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: string } }) => string; flatten?: string; flattenEach?: string }> = {
+export const SUCCESS: Record<string, { status: number; location?: (res: { key?: { id: string } }) => string; flatten?: string; flattenEach?: string }> = {
   IssueKey: { status: 201, location: (res) => `/v1/api-keys/${res.key?.id ?? ""}`, flatten: "key" },
   RollKey: { status: 201, location: (res) => `/v1/api-keys/${res.key?.id ?? ""}`, flatten: "key" },
   // {"data": [<key object plus secret>, …]}, no Location (issue 13).
