@@ -40,8 +40,16 @@ export async function createService(config: Config, log: Logger) {
     usageFlushIntervalMs: config.USAGE_FLUSH_INTERVAL_MS,
     auditFlushIntervalMs: config.AUDIT_FLUSH_INTERVAL_MS,
     auditAggregateIntervalMs: config.AUDIT_AGGREGATE_INTERVAL_MS,
+    auditFailureIntervalMs: config.AUDIT_FAILURE_INTERVAL_MS,
+    maxActiveKeysPerCustomer: config.MAX_ACTIVE_KEYS_PER_CUSTOMER,
+    auditRetention: {
+      retentionMs: config.AUDIT_FAILURE_RETENTION_DAYS * 86_400_000,
+      intervalMs: config.AUDIT_PURGE_INTERVAL_MS,
+      batch: config.AUDIT_PURGE_BATCH,
+    },
     keyCache: {
       maxKeys: config.KEY_CACHE_SIZE,
+      maxBytes: config.KEY_CACHE_MAX_BYTES,
       maxUnknown: config.KEY_CACHE_NEGATIVE_SIZE,
       ttlMs: config.KEY_CACHE_TTL_MS,
       pollIntervalMs: config.REVOCATION_POLL_MS,

@@ -1,6 +1,6 @@
-import { forbidden, invalid } from "./errors.js";
+import { failedPrecondition, forbidden, invalid } from "./errors.js";
 import { escalation, grants } from "./scopes.js";
-import type { AuditActor, Caller, KeyRecord } from "./types.js";
+import { type AuditActor, type Caller, isExpired, type KeyRecord } from "./types.js";
 import { validUuid } from "./validation.js";
 
 /**
@@ -74,21 +74,49 @@ export const actorOf = (caller: Caller): AuditActor =>
     : { type: "internal", name: caller.name };
 
 /**
- * SPEC §2: a caller may act on (roll, disable, enable; and update, revoke) only a key whose scopes
- * are a subset of its own effective scopes and whose binding is the same or narrower, so that no
- * key can, say, roll a more powerful key and receive its successor's secret. Internal callers may
- * act on every key. Visibility (another customer, another instance: 404) is checked before this.
+ * SPEC §2: no privilege escalation through any write. A caller may act on a key (update, revoke,
+ * roll, disable, enable) only if the key's scopes are a subset of its own effective scopes and
+ * its binding is the same or narrower: the issuance rule, applied to an existing key, so that no
+ * key can rename, revoke, revive or roll (and receive the successor's secret of) a more powerful
+ * key. Internal callers may act on every key. Visibility (another customer, another instance:
+ * 404, never 403) is checked before this. The one rule every write path calls.
  */
 export function canActOn(caller: Caller, target: KeyRecord): boolean {
-  if (caller.kind === "internal") return true;
-  const bound = caller.key.instanceId;
-  if (bound !== null && target.instanceId !== bound) return false;
-  return escalation(caller.key.scopes, target.scopes).length === 0;
+  return refusalToActOn(caller, target, "act on") === null;
 }
 
-/** canActOn, or 403 saying why. */
+/** canActOn, or 403 permission_denied naming the reason (`action` as the message says it: "revoke"). */
 export function requireCanActOn(caller: Caller, target: KeyRecord, action: string): void {
-  if (!canActOn(caller, target)) {
-    throw forbidden(`this key cannot ${action} a key with scopes or binding beyond its own`);
+  const refused = refusalToActOn(caller, target, action);
+  if (refused !== null) throw forbidden(refused);
+}
+
+/** Why `caller` may not `action` `target`, or null when it may. */
+function refusalToActOn(caller: Caller, target: KeyRecord, action: string): string | null {
+  if (caller.kind === "internal") return null;
+  const bound = caller.key.instanceId;
+  if (bound !== null && target.instanceId !== bound) {
+    return target.instanceId === null
+      ? `this key cannot ${action} a key that is not bound to an instance: it is bound to instance ${bound}`
+      : `this key cannot ${action} a key of another instance: it is bound to instance ${bound}`;
   }
+  const extra = escalation(caller.key.scopes, target.scopes);
+  if (extra.length === 0) return null;
+  return target.scopes.length === 0
+    ? `this key cannot ${action} an unrestricted key: it holds only ${JSON.stringify(caller.key.scopes)}`
+    : `this key cannot ${action} a key with scopes it does not hold: ${extra.join(", ")}`;
+}
+
+/**
+ * No change ever makes an inactive key active again (SPEC §2): a revoked or expired key's expiry
+ * cannot be set (not even to its current value), so an old expired admin secret plus any write
+ * key never regains admin: 400 failed_precondition naming the field and the key's state. (Its
+ * name and metadata may still change; that revives nothing. A disabled key is not inactive in
+ * this sense: disabling is reversible, and its expiry may change.)
+ */
+export function requireNoRevival(key: KeyRecord, change: { expiresAt?: number | null }, now: number): void {
+  if (change.expiresAt === undefined) return;
+  const state = key.revokedAt !== null ? "revoked" : isExpired(key, now) ? "expired" : null;
+  if (state === null) return;
+  throw failedPrecondition(`expires_at cannot be changed on a ${state} key: no change makes an inactive key active again; issue a new key instead`);
 }

@@ -123,13 +123,15 @@ export class Authenticator {
       action: reason === "rate_limited" ? check.rateLimitAction : ("auth.failed" as const),
       actor: key ? { type: "key" as const, keyId: key.id, prefix: key.prefix } : { type: "anonymous" as const },
       target: key ? { keyId: key.id, prefix: key.prefix, name: key.name } : null,
+      instanceId: key?.instanceId ?? null,
       outcome: "failure" as const,
       reason,
       ...origin,
     };
-    // Floods of garbage or of refused charges are aggregated; a known key's failure is one event.
+    // Every failure is aggregated per (key, reason, source): a known key's per interval of at most
+    // 1 s (readable within it), garbage and refused charges per the longer flood interval.
     if (key === null || reason === "rate_limited") this.audit.aggregate(event);
-    else this.audit.record(event);
+    else this.audit.failure(event);
     return { valid: false, reason, key, rateLimit };
   }
 }

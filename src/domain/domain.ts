@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Store } from "./store.js";
 import { AuditLog } from "./audit-log.js";
+import { AuditRetention, type AuditRetentionOptions } from "./audit-retention.js";
 import { Authenticator } from "./authenticator.js";
 import { KeyCache, type KeyCacheOptions } from "./key-cache.js";
 import { Idempotency, type IdempotencyOptions } from "./idempotency.js";
@@ -23,8 +24,13 @@ export interface DomainOptions {
   usageFlushIntervalMs: number;
   auditFlushIntervalMs: number;
   auditAggregateIntervalMs: number;
+  /** Aggregation interval of known-key failures (<= 1000 ms, SPEC §7). */
+  auditFailureIntervalMs: number;
+  auditRetention: AuditRetentionOptions;
   keyCache: KeyCacheOptions;
   sessions?: SessionOptions;
+  /** Most active keys per customer (MAX_ACTIVE_KEYS_PER_CUSTOMER). */
+  maxActiveKeysPerCustomer: number;
   /** Registered prefixes of imported checksum-less keys (IMPORT_PREFIXES). */
   importPrefixes?: readonly string[];
   idempotency?: Partial<IdempotencyOptions>;
@@ -42,8 +48,10 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
   const audit = new AuditLog(store, now, {
     flushIntervalMs: opts.auditFlushIntervalMs,
     aggregateIntervalMs: opts.auditAggregateIntervalMs,
+    failureIntervalMs: opts.auditFailureIntervalMs,
     maxAggregates: 10_000,
   }, log);
+  const retention = new AuditRetention(store, now, opts.auditRetention, log);
   const usage = new UsageRecorder(store, opts.usageFlushIntervalMs, log);
   const rateLimiter = new RateLimiter(store, audit, now, log, {
     defaults: opts.rateLimit,
@@ -63,9 +71,9 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
   let roller: KeyRoller | null = null;
   const authenticator = new Authenticator(cache.lookup, rateLimiter, audit, usage, now, opts.observe?.auth,
     (key) => roller?.onFirstUse(key), importPrefixes);
-  const keys = new KeyManager(store, audit, usage, now, onChanged);
+  const keys = new KeyManager(store, audit, usage, now, onChanged, opts.maxActiveKeysPerCustomer);
   roller = new KeyRoller(store, keys, audit, now, onChanged);
-  const importer = new KeyImporter(store, audit, now, importPrefixes, onChanged);
+  const importer = new KeyImporter(store, audit, now, importPrefixes, onChanged, (c, n, at) => keys.requireRoomFor(c, n, at));
   const idempotency = new Idempotency(store, now, {
     ttlMs: 24 * 3600_000,
     leaseMs: 30_000,
@@ -76,6 +84,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
   return {
     store,
     audit,
+    retention,
     usage,
     rateLimiter,
     cache,
@@ -90,6 +99,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     start() {
       idempotency.start();
       audit.start();
+      retention.start();
       usage.start();
       cache.start();
       rateLimiter.start();
@@ -97,6 +107,7 @@ export function createDomain(store: Store, opts: DomainOptions, log: Logger) {
     async flush() {
       idempotency.stop();
       audit.stop();
+      await retention.stop();
       usage.stop();
       await cache.stop();
       await rateLimiter.stop();

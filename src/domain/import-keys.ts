@@ -41,6 +41,8 @@ export class KeyImporter {
     private readonly importPrefixes: readonly string[],
     /** This process's cache may remember an imported digest as unknown (it was presented before): drop it. */
     private readonly onChanged: (key: KeyRecord) => void = () => {},
+    /** The per-customer active-key bound (KeyManager.requireRoomFor): imports count like issues. */
+    private readonly requireRoom: (customerId: string, n: number, now: number) => Promise<void> = async () => {},
   ) {}
 
   async import(caller: Caller, requestedCustomer: string, inputs: ImportInput[], origin: RequestOrigin): Promise<KeyRecord[]> {
@@ -90,8 +92,9 @@ export class KeyImporter {
       );
     }));
     const events = keys.map((k) =>
-      this.audit.build({ customerId, action: "api_key.imported", actor: actorOf(caller), target: targetOf(k), outcome: "success", reason: null, ...origin }),
+      this.audit.build({ customerId, action: "api_key.imported", actor: actorOf(caller), target: targetOf(k), instanceId: k.instanceId, outcome: "success", reason: null, ...origin }),
     );
+    await this.requireRoom(customerId, keys.length, this.now());
     await this.store.insertKeys(keys, events);
     for (const k of keys) this.onChanged(k);
     return keys;

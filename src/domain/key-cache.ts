@@ -3,11 +3,17 @@ import type { Logger } from "pino";
 import type { Store } from "./store.js";
 import type { KeyLookup } from "./authenticator.js";
 import { DigestSet } from "./digest-set.js";
+import { keyRecordBytes } from "./key-record-bytes.js";
 import type { KeyRecord } from "./types.js";
 
 export interface KeyCacheOptions {
-  /** Known keys kept in memory (about 1 KiB each). */
+  /** Known keys kept in memory, at most (a backstop: the byte bound below is the one that binds). */
   maxKeys: number;
+  /**
+   * Heap the known keys may take, estimated per entry by keyRecordBytes (1.4 KiB for a bare key,
+   * ~51 KiB for one with the largest scopes and metadata; bench/key-cache-bytes.ts measures it).
+   */
+  maxBytes: number;
   /** Unknown digests remembered (16 B each, digest-set.ts), so a flood of unknown keys stays off the store. */
   maxUnknown: number;
   /** Longest an entry is trusted without a poll confirming it (a backstop, not the bound). */
@@ -44,7 +50,7 @@ export class KeyCache {
     private readonly now: () => number,
     private readonly log: Logger,
   ) {
-    this.known = new LRUCache({ max: opts.maxKeys, ttl: opts.ttlMs });
+    this.known = new LRUCache({ max: opts.maxKeys, maxSize: opts.maxBytes, sizeCalculation: keyRecordBytes, ttl: opts.ttlMs });
     this.unknown = new DigestSet(opts.maxUnknown, opts.ttlMs, now);
     this.lastPollStart = now();
   }
@@ -76,8 +82,8 @@ export class KeyCache {
     this.unknown.delete(digest);
   }
 
-  get size(): { known: number; unknown: number } {
-    return { known: this.known.size, unknown: this.unknown.size };
+  get size(): { known: number; unknown: number; knownBytes: number } {
+    return { known: this.known.size, unknown: this.unknown.size, knownBytes: this.known.calculatedSize };
   }
 
   start(): void {

@@ -1,4 +1,13 @@
-import { auditCustomerFor, actorOf, boundInstance, customerFor, requireCanActOn, requireNoEscalation, requireScope } from "./access.js";
+import {
+  auditCustomerFor,
+  actorOf,
+  boundInstance,
+  customerFor,
+  requireCanActOn,
+  requireNoEscalation,
+  requireNoRevival,
+  requireScope,
+} from "./access.js";
 import type { AuditLog, NewAuditEvent } from "./audit-log.js";
 import { failedPrecondition, invalid, notFound } from "./errors.js";
 import { EVENT_ID_PATTERN, KEY_ID_PATTERN, newKeyId } from "./ids.js";
@@ -78,6 +87,9 @@ export interface AuditListRequest {
   until: number | null;
 }
 
+/** MAX_ACTIVE_KEYS_PER_CUSTOMER's default. */
+export const DEFAULT_MAX_ACTIVE_KEYS = 1000;
+
 /** The fields a change may name (SPEC §3: not scopes, not the binding). */
 const CHANGEABLE = ["name", "metadata", "expires_at", "enabled"];
 
@@ -95,6 +107,8 @@ export class KeyManager {
     private readonly now: () => number,
     /** Told about every key this process changes, so its cache drops the old record at once. */
     private readonly onChanged: (key: KeyRecord) => void = () => {},
+    /** Most active (neither revoked nor expired) keys a customer may hold (MAX_ACTIVE_KEYS_PER_CUSTOMER). */
+    private readonly maxActiveKeys = DEFAULT_MAX_ACTIVE_KEYS,
   ) {}
 
   async issue(caller: Caller, requestedCustomer: string, req: IssueRequest, origin: RequestOrigin) {
@@ -108,7 +122,14 @@ export class KeyManager {
     const customerId = customerFor(caller, requestedCustomer);
     const issued = this.newKey(caller, customerId, req);
     const event = this.audit.build(this.success("api_key.issued", caller, issued.key, origin));
-    return { result: issued, keyIds: [issued.key.id], commit: () => this.store.insertKey(issued.key, event) };
+    return {
+      result: issued,
+      keyIds: [issued.key.id],
+      commit: async () => {
+        await this.requireRoomFor(customerId, 1, this.now());
+        await this.store.insertKey(issued.key, event);
+      },
+    };
   }
 
   /**
@@ -129,7 +150,14 @@ export class KeyManager {
     );
     const keys = issued.map((x) => x.key);
     const events = keys.map((k) => this.audit.build(this.success("api_key.issued", caller, k, origin)));
-    return { result: issued, keyIds: keys.map((k) => k.id), commit: () => this.store.insertKeys(keys, events) };
+    return {
+      result: issued,
+      keyIds: keys.map((k) => k.id),
+      commit: async () => {
+        await this.requireRoomFor(customerId, keys.length, this.now());
+        await this.store.insertKeys(keys, events);
+      },
+    };
   }
 
   /** A new key for `req` after the issuance rules (fields, scope, expiry, no escalation); not stored. */
@@ -204,13 +232,13 @@ export class KeyManager {
     const now = this.now();
     if (patch.expiresAt != null) validFutureTime(patch.expiresAt, now);
     const current = await this.visible(caller, customerId, id);
+    // Any change is a change of rights over the key (disabling is reversible, like roll): SPEC §2.
+    requireCanActOn(caller, current, patch.enabled === undefined ? "update" : patch.enabled ? "enable" : "disable");
+    if (patch.enabled !== undefined && current.revokedAt !== null) throw failedPrecondition(`key ${id} is revoked: it can be neither disabled nor enabled`);
+    requireNoRevival(current, patch, this.now());
     const toggles = patch.enabled !== undefined && patch.enabled !== current.enabled;
-    if (patch.enabled !== undefined) {
-      // Disabling is reversible, so it is a change of rights over the key like roll (SPEC §2).
-      requireCanActOn(caller, current, patch.enabled ? "enable" : "disable");
-      if (current.revokedAt !== null) throw failedPrecondition(`key ${id} is revoked: it can be neither disabled nor enabled`);
-    }
-    const others = patch.name !== undefined || patch.metadata !== undefined || patch.expiresAt !== undefined;
+    const others = !isNoOp(current, { ...patch, enabled: undefined });
+    if (!toggles && !others) return this.usage.overlay(current); // a no-op: nothing written, no audit event
     const action = toggles ? (patch.enabled ? "api_key.enabled" : "api_key.disabled") : "api_key.updated";
     const updated = await this.store.updateKey(customerId, id, { ...patch, updatedAt: now }, (k) =>
       this.audit.build(this.success(action, caller, k, origin)),
@@ -226,7 +254,7 @@ export class KeyManager {
   async revoke(caller: Caller, requestedCustomer: string, id: string, origin: RequestOrigin): Promise<KeyRecord> {
     const customerId = customerFor(caller, requestedCustomer);
     requireScope(caller, SCOPE.keysWrite);
-    await this.visible(caller, customerId, id);
+    requireCanActOn(caller, await this.visible(caller, customerId, id), "revoke");
     const result = await this.store.revokeKey(customerId, id, this.now(), (k) =>
       this.audit.build(this.success("api_key.revoked", caller, k, origin)),
     );
@@ -244,9 +272,24 @@ export class KeyManager {
     const limit = validPageSize(req.pageSize);
     const beforeId = decodePageToken(req.pageToken, EVENT_ID_PATTERN);
     return paginate(limit, (n) =>
-      this.store.listAuditEvents({ customerId, action: req.action || null, targetId: req.targetId || null,
+      this.store.listAuditEvents({ customerId, instanceId: boundInstance(caller), action: req.action || null, targetId: req.targetId || null,
         since: req.since, until: req.until, beforeId, limit: n }),
     );
+  }
+
+  /**
+   * A customer's active keys are bounded (every resource a client can grow has a bound): issuing
+   * `n` more must keep them at or under `maxActiveKeys`, else 400 failed_precondition saying so
+   * and what to do. Disabled keys count (they can be enabled again). Counted by an indexed query that stops at the bound. Checked before the insert,
+   * so concurrent issues of one customer can pass the bound by at most the issues in flight.
+   */
+  async requireRoomFor(customerId: string, n: number, now: number): Promise<void> {
+    const active = await this.store.countActiveKeys(customerId, now, this.maxActiveKeys);
+    if (active + n > this.maxActiveKeys) {
+      throw failedPrecondition(
+        `this customer has ${active} active keys, the most allowed (${this.maxActiveKeys}, MAX_ACTIVE_KEYS_PER_CUSTOMER): revoke keys it no longer uses before issuing more`,
+      );
+    }
   }
 
   /** The key if the caller may see it; otherwise not_found, never 403 (no enumeration). */
@@ -264,6 +307,7 @@ export class KeyManager {
       action,
       actor: actorOf(caller),
       target: targetOf(key),
+      instanceId: key.instanceId ?? boundInstance(caller),
       outcome: "success",
       reason: null,
       ...origin,
@@ -281,4 +325,22 @@ export function inEntry<T>(i: number, fn: () => T): T {
     if (e instanceof Error) e.message = `keys[${i}]: ${e.message}`;
     throw e;
   }
+}
+
+/** True when applying `change` would change nothing: such a PATCH writes nothing and no event. */
+function isNoOp(
+  key: KeyRecord,
+  change: { name?: string; metadata?: Record<string, string>; expiresAt?: number | null; enabled?: boolean },
+): boolean {
+  return (
+    (change.name === undefined || change.name === key.name) &&
+    (change.expiresAt === undefined || change.expiresAt === key.expiresAt) &&
+    (change.metadata === undefined || sameMap(change.metadata, key.metadata)) &&
+    (change.enabled === undefined || change.enabled === key.enabled)
+  );
+}
+
+function sameMap(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && b[k] === a[k]);
 }

@@ -54,6 +54,11 @@ export interface Store extends SessionStore, HourlyUsageStore {
   findKey(customerId: string, id: string): Promise<KeyRecord | null>;
   /** A page of the customer's keys, newest (highest id) first. */
   listKeys(query: KeyListQuery): Promise<KeyRecord[]>;
+  /**
+   * How many of the customer's keys are active at `now` (not revoked, not expired), counting at
+   * most `atMost` of them (an indexed query that stops there): the per-customer key bound.
+   */
+  countActiveKeys(customerId: string, now: number, atMost: number): Promise<number>;
   /** Applies `patch` and appends the event built from the updated key; null if no such key. */
   updateKey(
     customerId: string,
@@ -81,6 +86,12 @@ export interface Store extends SessionStore, HourlyUsageStore {
   appendAuditEvents(events: AuditEvent[]): Promise<void>;
   /** A page of audit events, newest (highest id) first. */
   listAuditEvents(query: AuditQuery): Promise<AuditEvent[]>;
+  /**
+   * Retention of failure events (audit-retention.ts): deletes at most `limit` events with
+   * outcome "failure" and `time` before `beforeMs`, oldest first, through an index on
+   * (outcome, time); resolves to how many it deleted. Success events are never deleted.
+   */
+  purgeFailureEvents(beforeMs: number, limit: number): Promise<number>;
   /**
    * Atomically reads the customer's bucket (null if none), lets `decide` compute the next state
    * and what to answer (the decisions of the requests charged in this step), stores the state and
@@ -147,6 +158,12 @@ export type IdempotencyPatch = Partial<Pick<IdempotencyRecord, "state" | "respon
 export interface AuditQuery {
   /** Null: every customer's events and the customer-less ones (internal callers only). */
   customerId: string | null;
+  /**
+   * Only events about keys bound to this instance (`AuditEvent.instanceId`): what an
+   * instance-bound caller may read (SPEC §7). Applied by the store's query, never by filtering
+   * a page afterwards.
+   */
+  instanceId: string | null;
   action: string | null;
   targetId: string | null;
   /** Epoch ms, inclusive. */

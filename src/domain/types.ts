@@ -94,6 +94,12 @@ export interface AuditEvent {
   action: AuditAction;
   actor: AuditActor;
   target: AuditTarget | null;
+  /**
+   * The instance of the key the event is about (the target's binding, else the actor's), null
+   * when neither is bound. Not on the wire: it lets an instance-bound reader's query select only
+   * its instance's events in the store (SPEC §7), so pagination stays exact.
+   */
+  instanceId: string | null;
   outcome: "success" | "failure";
   reason: string | null;
   ip: string | null;

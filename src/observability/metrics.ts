@@ -59,7 +59,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 export function registerGauges(
   metrics: Metrics,
   sources: {
-    cache: { hits: number; misses: number; size: { known: number; unknown: number } };
+    cache: { hits: number; misses: number; size: { known: number; unknown: number; knownBytes: number } };
     usageDepth: () => number;
     auditPending: () => number;
   },
@@ -83,6 +83,14 @@ export function registerGauges(
     collect() {
       this.set({ kind: "known" }, sources.cache.size.known);
       this.set({ kind: "unknown" }, sources.cache.size.unknown);
+    },
+  });
+  new Gauge({
+    name: "zpk_key_cache_bytes",
+    help: "Estimated heap bytes of the known keys in the key cache (bounded by KEY_CACHE_MAX_BYTES)",
+    registers: [registry],
+    collect() {
+      this.set(sources.cache.size.knownBytes);
     },
   });
   new Gauge({

@@ -30,7 +30,7 @@ afterAll(async () => {
 
 describe("docs/openapi.json", () => {
   it("is valid OpenAPI 3.1 for redocly lint (recommended rules): no error, no warning", async () => {
-    const r = await runToExit("npx", ["--no-install", "redocly", "lint", "docs/openapi.json", "--format", "stylish"], NO_TELEMETRY, 120_000);
+    const r = await runToExit("npx", ["--no-install", "redocly", "lint", "--config", "docs/redocly.yaml", "docs/openapi.json", "--format", "stylish"], NO_TELEMETRY, 120_000);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout + r.stderr).toContain("Your API description is valid");
     expect(r.stdout + r.stderr).not.toMatch(/You have \d+ warning/);

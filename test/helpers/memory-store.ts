@@ -84,6 +84,24 @@ export class MemoryStore implements Store {
     return true;
   }
 
+  async countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {
+    this.enter("countActiveKeys");
+    const active = [...this.keys.values()].filter(
+      (k) => k.customerId === customerId && k.revokedAt === null && (k.expiresAt === null || k.expiresAt > now),
+    );
+    return Math.min(active.length, atMost);
+  }
+
+  async purgeFailureEvents(beforeMs: number, limit: number): Promise<number> {
+    this.enter("purgeFailureEvents");
+    const old = [...this.events.values()]
+      .filter((e) => e.outcome === "failure" && e.time < beforeMs)
+      .sort((a, b) => a.time - b.time)
+      .slice(0, limit);
+    for (const e of old) this.events.delete(e.id);
+    return old.length;
+  }
+
   async countKeys(q: KeyListQuery): Promise<number> {
     this.enter("countKeys");
     return this.matching({ ...q, beforeId: null }).length;
@@ -199,6 +217,7 @@ export class MemoryStore implements Store {
     this.enter("listAuditEvents");
     return [...this.events.values()]
       .filter((e) => q.customerId === null || e.customerId === q.customerId)
+      .filter((e) => q.instanceId === null || e.instanceId === q.instanceId)
       .filter((e) => q.action === null || e.action === q.action)
       .filter((e) => q.targetId === null || e.target?.keyId === q.targetId)
       .filter((e) => q.since === null || e.time >= q.since)

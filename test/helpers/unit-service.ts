@@ -26,6 +26,8 @@ export class TestClock {
 export interface UnitOptions {
   capacity?: number;
   refillPerSecond?: number;
+  /** MAX_ACTIVE_KEYS_PER_CUSTOMER (default 1000). */
+  maxActiveKeys?: number;
 }
 
 type Methods = typeof ApiKeyService.method;
@@ -51,7 +53,10 @@ export function unitService(opts: UnitOptions = {}) {
     usageFlushIntervalMs: 3_600_000,
     auditFlushIntervalMs: 3_600_000,
     auditAggregateIntervalMs: 3_600_000,
-    keyCache: { maxKeys: 1000, maxUnknown: 1000, ttlMs: 3_600_000, pollIntervalMs: 3_600_000 },
+    auditFailureIntervalMs: 1000,
+    auditRetention: { retentionMs: 0, intervalMs: 3_600_000, batch: 1000 },
+    keyCache: { maxKeys: 1000, maxBytes: 64 << 20, maxUnknown: 1000, ttlMs: 3_600_000, pollIntervalMs: 3_600_000 },
+    maxActiveKeysPerCustomer: opts.maxActiveKeys ?? 1000,
     importPrefixes: [],
     idempotency: { leaseMs: 30_000 },
     now: clock.now,

@@ -44,6 +44,29 @@ describeStoreContract("SqliteStore", async () => {
 });
 
 describe("SqliteStore (embedded only)", () => {
+  it("opens a file written before audit_events.instance_id existed: old events match no instance, new ones do", async () => {
+    const dir = freshDir();
+    const old = new Database(join(dir, "zpk.sqlite"));
+    old.exec(`CREATE TABLE audit_events (id TEXT PRIMARY KEY, customer_id TEXT, action TEXT NOT NULL, actor TEXT NOT NULL,
+      target_key_id TEXT, target TEXT, outcome TEXT NOT NULL, reason TEXT, ip TEXT, user_agent TEXT, request_id TEXT,
+      time INTEGER NOT NULL, count INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID`);
+    const before = auditEvent({ time: T0 });
+    old.prepare(`INSERT INTO audit_events VALUES (?, ?, 'api_key.issued', '{"type":"internal","name":"signup"}', NULL, NULL,
+      'success', NULL, NULL, NULL, NULL, ?, 1)`).run(before.id, before.customerId, T0);
+    old.close();
+    const store = new SqliteStore(dir);
+    try {
+      const instanceId = crypto.randomUUID();
+      const after = auditEvent({ customerId: before.customerId, time: T0 + 1, instanceId });
+      await store.appendAuditEvents([after]);
+      const q = { customerId: before.customerId, action: null, targetId: null, since: null, until: null, beforeId: null, limit: 10 };
+      expect(await store.listAuditEvents({ ...q, instanceId: null })).toEqual([after, before]);
+      expect(await store.listAuditEvents({ ...q, instanceId })).toEqual([after]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("keeps keys, usage, audit events, buckets and policies across close and reopen of the same dir", async () => {
     const dir = freshDir();
     const first = new SqliteStore(dir);
@@ -66,7 +89,7 @@ describe("SqliteStore (embedded only)", () => {
       const expected = { ...key, totalRequests: 5, lastUsedAt: T0 + 42, revokedAt: T0 + 100 };
       expect({ ...(await second.findKeyByDigest(key.digest)), updatedAt: 0 }).toEqual({ ...expected, updatedAt: 0 });
       const events = await second.listAuditEvents({
-        customerId: key.customerId, action: null, targetId: null, since: null, until: null, beforeId: null, limit: 10,
+        customerId: key.customerId, instanceId: null, action: null, targetId: null, since: null, until: null, beforeId: null, limit: 10,
       });
       expect(events.map((e) => e.action).sort()).toEqual(["api_key.issued", "api_key.revoked", "auth.failed"]);
       expect(events).toContainEqual(issued);

@@ -179,6 +179,27 @@ export function describeStoreContract(
       });
     });
 
+    describe("countActiveKeys", () => {
+      it("counts the customer's keys neither revoked nor expired at `now`, at most `atMost`", async () => {
+        const customer = randomUUID();
+        const keys = [
+          keyRecord({ customerId: customer }),
+          keyRecord({ customerId: customer, expiresAt: T0 + 1000 }),
+          keyRecord({ customerId: customer, expiresAt: T0 }), // expired at T0
+          keyRecord({ customerId: customer, revokedAt: T0 - 1 }),
+          keyRecord({ customerId: customer, instanceId: randomUUID() }),
+          keyRecord(), // another customer's
+        ];
+        for (const k of keys) await store.insertKey(k, issuedEvent(k));
+        expect(await store.countActiveKeys(customer, T0, 100)).toBe(3);
+        expect(await store.countActiveKeys(customer, T0 + 1000, 100)).toBe(2);
+        expect(await store.countActiveKeys(customer, T0, 2)).toBe(2);
+        expect(await store.countActiveKeys(randomUUID(), T0, 100)).toBe(0);
+        await store.revokeKey(customer, keys[0]!.id, T0, revokedEvent);
+        expect(await store.countActiveKeys(customer, T0, 100)).toBe(2);
+      });
+    });
+
     describe("updateKey", () => {
       it("patches only the given fields, returns the updated key and appends the event built from it", async () => {
         const key = keyRecord({ metadata: { a: "1" }, expiresAt: T0 + 1_000_000, scopes: ["x:y"] });
@@ -367,6 +388,7 @@ export function describeStoreContract(
           requestId: "req-123",
           time: T0 + 20_000,
           count: 3,
+          instanceId: randomUUID(),
         });
         await store.appendAuditEvents(shuffle([...events]));
         await store.appendAuditEvents([rich]);
@@ -421,6 +443,49 @@ export function describeStoreContract(
         expect(ids(await store.listAuditEvents(auditQuery({ customerId: null, since: T0 + 4500, until: T0 + 5501 })))).toEqual(
           idsDesc(events.filter((e) => e.time >= T0 + 4500 && e.time < T0 + 5501)),
         );
+      });
+
+      it("instanceId selects the events about keys bound to that instance, in the query: pages stay full and exact", async () => {
+        // 30 events of customer A: every third about instance I1, the others about I2 or no instance.
+        const I1 = randomUUID();
+        const I2 = randomUUID();
+        const events = Array.from({ length: 30 }, (_, i) =>
+          auditEvent({ customerId: A, time: T0 + i, instanceId: i % 3 === 0 ? I1 : i % 3 === 1 ? I2 : null }),
+        );
+        const otherCustomer = auditEvent({ customerId: B, time: T0 + 40, instanceId: I1 });
+        await store.appendAuditEvents(shuffle([...events, otherCustomer]));
+        const ofI1 = idsDesc(events.filter((e) => e.instanceId === I1));
+        expect(ofI1).toHaveLength(10);
+        // Pages of 3: each full until the last, no gaps, nothing of I2, no instance or customer B.
+        const seen: string[] = [];
+        let beforeId: string | null = null;
+        for (let i = 0; i < 10; i++) {
+          const page: AuditEvent[] = await store.listAuditEvents(auditQuery({ customerId: A, instanceId: I1, beforeId, limit: 3 }));
+          if (page.length === 0) break;
+          for (const e of page) expect(e.instanceId).toBe(I1);
+          if (seen.length + page.length < ofI1.length) expect(page).toHaveLength(3);
+          seen.push(...ids(page));
+          beforeId = page[page.length - 1]!.id;
+        }
+        expect(seen).toEqual(ofI1);
+        expect(ids(await store.listAuditEvents(auditQuery({ customerId: A, instanceId: I2 })))).toEqual(
+          idsDesc(events.filter((e) => e.instanceId === I2)),
+        );
+        expect(await store.listAuditEvents(auditQuery({ customerId: A, instanceId: randomUUID() }))).toEqual([]);
+        expect(await store.listAuditEvents(auditQuery({ customerId: A }))).toHaveLength(30);
+      });
+
+      it("purgeFailureEvents deletes at most `limit` failure events older than the cutoff, oldest first, never a success", async () => {
+        // 10 failures and 10 successes at T0 + i s; the cutoff T0 + 6 s makes failures 0..5 eligible.
+        const failures = Array.from({ length: 10 }, (_, i) => auditEvent({ customerId: A, time: T0 + i * 1000, action: "auth.failed", outcome: "failure", reason: "revoked" }));
+        const successes = Array.from({ length: 10 }, (_, i) => auditEvent({ customerId: A, time: T0 + i * 1000 }));
+        await store.appendAuditEvents(shuffle([...failures, ...successes]));
+        const left = async () => ids(await store.listAuditEvents(auditQuery({ customerId: A })));
+        expect(await store.purgeFailureEvents(T0 + 6000, 4)).toBe(4);
+        expect(await left()).toEqual(idsDesc([...failures.slice(4), ...successes]));
+        expect(await store.purgeFailureEvents(T0 + 6000, 4)).toBe(2);
+        expect(await store.purgeFailureEvents(T0 + 6000, 4)).toBe(0);
+        expect(await left()).toEqual(idsDesc([...failures.slice(6), ...successes]));
       });
 
       it("beforeId and limit page through newest first with no duplicates or gaps", async () => {
@@ -661,6 +726,7 @@ export function auditEvent(over: Partial<AuditEvent> = {}): AuditEvent {
     action: "api_key.issued",
     actor: { type: "internal", name: "signup" },
     target: null,
+    instanceId: null,
     outcome: "success",
     reason: null,
     ip: null,
@@ -698,7 +764,7 @@ export function listQuery(over: Partial<KeyListQuery> & { customerId: string }):
 }
 
 export function auditQuery(over: Partial<AuditQuery> & { customerId: string | null }): AuditQuery {
-  return { action: null, targetId: null, since: null, until: null, beforeId: null, limit: 100, ...over };
+  return { instanceId: null, action: null, targetId: null, since: null, until: null, beforeId: null, limit: 100, ...over };
 }
 
 /** Ids of `records`, highest first: the order every list must return. */

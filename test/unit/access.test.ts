@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { auditCustomerFor, canActOn, customerFor, requireNoEscalation, requireScope } from "../../src/domain/access.js";
+import { auditCustomerFor, canActOn, customerFor, requireCanActOn, requireNoEscalation, requireNoRevival, requireScope } from "../../src/domain/access.js";
 import { ApiError } from "../../src/domain/errors.js";
 import type { Caller, KeyRecord } from "../../src/domain/types.js";
 
@@ -88,5 +88,38 @@ describe("canActOn (roll, disable, enable: SPEC §2)", () => {
     expect(canActOn(bound, target({ instanceId: INSTANCE }))).toBe(true);
     expect(canActOn(bound, target({ instanceId: null }))).toBe(false);
     expect(canActOn(bound, target({ instanceId: OTHER }))).toBe(false);
+  });
+});
+
+describe("acting on an existing key: the refusal names the reason (issue 12)", () => {
+  const target = (over: Partial<KeyRecord> = {}) => (keyCaller(over) as Extract<Caller, { kind: "key" }>).key;
+  /** The message requireCanActOn refuses with, or "allowed". */
+  function refusal(caller: Caller, key: KeyRecord, action: string): string {
+    try {
+      requireCanActOn(caller, key, action);
+      return "allowed";
+    } catch (e) {
+      if (e instanceof ApiError && e.code === "permission_denied") return e.message;
+      throw e;
+    }
+  }
+
+  it("403 says which rule: an unrestricted key, scopes it lacks, another binding", () => {
+    const writer = keyCaller({ scopes: ["api_keys:write"] });
+    expect(refusal(writer, target(), "revoke")).toMatch(/cannot revoke an unrestricted key/);
+    expect(refusal(writer, target({ scopes: ["api_keys:write", "audit:read"] }), "update")).toMatch(/scopes it does not hold: audit:read/);
+    expect(refusal(writer, target({ scopes: ["api_keys:write"] }), "update")).toBe("allowed");
+    const bound = keyCaller({ instanceId: INSTANCE });
+    expect(refusal(bound, target(), "update")).toMatch(/not bound to an instance/);
+    expect(refusal(bound, target({ instanceId: OTHER }), "roll")).toMatch(/cannot roll a key of another instance/);
+  });
+
+  it("a revoked or expired key's expiry cannot be set (failed_precondition); its name can; an active or disabled key's expiry can", () => {
+    const now = 1_000_000;
+    expect(codeOf(() => requireNoRevival(target({ expiresAt: now }), { expiresAt: null }, now))).toBe("failed_precondition");
+    expect(codeOf(() => requireNoRevival(target({ revokedAt: 5 }), { expiresAt: now + 10 }, now))).toBe("failed_precondition");
+    expect(codeOf(() => requireNoRevival(target({ revokedAt: 5 }), {}, now))).toBe("no error");
+    expect(codeOf(() => requireNoRevival(target({ expiresAt: now + 1 }), { expiresAt: null }, now))).toBe("no error");
+    expect(codeOf(() => requireNoRevival(target({ enabled: false }), { expiresAt: null }, now))).toBe("no error");
   });
 });

@@ -77,7 +77,7 @@ describe("audit log", () => {
 
   it("past the bound on distinct aggregates, the rest fold into one anonymous overflow event: no growth without bound", async () => {
     const store = new MemoryStore();
-    const audit = new AuditLog(store, () => 1_000, { flushIntervalMs: 1e9, aggregateIntervalMs: 1e9, maxAggregates: 3 }, log);
+    const audit = new AuditLog(store, () => 1_000, { flushIntervalMs: 1e9, aggregateIntervalMs: 1e9, failureIntervalMs: 1e9, maxAggregates: 3 }, log);
     for (let i = 0; i < 10; i++) {
       audit.aggregate({ ...baseEvent(), ip: `10.0.0.${i}`, customerId: null });
     }
@@ -91,7 +91,7 @@ describe("audit log", () => {
 
   it("events buffered during a storage outage are written by the next flush, none lost", async () => {
     const store = new MemoryStore();
-    const audit = new AuditLog(store, () => 1_000, { flushIntervalMs: 1e9, aggregateIntervalMs: 1e9, maxAggregates: 100 }, log);
+    const audit = new AuditLog(store, () => 1_000, { flushIntervalMs: 1e9, aggregateIntervalMs: 1e9, failureIntervalMs: 1e9, maxAggregates: 100 }, log);
     audit.record({ ...baseEvent(), reason: "revoked" });
     audit.aggregate({ ...baseEvent(), reason: "unknown" });
     store.failing = true;
@@ -115,7 +115,7 @@ function baseKey(id: string) {
 function baseEvent() {
   return {
     id: `evt_${randomUUID()}`, customerId: randomUUID() as string | null, action: "auth.failed" as const, actor: { type: "anonymous" as const },
-    target: null, outcome: "failure" as const, reason: "malformed" as string | null, ip: "127.0.0.1" as string | null,
+    target: null, instanceId: null, outcome: "failure" as const, reason: "malformed" as string | null, ip: "127.0.0.1" as string | null,
     userAgent: null, requestId: null, time: 1_000, count: 1,
   };
 }

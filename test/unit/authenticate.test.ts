@@ -102,7 +102,7 @@ describe("Authenticate", () => {
 });
 
 describe("every denial is audited", () => {
-  it("a known key's denial is one auth.failed event with its reason, target and the gateway's client", async () => {
+  it("a known key's repeated denials are one auth.failed event per (key, reason, source) and interval, with its reason, target, the gateway's client and a count", async () => {
     const s = unitService();
     const customer = randomUUID();
     const { key, secret } = await s.issue(customer, { scopes: ["a:b"] });
@@ -111,10 +111,10 @@ describe("every denial is audited", () => {
     }
     await s.flush();
     const failed = s.store.auditEvents().filter((e) => e.action === "auth.failed");
-    expect(failed).toHaveLength(2);
+    expect(failed).toHaveLength(1); // issue 12: a revoked key's flood cannot grow the trail per request
     expect(failed[0]).toMatchObject({
       customerId: customer, outcome: "failure", reason: "missing_scope", ip: "203.0.113.7", userAgent: "gw-client",
-      target: { keyId: key.id, prefix: key.prefix }, count: 1,
+      target: { keyId: key.id, prefix: key.prefix }, count: 2,
     });
   });
 

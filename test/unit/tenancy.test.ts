@@ -51,12 +51,15 @@ describe("a customer key", () => {
     const customer = randomUUID();
     const reader = (await s.issue(customer, { scopes: ["api_keys:read"] })).bearer;
     const writer = (await s.issue(customer, { scopes: ["api_keys:write"] })).bearer;
-    const target = (await s.issue(customer)).key;
+    // A target within the writer's own scopes: SPEC §2 lets a key change only keys it could issue.
+    const target = (await s.issue(customer, { scopes: ["api_keys:write"] })).key;
+    const admin = (await s.issue(customer)).key;
     expect((await s.call("getKey", { id: target.id }, reader)).res.key!.id).toBe(target.id);
     expect(codeOf(await s.failure("revokeKey", { id: target.id }, reader))).toBe("permission_denied");
     expect(codeOf(await s.failure("listAuditEvents", {}, reader))).toBe("permission_denied");
     expect(codeOf(await s.failure("getKey", { id: target.id }, writer))).toBe("permission_denied");
     expect((await s.call("revokeKey", { id: target.id }, writer)).res.key!.isActive).toBe(false);
+    expect(codeOf(await s.failure("revokeKey", { id: admin.id }, writer))).toBe("permission_denied");
   });
 
   it("cannot issue a key with scopes it lacks, or unbound when it is bound", async () => {

@@ -44,6 +44,8 @@ export interface AuditDoc {
   actor: AuditEvent["actor"];
   target: AuditEvent["target"];
   target_id: string | null;
+  /** Absent on events written before it existed: those match no instance filter. */
+  instance_id?: string | null;
   outcome: string;
   reason: string | null;
   ip: string | null;
@@ -140,6 +142,7 @@ export const eventToDoc = (e: AuditEvent): AuditDoc => ({
   actor: e.actor,
   target: e.target,
   target_id: e.target?.keyId ?? null,
+  instance_id: e.instanceId,
   outcome: e.outcome,
   reason: e.reason,
   ip: e.ip,
@@ -156,6 +159,7 @@ export const docToEvent = (d: AuditDoc): AuditEvent => ({
   action: d.action as AuditEvent["action"],
   actor: d.actor,
   target: d.target,
+  instanceId: d.instance_id ?? null,
   outcome: d.outcome as AuditEvent["outcome"],
   reason: d.reason,
   ip: d.ip,

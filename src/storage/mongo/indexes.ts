@@ -11,6 +11,7 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { customer_id: 1, _id: -1 }, name: "customer_newest" },
     { key: { updated_at: 1 }, name: "updated_at" },
     { key: { customer_id: 1, metadata_pairs: 1 }, name: "customer_metadata" },
+    { key: { customer_id: 1, revoked_at: 1, expires_at: 1 }, name: "customer_active" },
   ],
   idempotency_records: [{ key: { expires_at: 1 }, name: "expires_at" }],
   audit_events: [
@@ -18,6 +19,8 @@ const INDEXES: Record<string, IndexDescription[]> = {
     { key: { customer_id: 1, time: -1 }, name: "customer_time" },
     { key: { customer_id: 1, action: 1, _id: -1 }, name: "customer_action" },
     { key: { target_id: 1, _id: -1 }, name: "target" },
+    { key: { customer_id: 1, instance_id: 1, _id: -1 }, name: "customer_instance" },
+    { key: { outcome: 1, time: 1 }, name: "outcome_time" },
   ],
   rate_limits: [{ key: { customer_id: 1, v: -1 }, name: "customer_version" }],
   api_key_usage: [{ key: { key_id: 1 }, name: "key" }],

@@ -259,6 +259,15 @@ export class MongoStore implements Store {
     return guard(async () => this.withUsage((await this.keys.find(filter).sort({ _id: -1 }).limit(q.limit).toArray()).map(docToKey)));
   }
 
+  countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {
+    return guard(() =>
+      this.keys.countDocuments(
+        { customer_id: customerId, revoked_at: null, $or: [{ expires_at: null }, { expires_at: { $gt: new Date(now) } }] },
+        { limit: atMost },
+      ),
+    );
+  }
+
   updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
     return this.keyLocks.run(id, () => this.updateKeyNow(customerId, id, patch, event));
   }
@@ -364,6 +373,7 @@ export class MongoStore implements Store {
   listAuditEvents(q: AuditQuery): Promise<AuditEvent[]> {
     const filter: Filter<AuditDoc> = {};
     if (q.customerId !== null) filter.customer_id = q.customerId;
+    if (q.instanceId !== null) filter.instance_id = q.instanceId;
     if (q.action !== null) filter.action = q.action;
     if (q.targetId !== null) filter.target_id = q.targetId;
     if (q.since !== null || q.until !== null) {
@@ -374,6 +384,18 @@ export class MongoStore implements Store {
     }
     if (q.beforeId !== null) filter._id = { $lt: q.beforeId };
     return guard(async () => (await this.events.find(filter).sort({ _id: -1 }).limit(q.limit).toArray()).map(docToEvent));
+  }
+
+  purgeFailureEvents(beforeMs: number, limit: number): Promise<number> {
+    return guard(async () => {
+      const old = await this.events
+        .find({ outcome: "failure", time: { $lt: new Date(beforeMs) } }, { projection: { _id: 1 } })
+        .sort({ time: 1 })
+        .limit(limit)
+        .toArray();
+      if (old.length === 0) return 0;
+      return (await this.events.deleteMany({ _id: { $in: old.map((d) => d._id) } })).deletedCount;
+    });
   }
 
   /**

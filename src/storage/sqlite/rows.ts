@@ -32,6 +32,7 @@ export interface AuditRow {
   actor: string;
   target_key_id: string | null;
   target: string | null;
+  instance_id: string | null;
   outcome: string;
   reason: string | null;
   ip: string | null;
@@ -110,6 +111,7 @@ export const eventToRow = (e: AuditEvent): AuditRow => ({
   actor: JSON.stringify(e.actor),
   target_key_id: e.target?.keyId ?? null,
   target: e.target ? JSON.stringify(e.target) : null,
+  instance_id: e.instanceId,
   outcome: e.outcome,
   reason: e.reason,
   ip: e.ip,
@@ -126,6 +128,7 @@ export const rowToEvent = (r: AuditRow): AuditEvent => ({
   action: r.action as AuditEvent["action"],
   actor: JSON.parse(r.actor) as AuditEvent["actor"],
   target: r.target ? (JSON.parse(r.target) as AuditEvent["target"]) : null,
+  instanceId: r.instance_id ?? null,
   outcome: r.outcome as AuditEvent["outcome"],
   reason: r.reason,
   ip: r.ip,

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS api_keys_customer ON api_keys (customer_id, id);
 CREATE INDEX IF NOT EXISTS api_keys_updated ON api_keys (updated_at);
+CREATE INDEX IF NOT EXISTS api_keys_customer_active ON api_keys (customer_id, revoked_at, expires_at);
 
 CREATE TABLE IF NOT EXISTS audit_events (
   id             TEXT PRIMARY KEY,
@@ -42,11 +43,13 @@ CREATE TABLE IF NOT EXISTS audit_events (
   request_id     TEXT,
   time           INTEGER NOT NULL,
   count          INTEGER NOT NULL DEFAULT 1,
-  related_key_id TEXT
+  related_key_id TEXT,
+  instance_id    TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_customer ON audit_events (customer_id, id);
 CREATE INDEX IF NOT EXISTS audit_customer_action ON audit_events (customer_id, action, id);
 CREATE INDEX IF NOT EXISTS audit_target ON audit_events (target_key_id, id);
+CREATE INDEX IF NOT EXISTS audit_outcome_time ON audit_events (outcome, time);
 
 CREATE TABLE IF NOT EXISTS idempotency (
   id             TEXT PRIMARY KEY,
@@ -86,5 +89,14 @@ export const ADDED_COLUMNS: Record<string, [column: string, definition: string][
     ["predecessor_grace_ms", "INTEGER"],
     ["last_four", "TEXT NOT NULL DEFAULT ''"],
   ],
-  audit_events: [["related_key_id", "TEXT"]],
+  audit_events: [
+    ["related_key_id", "TEXT"],
+    // Issue 12: the instance of the key an event is about (instance-bound readers); NULL before.
+    ["instance_id", "TEXT"],
+  ],
 };
+
+/** Indexes on ADDED_COLUMNS, created once the columns exist. */
+export const ADDED_INDEXES = [
+  "CREATE INDEX IF NOT EXISTS audit_customer_instance ON audit_events (customer_id, instance_id, id)",
+];

@@ -6,7 +6,7 @@ import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
 import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
-import { ADDED_COLUMNS, SCHEMA } from "./schema.js";
+import { ADDED_COLUMNS, ADDED_INDEXES, SCHEMA } from "./schema.js";
 import { SqliteDashboard } from "./sqlite-dashboard.js";
 import type { HourlyUsageDelta, HourlyUsageQuery, HourlyUsageRow, SessionRecord } from "../../domain/session-store.js";
 
@@ -61,6 +61,7 @@ export class SqliteStore implements Store {
       d.pragma("synchronous = NORMAL");
       d.exec(SCHEMA);
       addMissingColumns(d);
+      for (const index of ADDED_INDEXES) d.exec(index);
       return d;
     });
     this.db = db;
@@ -71,9 +72,9 @@ export class SqliteStore implements Store {
         @expires_at, @created_at, @updated_at, @revoked_at, @enabled, @rolled_from, @rolled_to,
         @predecessor_grace_ms, @last_four)`),
       insertEvent: db.prepare(`INSERT INTO audit_events (id, customer_id, action, actor, target_key_id,
-        target, outcome, reason, ip, user_agent, request_id, time, count, related_key_id) VALUES
+        target, outcome, reason, ip, user_agent, request_id, time, count, related_key_id, instance_id) VALUES
         (@id, @customer_id, @action, @actor, @target_key_id, @target, @outcome, @reason, @ip,
-        @user_agent, @request_id, @time, @count, @related_key_id)`),
+        @user_agent, @request_id, @time, @count, @related_key_id, @instance_id)`),
       byDigest: db.prepare<[string], KeyTuple>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE digest = ?`).raw(true),
       byId: db.prepare<[string, string], KeyTuple>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE customer_id = ? AND id = ?`).raw(true),
       update: db.prepare(`UPDATE api_keys SET name = @name, metadata = @metadata,
@@ -101,6 +102,11 @@ export class SqliteStore implements Store {
       savePolicy: db.prepare(`INSERT INTO rate_limits (customer_id, capacity, refill_per_second)
         VALUES (@customer_id, @capacity, @refill) ON CONFLICT (customer_id) DO UPDATE SET
         capacity = excluded.capacity, refill_per_second = excluded.refill_per_second`),
+      purgeFailures: db.prepare(`DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events
+        WHERE outcome = 'failure' AND time < @before ORDER BY time LIMIT CAST(@limit AS INTEGER))`),
+      countActive: db.prepare<[object], { n: number }>(`SELECT count(*) AS n FROM (SELECT 1 FROM api_keys
+        WHERE customer_id = @customer_id AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > @now)
+        LIMIT CAST(@limit AS INTEGER))`),
       changed: db.prepare<[number], { digest: string }>(`SELECT digest FROM api_keys WHERE updated_at >= ?`),
       ping: db.prepare(`INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`),
     };
@@ -213,6 +219,10 @@ export class SqliteStore implements Store {
     return guard(() => this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit })).map(rowToKey);
   }
 
+  async countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {
+    return guard(() => this.stmts.countActive.get({ customer_id: customerId, now, limit: atMost })!.n);
+  }
+
   async updateKey(customerId: string, id: string, patch: KeyPatch, event: (k: KeyRecord) => AuditEvent) {
     return this.tx(() => {
       const row = this.stmts.byId.get(customerId, id);
@@ -263,6 +273,7 @@ export class SqliteStore implements Store {
   async listAuditEvents(q: AuditQuery): Promise<AuditEvent[]> {
     const where: string[] = [];
     if (q.customerId !== null) where.push("customer_id = @customerId");
+    if (q.instanceId !== null) where.push("instance_id = @instanceId");
     if (q.action !== null) where.push("action = @action");
     if (q.targetId !== null) where.push("target_key_id = @targetId");
     if (q.since !== null) where.push("time >= @since");
@@ -271,6 +282,10 @@ export class SqliteStore implements Store {
     const filter = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const sql = `SELECT * FROM audit_events ${filter} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
     return guard(() => this.prepared<AuditRow>(sql).all(q)).map(rowToEvent);
+  }
+
+  async purgeFailureEvents(beforeMs: number, limit: number): Promise<number> {
+    return this.tx(() => this.stmts.purgeFailures.run({ before: beforeMs, limit }).changes);
   }
 
   async updateBucket<T>(

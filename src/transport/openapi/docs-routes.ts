@@ -12,7 +12,7 @@ const ROOT = new URL("../../../", import.meta.url);
  * - `GET /v1/openapi.json`: the OpenAPI 3.1 document, the checked-in docs/openapi.json that
  *   `npm run generate` writes from the proto (and CI checks is up to date);
  * - `GET /v1/proto`: the proto of the RPC surface, proto/apikeys/v1/api_key_service.proto;
- * - `GET /docs`: the API reference page, Redoc (vendor/redoc/, served from here, no CDN) rendering
+ * - `GET /docs`: the API reference page, Redoc (docs/redoc/, served from here, no CDN) rendering
  *   /v1/openapi.json, under a Content-Security-Policy that allows only this origin's script.
  * Files are read once, at the first request for them.
  */
@@ -53,7 +53,7 @@ const ASSETS: Record<string, Asset> = {
   "/v1/proto": { file: "proto/apikeys/v1/api_key_service.proto", type: "text/plain; charset=utf-8", cache: "no-cache" },
   "/docs": { text: PAGE, type: "text/html; charset=utf-8", cache: "no-cache", csp: DOCS_CSP },
   "/docs/": { text: PAGE, type: "text/html; charset=utf-8", cache: "no-cache", csp: DOCS_CSP },
-  "/docs/redoc.standalone.js": { file: "vendor/redoc/redoc.standalone.js", type: "text/javascript; charset=utf-8", cache: "public, max-age=3600" },
+  "/docs/redoc.standalone.js": { file: "docs/redoc/redoc.standalone.js", type: "text/javascript; charset=utf-8", cache: "public, max-age=3600" },
 };
 
 const loaded = new Map<string, Buffer>();
