@@ -75,8 +75,12 @@ const runsFor = (share: number, total: number) => Math.max(1, Math.ceil((total *
 const timeoutFor = (share: number) => Math.max(120_000, ALL_RUNS * share * 60);
 
 const REST_STATUSES = new Set([200, 201, 204, 400, 401, 403, 404, 405, 413, 429]);
-/** gRPC codes a hostile request may legitimately get: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED. */
-const RPC_CODES = new Set([3, 5, 7, 8, 16]);
+/**
+ * gRPC codes a hostile request may legitimately get: INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
+ * PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION (e.g. changing a revoked key's expiry),
+ * ABORTED (an idempotency conflict), UNAUTHENTICATED.
+ */
+const RPC_CODES = new Set([3, 5, 6, 7, 8, 9, 10, 16]);
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const KEY_ID_IN_TEXT = /key_[0-9A-HJKMNP-TV-Z]{26}/g;
 

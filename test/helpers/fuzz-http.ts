@@ -16,13 +16,22 @@ export interface RawResponse {
   ms: number;
 }
 
-/** SPEC §3's closed set of error codes, plus `method_not_allowed` (405). */
+/**
+ * The documented closed set of error codes: SPEC §3's, `method_not_allowed` (405), and those issue 13
+ * ("Key lifecycle") added: `key_disabled`, `failed_precondition`, `idempotency_conflict`,
+ * `already_exists`. Written out here, not read from src/domain/errors.ts, so that a code the
+ * server invents without documenting it is caught.
+ */
 export const ERROR_CODES = new Set([
   "invalid_argument",
   "key_in_url",
   "unauthenticated",
   "key_expired",
   "key_revoked",
+  "key_disabled",
+  "failed_precondition",
+  "idempotency_conflict",
+  "already_exists",
   "permission_denied",
   "not_found",
   "method_not_allowed",
@@ -39,6 +48,10 @@ export const STATUS_OF_CODE: Record<string, number> = {
   unauthenticated: 401,
   key_expired: 401,
   key_revoked: 401,
+  key_disabled: 401,
+  failed_precondition: 400,
+  idempotency_conflict: 409,
+  already_exists: 409,
   permission_denied: 403,
   not_found: 404,
   method_not_allowed: 405,
