@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { TallyCounter } from "./tally-counter.js";
+import { TallyHistogram } from "./tally-histogram.js";
 
 /**
  * Prometheus metrics (prom-client), one registry per process; with WORKERS > 1 the primary
@@ -17,7 +18,7 @@ export function createMetrics() {
       labelNames: ["method", "transport", "code"] as const,
       registers: [registry],
     }),
-    duration: new Histogram({
+    duration: new TallyHistogram({
       name: "zpk_request_duration_seconds",
       help: "Time spent in the service per call, by method and transport",
       labelNames: ["method", "transport"] as const,

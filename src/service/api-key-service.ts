@@ -9,6 +9,7 @@ import {
   type IssueKeyRequest,
   IssueKeyRequestSchema,
   IssueKeyResponseSchema,
+  type PrincipalSchema,
   RollKeyRequestSchema,
   RollKeyResponseSchema,
 } from "../../gen/apikeys/v1/api_key_service_pb.js";
@@ -203,20 +204,7 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
       );
       const rateLimit = result.rateLimit ? rateLimitStatus(result.rateLimit) : undefined;
       if (!result.valid) return { valid: false, denialReason: DENIAL[result.reason], rateLimit };
-      const k = result.key;
-      return {
-        valid: true,
-        principal: {
-          keyId: k.id,
-          customerId: k.customerId,
-          instanceId: k.instanceId ?? "",
-          scopes: k.scopes,
-          environment: k.environment,
-          prefix: k.prefix,
-          metadata: k.metadata,
-        },
-        rateLimit,
-      };
+      return { valid: true, principal: principalOf(result.key), rateLimit };
     },
 
     async chargeRateLimit(req, ctx) {
@@ -269,6 +257,31 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
       return { customerId, capacity: policy.capacity, refillPerSecond: policy.refillPerSecond };
     },
   };
+}
+
+type PrincipalInit = MessageInitShape<typeof PrincipalSchema>;
+const principals = new WeakMap<KeyRecord, PrincipalInit>();
+
+/**
+ * The principal of a key record, made once per record and never changed: the key cache hands out
+ * one record per key version, so a gateway's Authenticate calls share it, and the gRPC adapter
+ * encodes it once per version (transport/grpc/authenticate-response-encoder.ts).
+ */
+function principalOf(k: KeyRecord): PrincipalInit {
+  let p = principals.get(k);
+  if (!p) {
+    p = Object.freeze({
+      keyId: k.id,
+      customerId: k.customerId,
+      instanceId: k.instanceId ?? "",
+      scopes: k.scopes,
+      environment: k.environment,
+      prefix: k.prefix,
+      metadata: k.metadata,
+    });
+    principals.set(k, p);
+  }
+  return p;
 }
 
 const rateLimitStatus = (d: RateLimitDecision) => ({

@@ -55,6 +55,17 @@ export function requestIdOf(ctx: HandlerContext): string {
   return id;
 }
 
+/**
+ * Takes a request id we made back out of the response headers, keeping one the caller sent: a
+ * gateway's per-request RPCs answer a success without response headers of their own (a headers
+ * frame with our metadata was a visible share of such a call), while the id stays in the log
+ * line and the audit trail, and a caller that wants it back sends its own.
+ */
+export function withdrawMadeRequestId(ctx: HandlerContext): void {
+  const id = ctx.responseHeader.get(REQUEST_ID_HEADER);
+  if (id !== null && id !== ctx.requestHeader.get(REQUEST_ID_HEADER)) ctx.responseHeader.delete(REQUEST_ID_HEADER);
+}
+
 /** Request id, client ip and user agent, as recorded in the audit trail. */
 export function originOf(ctx: HandlerContext): RequestOrigin {
   return {

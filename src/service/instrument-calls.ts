@@ -2,10 +2,13 @@ import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect
 import type { Logger } from "pino";
 import { ApiKeyService } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import type { Metrics } from "../observability/metrics.js";
-import { kCallerPrefix, requestIdOf } from "./call-context.js";
+import { kCallerPrefix, requestIdOf, withdrawMadeRequestId } from "./call-context.js";
 import { toConnectError } from "./to-connect-error.js";
 
-/** RPCs called on every request of a gateway: logged at debug, not info. */
+/**
+ * RPCs called on every request of a gateway: logged at debug, not info, and a success carries
+ * no response headers but an `x-request-id` the caller sent (call-context.ts).
+ */
 const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
 
 type Impl = ServiceImpl<typeof ApiKeyService>;
@@ -26,7 +29,9 @@ export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metric
     const rpc = ctx.method.name;
     let code = "ok";
     try {
-      return await call();
+      const out = await call();
+      if (HOT.has(rpc)) withdrawMadeRequestId(ctx);
+      return out;
     } catch (err) {
       const ce = toConnectError(err, ctx, log);
       code = Code[ce.code] ?? String(ce.code);
@@ -34,8 +39,9 @@ export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metric
     } finally {
       const seconds = (performance.now() - started) / 1000;
       const transport = ctx.protocolName;
-      metrics.requests.inc(`${rpc} ${transport} ${code}`, () => ({ method: rpc, transport, code }));
-      metrics.duration.observe({ method: rpc, transport }, seconds);
+      const series = seriesKey(rpc, transport);
+      metrics.requests.inc(code === "ok" ? series.ok : `${series.method} ${code}`, () => ({ method: rpc, transport, code }));
+      metrics.duration.observe(series.method, () => ({ method: rpc, transport }), seconds);
       const level = HOT.has(rpc) && code === "ok" ? "debug" : "info";
       // The line is built only when it will be written: hot RPCs run at LOG_LEVEL=info by default.
       if (log.isLevelEnabled(level)) {
@@ -43,6 +49,16 @@ export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metric
         log[level](line, code === "ok" ? "rpc" : "rpc failed");
       }
     }
+  }
+
+  /** Metric series keys per (transport, method), made once: a hot call builds no strings for them. */
+  const keys = new Map<string, Map<string, { method: string; ok: string }>>();
+  function seriesKey(rpc: string, transport: string) {
+    let byRpc = keys.get(transport);
+    if (!byRpc) keys.set(transport, (byRpc = new Map()));
+    let k = byRpc.get(rpc);
+    if (!k) byRpc.set(rpc, (k = { method: `${rpc} ${transport}`, ok: `${rpc} ${transport} ok` }));
+    return k;
   }
 
   const methods = impl as unknown as Record<string, UnaryFn>;

@@ -6,8 +6,13 @@ import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import type { HealthState } from "../health-state.js";
 import { grpcJsContext } from "./grpc-js-context.js";
 import { addGrpcJsHealthAndReflection } from "./grpc-js-extras.js";
+import { encodeAuthenticateResponse } from "./authenticate-response-encoder.js";
 
 type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
+type Encode = (m: never) => Uint8Array;
+
+/** Responses written without protobuf-es's reflective encoder: the per-request RPC of a gateway. */
+const HAND_ENCODED: Partial<Record<string, Encode>> = { authenticate: encodeAuthenticateResponse };
 
 /**
  * Native gRPC on `GRPC_PORT`: @grpc/grpc-js's server hosting the very same ServiceImpl as
@@ -28,6 +33,7 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
   const handlers: Record<string, grpc.handleUnaryCall<any, any>> = {};
   for (const method of ApiKeyService.methods) {
     const path = `/${ApiKeyService.typeName}/${method.name}`;
+    const encode = HAND_ENCODED[method.localName] ?? ((m: MessageShape<DescMessage>) => toBinary(method.output, create(method.output, m as never)));
     definition[method.localName] = {
       path,
       requestStream: false,
@@ -40,7 +46,7 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
           return new UnparsableRequest(e instanceof Error ? e.message : String(e));
         }
       },
-      responseSerialize: (m: MessageShape<DescMessage>) => Buffer.from(toBinary(method.output, create(method.output, m as never))),
+      responseSerialize: (m: MessageShape<DescMessage>) => asBuffer(encode(m as never)),
       responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
     };
     const fn = (impl as unknown as Record<string, UnaryFn>)[method.localName]!.bind(impl);
@@ -54,7 +60,8 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
       fn(call.request, ctx).then(
         (out) => {
           done = true;
-          call.sendMetadata(metadataOf(ctx.responseHeader));
+          // Without headers of our own, grpc-js sends its default ones with the message.
+          if (hasEntries(ctx.responseHeader)) call.sendMetadata(metadataOf(ctx.responseHeader));
           callback(null, out);
         },
         (err: unknown) => {
@@ -95,6 +102,14 @@ export function createGrpcJsServer(impl: ServiceImpl<typeof ApiKeyService>, opts
 /** What requestDeserialize hands on when the bytes are not a valid message (grpc-js would say INTERNAL). */
 class UnparsableRequest {
   constructor(readonly reason: string) {}
+}
+
+/** grpc-js copies the message into its frame: a view over the encoder's bytes is enough. */
+const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+function hasEntries(h: Headers): boolean {
+  for (const _ of h.keys()) return true;
+  return false;
 }
 
 function metadataOf(h: Headers): grpc.Metadata {
