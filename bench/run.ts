@@ -655,30 +655,42 @@ async function profileRun(s: Settings): Promise<void> {
   const profFlags = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
   // server.ts adds --cpu-prof to the server when BENCH_CPU_PROF is set: not when the bare server is profiled.
   if (spec.where === "bare") delete process.env.BENCH_CPU_PROF;
+  // The profile starts with its process: the summary keeps the samples of the measured run only.
+  let spawned = performance.now();
+  let window: [number, number] = [0, Infinity];
   const server = await startServer({ store: s.stores[0]!, workers: "1", ...(process.env.MONGODB_URI ? { mongoUri: process.env.MONGODB_URI } : {}) });
   let bare: BareServer | null = null;
   try {
     const fx = await provision(server);
     const b = bodies(fx);
     const answers = await checkGrpcAnswers(server, b);
+    if (spec.where === "bare") spawned = performance.now();
     bare = await startCheckedBare("1", answers, b, spec.where === "bare" ? profFlags : []);
     const ctx: Ctx = { server, fx, b, answers, bare, store: s.stores[0]!, section: `profile (${spec.name})`, s };
     const c = s.concurrency[0]!;
     const run = h2(spec.where, spec.path, spec.body, spec.check, spec.auth);
     if (s.warmupSeconds > 0) await run(ctx, c, s.warmupSeconds);
+    const from = performance.now();
     const m = await run(ctx, c, s.seconds);
+    // A little inside the run: h2load's connection setup and the metrics scrapes at its ends.
+    window = [(from - spawned) / 1000 + 0.3, (performance.now() - spawned) / 1000 - 0.3];
     progress(ctx.section, { name: spec.name, port: spec.where === "bare" ? BARE : GRPC_JS, concurrency: c, m });
   } finally {
     await bare?.stop();
     await server.stop();
     await server.dispose();
   }
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread (others: tsx's loader thread).
   const profiles = readdirSync(dir)
-    .filter((f) => f.endsWith(".cpuprofile"))
+    .filter((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f))
     .map((f) => join(dir, f))
     .filter((f) => statSync(f).mtimeMs >= started);
   if (profiles.length === 0) throw new Error(`no .cpuprofile written to ${dir}`);
-  for (const f of profiles) process.stdout.write(`\n${f}\n\n${summarizeProfile(f)}\n`);
+  for (const f of profiles) {
+    const [fromSeconds, toSeconds] = window;
+    process.stdout.write(`\n${f} (the measured ${s.seconds} s: --from=${fromSeconds.toFixed(1)} --to=${toSeconds.toFixed(1)})\n\n`);
+    process.stdout.write(`${summarizeProfile(f, { fromSeconds, toSeconds })}\n`);
+  }
   process.stderr.write("\nbench: profile mode (BENCH_CPU_PROF): nothing else measured, bench/RESULTS.md left as it was\n");
 }
 
