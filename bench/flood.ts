@@ -52,7 +52,7 @@ async function floodOne(store: StoreKind): Promise<{ ok: boolean; text: string }
   const seconds = num("BENCH_FLOOD_SECONDS", 600);
   const every = num("BENCH_FLOOD_SAMPLE_SECONDS", 10);
   const settle = num("BENCH_FLOOD_SETTLE_SECONDS", Math.min(60, Math.floor(seconds / 3)));
-  const concurrency = num("BENCH_FLOOD_CONCURRENCY", Math.max(...settings().concurrency));
+  const concurrency = num("BENCH_FLOOD_CONCURRENCY", 64);
   const connections = num("BENCH_GRPC_CONNECTIONS", 4);
   const poolSize = num("BENCH_FLOOD_UNKNOWN_KEYS", 150_000);
   const workers = process.env.BENCH_FLOOD_WORKERS || "1";
@@ -207,7 +207,7 @@ async function floodOne(store: StoreKind): Promise<{ ok: boolean; text: string }
 
 export async function flood(): Promise<void> {
   const loadStart = loadavg();
-  const header = machine();
+  const header = machine(["ghz"]);
   process.stderr.write(`bench flood: ${commandLine()}\n${header.join("\n")}\n`);
   const parts: string[] = [];
   let ok = true;

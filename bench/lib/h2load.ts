@@ -16,16 +16,21 @@ import { REPO } from "./server.js";
  * measures the tool, not the server.
  *
  * What h2load cannot do: read gRPC's status, which travels in trailers after an HTTP 200. So the
- * caller passes `countOk`, read before and after the run from the server's own counters
- * (`/metrics`), and every succeeded HTTP call the server did not count as a success is an error.
+ * caller says how a success is counted (`H2loadCheck`):
+ * - `countOk`: read before and after the run from the server's own counters (`/metrics`), and
+ *   every succeeded HTTP call the server did not count as a success is an error;
+ * - `okBytes`: where the server has no counter (Health/Check, the bare grpc-js server), the length
+ *   of the DATA of one successful response (5-byte gRPC frame header + message), checked once
+ *   with a real client before the row: a gRPC error is a trailers-only response (HTTP 200, no
+ *   DATA), so the successes are h2load's DATA bytes received over `okBytes`, at most the HTTP 200s.
  */
-export interface H2loadGrpcCall<Desc extends DescMessage> {
+export interface H2loadGrpcCall {
   /** host:port */
   target: string;
   /** e.g. /apikeys.v1.ApiKeyService/Authenticate */
   path: string;
-  schema: Desc;
-  message: MessageInitShape<Desc>;
+  /** The request body: a message in the gRPC frame (grpcFrame). */
+  body: Uint8Array;
   metadata?: Record<string, string>;
 }
 
@@ -34,10 +39,14 @@ export interface H2loadLoad {
   concurrency: number;
   connections: number;
   seconds: number;
+  /** Open loop: the total request rate (h2load's --rps is per connection: rate / connections each). */
+  rps?: number;
 }
 
+export type H2loadCheck = { countOk: () => Promise<number> } | { okBytes: number };
+
 /** The gRPC wire frame of one message: flag byte 0 (uncompressed), 4-byte big-endian length, bytes. */
-function grpcFrame<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): Buffer {
+export function grpcFrame<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): Buffer {
   const bytes = toBinary(schema, create(schema, init));
   const frame = Buffer.alloc(5 + bytes.length);
   frame.writeUInt32BE(bytes.length, 1);
@@ -45,35 +54,38 @@ function grpcFrame<Desc extends DescMessage>(schema: Desc, init: MessageInitShap
   return frame;
 }
 
-export async function h2loadGrpc<Desc extends DescMessage>(
+export async function h2loadGrpc(
   serverPid: number,
-  call: H2loadGrpcCall<Desc>,
+  call: H2loadGrpcCall,
   load: H2loadLoad,
-  countOk: () => Promise<number>,
+  check: H2loadCheck,
 ): Promise<Measurement> {
   const dir = tempDir("zpk-bench-h2load-");
   const body = join(dir, "request.bin");
   const log = join(dir, "requests.tsv");
-  writeFileSync(body, grpcFrame(call.schema, call.message));
+  writeFileSync(body, call.body);
   const connections = Math.min(load.connections, load.concurrency);
   const headers = { "content-type": "application/grpc", te: "trailers", ...call.metadata };
   const args = [
     `--clients=${connections}`,
     `--max-concurrent-streams=${Math.ceil(load.concurrency / connections)}`,
     `--duration=${load.seconds}`,
+    ...(load.rps ? [`--rps=${Math.max(1, Math.round(load.rps / connections))}`] : []),
     `--data=${body}`,
     `--log-file=${log}`,
     ...Object.entries(headers).map(([k, v]) => `--header=${k}: ${v}`),
     `http://${call.target}${call.path}`,
   ];
   try {
-    const okBefore = await countOk();
+    const okBefore = "countOk" in check ? await check.countOk() : 0;
     const { result, server, loadCpuPct } = await underLoad(serverPid, () => runTracked(findTool("h2load"), args, { cwd: REPO }));
-    const okAfter = await countOk();
+    const okAfter = "countOk" in check ? await check.countOk() : 0;
     const summary = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded/.exec(result.stdout);
     const finished = /finished in ([\d.]+)s/.exec(result.stdout);
-    if (result.code !== 0 || !summary || !finished) throw new Error(`h2load failed (${result.code}): ${result.stderr}${result.stdout}`);
-    const [requests, succeeded, seconds] = [Number(summary[1]), Number(summary[2]), Number(finished[1])];
+    const traffic = /^traffic: .*\((\d+)\) data/m.exec(result.stdout);
+    if (result.code !== 0 || !summary || !finished || !traffic) throw new Error(`h2load failed (${result.code}): ${result.stderr}${result.stdout}`);
+    const [requests, succeeded, seconds, dataBytes] = [Number(summary[1]), Number(summary[2]), Number(finished[1]), Number(traffic[1])];
+    const counted = "countOk" in check ? okAfter - okBefore : Math.floor(dataBytes / check.okBytes);
     // tab-separated: start (µs since epoch), HTTP status, µs until the end of the response
     const lat = readFileSync(log, "utf8")
       .split("\n")
@@ -82,7 +94,7 @@ export async function h2loadGrpc<Desc extends DescMessage>(
         return status === "200" ? [Number(us) / 1000] : [];
       });
     const okLat = new Float64Array(lat).sort();
-    const notOk = Math.max(0, succeeded - (okAfter - okBefore));
+    const notOk = Math.max(0, succeeded - counted);
     const failedHttp = requests - succeeded;
     const errors = failedHttp + notOk;
     const ok = succeeded - notOk;
@@ -90,7 +102,7 @@ export async function h2loadGrpc<Desc extends DescMessage>(
       rps: seconds > 0 ? ok / seconds : 0,
       requests,
       errors,
-      errorSample: [failedHttp ? `${failedHttp} failed at the HTTP level` : "", notOk ? `${notOk} answered without the expected gRPC result (server counters)` : ""]
+      errorSample: [failedHttp ? `${failedHttp} failed at the HTTP level` : "", notOk ? `${notOk} answered without the expected gRPC result (${"countOk" in check ? "server counters" : "no response message"})` : ""]
         .filter(Boolean)
         .join("; "),
       p50Ms: percentile(okLat, 50),

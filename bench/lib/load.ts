@@ -31,8 +31,9 @@ export interface Measurement {
 }
 
 export function findTool(name: "ghz" | "wrk" | "h2load"): string {
-  const envPath = process.env[`BENCH_${name.toUpperCase()}`];
-  if (envPath) return envPath;
+  // BENCH_GHZ=1 switches the ghz rows on, so a path is BENCH_<TOOL>_PATH (or BENCH_<TOOL> if it has a "/").
+  const envPath = process.env[`BENCH_${name.toUpperCase()}_PATH`] || process.env[`BENCH_${name.toUpperCase()}`];
+  if (envPath && envPath.includes("/")) return envPath;
   for (const dir of (process.env.PATH ?? "").split(":")) {
     if (dir && existsSync(join(dir, name))) return join(dir, name);
   }
@@ -48,10 +49,10 @@ export function findTool(name: "ghz" | "wrk" | "h2load"): string {
     dirs.push(join(homedir(), "go", "bin"));
     for (const d of dirs) if (existsSync(join(d, name))) return join(d, name);
   }
-  throw new Error(`${name} not found: run \`bash scripts/install-bench-tools.sh\` (or set BENCH_${name.toUpperCase()})`);
+  throw new Error(`${name} not found: run \`bash scripts/install-bench-tools.sh\` (or set BENCH_${name.toUpperCase()}_PATH)`);
 }
 
-export function toolVersion(name: "ghz" | "wrk"): string {
+export function toolVersion(name: "ghz" | "wrk" | "h2load"): string {
   const path = findTool(name);
   if (name === "ghz") {
     // `go install …@latest` builds report "dev" to --version; the module version is in the binary.

@@ -11,6 +11,10 @@ export interface Row {
   /** The no-op row this one is compared with, and the ratio of throughputs. */
   baseline?: string;
   ratio?: number;
+  /** The row's req/s in each alternating round (req/s above is their median). */
+  roundsRps?: number[];
+  /** Median over the rounds of the row's req/s over the bare grpc-js limit's in the same round. */
+  limitRatio?: number;
   /** e.g. "≥ 0.8×"; pass is undefined when there is no target. */
   target?: string;
   pass?: boolean;
@@ -34,12 +38,13 @@ export function markdownTable(header: string[], lines: string[][], leftColumns =
 
 export function rowsTable(rows: Row[], unrelated = "(no-op)"): string {
   return markdownTable(
-    ["row", "port", "c", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "server CPU %", "CPU µs/req", "server RSS MB", "load tool CPU %", "ratio", "target"],
+    ["row", "port", "c", "req/s", "req/s per round", "p50 ms", "p99 ms", "p99.9 ms", "errors", "server CPU %", "CPU µs/req", "server RSS MB", "load tool CPU %", "ratio", "of the limit", "target"],
     rows.map((r) => [
       r.name + (r.note ? ` (${r.note})` : ""),
       r.port,
       String(r.concurrency),
       fmtInt(r.m.rps),
+      r.roundsRps && r.roundsRps.length > 1 ? r.roundsRps.map(fmtInt).join(" / ") : "",
       fmtMs(r.m.p50Ms),
       fmtMs(r.m.p99Ms),
       fmtMs(r.m.p999Ms),
@@ -49,6 +54,7 @@ export function rowsTable(rows: Row[], unrelated = "(no-op)"): string {
       fmtInt(r.m.serverRssMb),
       fmtPct(r.m.loadCpuPct),
       r.baseline ? `${fmtRatio(r.ratio)} of ${r.baseline}` : unrelated,
+      r.limitRatio !== undefined ? fmtRatio(r.limitRatio) : "",
       r.target ? `${r.target} ${mark(r.pass)}` : "",
     ]),
     2,
@@ -63,6 +69,15 @@ export function progress(section: string, r: Row): void {
       `server CPU ${fmtPct(m.serverCpuPct)} % (${m.serverProcCpuPct.map(fmtPct).join("+")}), RSS ${fmtInt(m.serverRssMb)} MB, tool CPU ${fmtPct(m.loadCpuPct)} %` +
       (m.errors ? `, ${m.errors} errors (${m.errorSample})` : "") +
       (r.ratio !== undefined ? `, ${fmtRatio(r.ratio)} of ${r.baseline}` : "") +
+      (r.limitRatio !== undefined ? `, ${fmtRatio(r.limitRatio)} of the limit` : "") +
       "\n",
   );
+}
+
+/** Median of numbers (the mean of the middle two for an even count); NaN for none. */
+export function median(xs: number[]): number {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }

@@ -91,6 +91,8 @@ async function startOnce(opts: StartOptions): Promise<BenchServer> {
     LOG_LEVEL: "warn",
     RATE_LIMIT_CAPACITY: String(HUGE_LIMIT),
     RATE_LIMIT_REFILL_PER_SEC: String(HUGE_LIMIT),
+    // POST /v1/api-keys adds thousands of keys to customer B: above the default cap (1 000) every one would be refused.
+    MAX_ACTIVE_KEYS_PER_CUSTOMER: process.env.MAX_ACTIVE_KEYS_PER_CUSTOMER ?? "10000000",
     WORKERS: opts.workers,
     ...(mongoDb ? { MONGODB_URI: opts.mongoUri, MONGODB_DB: mongoDb } : {}),
     ...opts.env,

@@ -26,14 +26,27 @@ export const settings = () => {
   if (stores.includes("mongo") && !process.env.MONGODB_URI) throw new Error("BENCH_STORES includes mongo but MONGODB_URI is not set");
   const only = (process.env.BENCH_ONLY || "grpc,connect,http,workers").split(",").map((g) => g.trim());
   for (const g of only) if (!["grpc", "connect", "http", "workers"].includes(g)) throw new Error(`BENCH_ONLY: unknown group ${JSON.stringify(g)} (grpc, connect, http, workers)`);
+  const ghzEnv = process.env.BENCH_GHZ ?? "";
   return {
     only,
-    seconds: num("BENCH_SECONDS", 10),
-    warmupSeconds: num("BENCH_WARMUP_SECONDS", 2),
-    concurrency: intList("BENCH_CONCURRENCY", "16,64"),
-    connections: num("BENCH_GRPC_CONNECTIONS", 4),
+    seconds: num("BENCH_SECONDS", 5),
+    warmupSeconds: num("BENCH_WARMUP_SECONDS", 1),
+    /** Alternating rounds: each no-op row and the rows compared with it, in turn, this many times. */
+    rounds: Math.max(1, Math.round(num("BENCH_ROUNDS", 3))),
+    /** gRPC rows (h2load; ghz): calls in flight = connections × streams per connection. */
+    concurrency: intList("BENCH_CONCURRENCY", "128"),
+    connections: num("BENCH_GRPC_CONNECTIONS", 8),
+    /** HTTP/1.1 rows (wrk): keep-alive connections. */
+    httpConcurrency: intList("BENCH_HTTP_CONCURRENCY", "64"),
     workersAuto: process.env.BENCH_WORKERS_AUTO || "auto",
     stores: stores as StoreKind[],
+    /** ghz rows next to the h2load ones, for comparison (BENCH_GHZ=1, or a path to ghz). */
+    ghz: ghzEnv !== "" && ghzEnv !== "0",
+    /** A directory: profile mode (bench/run.ts profileRun), nothing else is measured. */
+    cpuProf: process.env.BENCH_CPU_PROF || "",
+    profileRow: process.env.BENCH_PROFILE_ROW || "auth",
+    /** Where the report goes; the default bench/RESULTS.md only from a full-length run. */
+    resultsFile: process.env.BENCH_RESULTS_FILE || "",
   };
 };
 export type Settings = ReturnType<typeof settings>;
@@ -53,7 +66,7 @@ export function commandLine(): string {
 }
 
 /** Lines describing the machine and the code measured. */
-export function machine(): string[] {
+export function machine(toolsUsed: ("ghz" | "wrk" | "h2load")[] = ["h2load", "wrk"]): string[] {
   const git = (args: string[]) => {
     try {
       return execFileSync("git", args, { cwd: REPO, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
@@ -63,10 +76,11 @@ export function machine(): string[] {
   };
   const commit = git(["rev-parse", "--short", "HEAD"]);
   const dirty = git(["status", "--porcelain", "--", "src", "proto", "gen", "package.json"]) ? " + uncommitted changes in src/proto/gen/package.json" : "";
+  const tools = toolsUsed.map((t) => toolVersion(t)).join("; ");
   return [
     `- date: ${new Date().toISOString()}`,
     `- machine: ${availableParallelism()} cores (nproc), ${cpus()[0]?.model ?? "unknown CPU"}, Linux ${release()}`,
-    `- Node ${process.version}; ${toolVersion("ghz")}; ${toolVersion("wrk")}`,
+    `- Node ${process.version}; ${tools}`,
     `- commit: ${commit || "unknown"}${dirty}`,
   ];
 }

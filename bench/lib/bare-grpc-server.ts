@@ -1,0 +1,60 @@
+/**
+ * The "bare grpc-js limit" of `npm run bench` (issue 17): a plain `@grpc/grpc-js` Server with ONE
+ * unary method that answers fixed, pre-encoded bytes — no protobuf decode (requestDeserialize is
+ * the identity), no encode (responseSerialize returns a constant Buffer), no context, no metadata,
+ * no metrics, no logging. What is left is Node's HTTP/2 and grpc-js's per-call machinery: the most
+ * a Node gRPC server can answer on this machine, which Authenticate is compared with.
+ *
+ * Started by the bench as a separate process (`node --import tsx bench/lib/bare-grpc-server.ts`):
+ *
+ *   BARE_PORT          port to listen on (127.0.0.1)
+ *   BARE_PATH          the method's path, e.g. /apikeys.v1.ApiKeyService/Authenticate, so the very
+ *                      same h2load command (request bytes and headers) drives it
+ *   BARE_RESPONSE_HEX  the response message bytes (the bench passes the real server's answer to
+ *                      the same request, so both send the same number of bytes)
+ *   BARE_WORKERS       > 1: node:cluster with that many workers sharing the port, as WORKERS does
+ *
+ * Server options are the ones src/transport/grpc/grpc-js-server.ts sets (channelz off, 256 streams
+ * per connection), so the limit is that of the same transport configuration. Each worker prints
+ * `bare-grpc ready <pid>` once it listens; SIGTERM stops it (and, in the primary, the workers).
+ */
+import cluster from "node:cluster";
+import * as grpc from "@grpc/grpc-js";
+
+const port = Number(process.env.BARE_PORT);
+const path = process.env.BARE_PATH ?? "/bare.v1.Bare/Call";
+const RESPONSE = Buffer.from(process.env.BARE_RESPONSE_HEX ?? "", "hex");
+const workers = Number(process.env.BARE_WORKERS ?? "1");
+if (!Number.isInteger(port) || port <= 0) throw new Error("BARE_PORT must be a port number");
+
+if (workers > 1 && cluster.isPrimary) {
+  for (let i = 0; i < workers; i++) cluster.fork();
+  let stopping = false;
+  cluster.on("exit", () => {
+    if (!stopping) {
+      stopping = true;
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+    }
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+  });
+  process.on("SIGTERM", () => {
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
+  });
+} else {
+  const server = new grpc.Server({ "grpc.max_concurrent_streams": 256, "grpc.enable_channelz": 0 });
+  const identity = (b: Buffer) => b;
+  const constant = () => RESPONSE;
+  server.register(path, (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, RESPONSE), constant, identity, "unary");
+  server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
+    if (err) {
+      process.stderr.write(`bare-grpc: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(`bare-grpc ready ${process.pid}\n`);
+  });
+  process.on("SIGTERM", () => {
+    server.forceShutdown();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,93 @@
+import type { ChildProcess } from "node:child_process";
+import { availableParallelism } from "node:os";
+import * as grpc from "@grpc/grpc-js";
+import { freePort } from "../../test/helpers/loopback.js";
+import { killTree, sleep, spawnTracked } from "./proc.js";
+import { REPO } from "./server.js";
+
+/**
+ * A real gRPC client for the bench's one-off correctness checks (h2load, which drives the rows,
+ * cannot read gRPC status), and the bare grpc-js server of bench/lib/bare-grpc-server.ts.
+ */
+
+export interface RawAnswer {
+  code: grpc.status;
+  details: string;
+  /** The response message's bytes (empty on an error). */
+  bytes: Buffer;
+}
+
+/** One unary call with @grpc/grpc-js, bytes in and bytes out (no codec), with the given metadata. */
+export function rawUnary(target: string, path: string, request: Uint8Array, metadata: Record<string, string> = {}): Promise<RawAnswer> {
+  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+  return new Promise<RawAnswer>((resolve) => {
+    client.makeUnaryRequest<Buffer, Buffer>(
+      path,
+      (b) => b,
+      (b) => b,
+      Buffer.from(request),
+      md,
+      { deadline: Date.now() + 10_000 },
+      (err, res) => {
+        client.close();
+        if (err) resolve({ code: err.code, details: err.details, bytes: Buffer.alloc(0) });
+        else resolve({ code: grpc.status.OK, details: "", bytes: res ?? Buffer.alloc(0) });
+      },
+    );
+  });
+}
+
+export interface BareServer {
+  port: number;
+  pid: number;
+  workers: number;
+  alive(): boolean;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/lib/bare-grpc-server.ts (`workers` = "auto" → one per core, as WORKERS=auto). */
+export async function startBare(opts: { path: string; response: Uint8Array; workers: string; nodeFlags?: string[] }): Promise<BareServer> {
+  const workers = opts.workers === "auto" ? availableParallelism() : Math.max(1, Number(opts.workers));
+  const port = await freePort();
+  const child: ChildProcess = spawnTracked(process.execPath, [...(opts.nodeFlags ?? []), "--import", "tsx", "bench/lib/bare-grpc-server.ts"], {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      NODE_OPTIONS: undefined,
+      BARE_PORT: String(port),
+      BARE_PATH: opts.path,
+      BARE_RESPONSE_HEX: Buffer.from(opts.response).toString("hex"),
+      BARE_WORKERS: String(workers),
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const deadline = Date.now() + 30_000;
+  while ((out.match(/bare-grpc ready/g) ?? []).length < workers) {
+    if (!alive()) throw new Error(`the bare grpc-js server exited before it was ready:\n${out}`);
+    if (Date.now() > deadline) {
+      killTree(child);
+      throw new Error(`the bare grpc-js server was not ready in 30 s:\n${out}`);
+    }
+    await sleep(50);
+  }
+  return {
+    port,
+    pid: child.pid!,
+    workers,
+    alive,
+    async stop() {
+      if (!alive()) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => killTree(child), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
