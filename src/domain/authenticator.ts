@@ -43,6 +43,12 @@ export type AuthResult =
   | { valid: true; key: KeyRecord; rateLimit: RateLimitDecision | null }
   | { valid: false; reason: DenialReason; key: KeyRecord | null; rateLimit: RateLimitDecision | null };
 
+/**
+ * Where a request came from, for the audit event of a denial: the value, or a function that
+ * works it out (a gateway's valid call never needs it).
+ */
+export type OriginOf = RequestOrigin | (() => RequestOrigin);
+
 /** Looks up a key record by digest: the store, or a cache in front of it. */
 export type KeyLookup = (digest: string) => Promise<KeyRecord | null>;
 
@@ -73,7 +79,7 @@ export class Authenticator {
    * The Authenticate RPC (SPEC §4): validates its fields, then `authenticate`. Only an empty key
    * is an error; any other key that fails the format check is a MALFORMED denial.
    */
-  async verify(req: AuthenticateRequest, origin: RequestOrigin): Promise<AuthResult> {
+  async verify(req: AuthenticateRequest, origin: OriginOf): Promise<AuthResult> {
     if (req.key === "") throw invalid("key is required");
     const check: AuthCheck = {
       instanceId: optionalUuid(req.instanceId, "instance_id"),
@@ -84,7 +90,7 @@ export class Authenticator {
     return this.authenticate(req.key.length > MAX_KEY_CHARS ? "" : req.key, check, origin);
   }
 
-  async authenticate(presented: string, check: AuthCheck, origin: RequestOrigin): Promise<AuthResult> {
+  async authenticate(presented: string, check: AuthCheck, origin: OriginOf): Promise<AuthResult> {
     const parsed = parseKey(presented) ?? (isLegacyImport(presented, this.importPrefixes) ? true : null);
     if (!parsed) return this.deny("malformed", null, origin, check);
     const key = await this.lookup(digestKey(presented));
@@ -112,7 +118,7 @@ export class Authenticator {
   private deny(
     reason: DenialReason,
     key: KeyRecord | null,
-    origin: RequestOrigin,
+    origin: OriginOf,
     check: AuthCheck,
     rateLimit: RateLimitDecision | null = null,
   ): AuthResult {
@@ -126,7 +132,7 @@ export class Authenticator {
       instanceId: key?.instanceId ?? null,
       outcome: "failure" as const,
       reason,
-      ...origin,
+      ...(typeof origin === "function" ? origin() : origin),
     };
     // Every failure is aggregated per (key, reason, source): a known key's per interval of at most
     // 1 s (readable within it), garbage and refused charges per the longer flood interval.

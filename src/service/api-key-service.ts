@@ -196,11 +196,13 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
 
     async authenticate(req, ctx) {
       credentials.internal(ctx);
-      const origin = originOf(ctx);
       const result = await authenticator.verify(
         { key: req.key, instanceId: req.instanceId, requiredScopes: req.requiredScopes, charge: req.charge },
         // The gateway reports its own client's address and user agent for the audit trail.
-        { requestId: origin.requestId, ip: req.clientIp.slice(0, 64) || origin.ip, userAgent: req.userAgent.slice(0, 256) || null },
+        () => {
+          const origin = originOf(ctx);
+          return { requestId: origin.requestId, ip: req.clientIp.slice(0, 64) || origin.ip, userAgent: req.userAgent.slice(0, 256) || null };
+        },
       );
       const rateLimit = result.rateLimit ? rateLimitStatus(result.rateLimit) : undefined;
       if (!result.valid) return { valid: false, denialReason: DENIAL[result.reason], rateLimit };

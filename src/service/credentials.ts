@@ -38,7 +38,7 @@ export class Credentials {
     const result = await this.authenticator.authenticate(
       presented,
       { instanceId: null, requiredScopes: [], charge: 1, rateLimitAction: "rate_limit.exceeded" },
-      originOf(ctx),
+      () => originOf(ctx),
     );
     if (result.rateLimit) setRateLimitHeaders(ctx, result.rateLimit);
     if (result.key) ctx.values.set(kCallerPrefix, result.key.prefix);

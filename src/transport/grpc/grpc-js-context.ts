@@ -1,9 +1,9 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { createContextValues } from "@connectrpc/connect";
+import { type ContextKey, type ContextValues, createContextValues } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { kPeerAddress } from "../../service/call-context.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
-import { PlainHeaders } from "../plain-headers.js";
+import { MetadataHeaders } from "./metadata-headers.js";
 
 /**
  * The HandlerContext of one grpc-js call: its metadata as headers, its peer, its deadline, and a
@@ -22,8 +22,8 @@ export function grpcJsContext(
     protocolName: "grpc",
     requestMethod: "POST",
     url,
-    requestHeader: headersOf(call.metadata),
-    values: createContextValues().set(kPeerAddress, peerAddress(call.getPeer())),
+    requestHeader: new MetadataHeaders(call.metadata),
+    values: new CallValues(call),
     deadline: deadlineOf(call.getDeadline()),
     // grpc-js also reports "cancelled" after a normal end; only a cancel before it matters.
     watchCancel: (cancel) => (call.cancelled ? cancel() : call.on("cancelled", () => isDone() || cancel())),
@@ -36,14 +36,32 @@ function deadlineOf(d: grpc.Deadline): number | undefined {
   return Number.isFinite(at) ? at : undefined;
 }
 
-function headersOf(md: grpc.Metadata): Headers {
-  const h = new PlainHeaders();
-  const map = md.getMap();
-  for (const k in map) {
-    const v = map[k];
-    if (typeof v === "string") h.append(k, v);
+/**
+ * The call's context values, with the peer address worked out only when something reads it (an
+ * audit event, a portal URL): a gateway's valid Authenticate never does.
+ */
+class CallValues implements ContextValues {
+  private readonly values = createContextValues();
+  private peerKnown = false;
+
+  constructor(private readonly call: grpc.ServerUnaryCall<unknown, unknown>) {}
+
+  get<T>(key: ContextKey<T>): T {
+    if (key === kPeerAddress && !this.peerKnown) this.set(kPeerAddress, peerAddress(this.call.getPeer()));
+    return this.values.get(key);
   }
-  return h;
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    if (key === kPeerAddress) this.peerKnown = true;
+    this.values.set(key, value);
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    if (key === kPeerAddress) this.peerKnown = true;
+    this.values.delete(key);
+    return this;
+  }
 }
 
 /** Parsed peers, by grpc-js's peer string: one per client connection, so few and long-lived. */
