@@ -105,6 +105,25 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
     }
   });
 
+  it("a gateway's Authenticate and ChargeRateLimit answer without x-request-id unless the caller sent one, which is echoed; other RPCs always carry one", async () => {
+    const customer = uuid();
+    const { secret } = await issue(customer);
+    const calls = [
+      () => c.call("authenticate", { key: secret }, internal),
+      () => c.call("authenticate", { key: neverIssuedKey() }, internal),
+      () => c.call("chargeRateLimit", { customerId: customer, cost: 1 }, internal),
+    ];
+    for (const call of calls) {
+      const quiet = await call();
+      if (!quiet.ok) throw new Error(`expected success, got ${quiet.code}`);
+      expect(quiet.headers.get("x-request-id"), "no id of ours on a hot success").toBeNull();
+    }
+    const echoed = await c.call("authenticate", { key: secret }, { ...internal, "x-request-id": "gw-trace-7" });
+    expect(echoed.ok && echoed.headers.get("x-request-id")).toBe("gw-trace-7");
+    const listed = await c.call("listKeys", { customerId: customer }, internal);
+    expect(listed.ok && listed.headers.get("x-request-id")).toMatch(/^req_/);
+  });
+
   describe("key management", () => {
     it("an internal caller issues a key for a customer; the secret is returned once, in the documented format", async () => {
       const customer = uuid();

@@ -1871,7 +1871,8 @@ export const ApiKeyService: GenService<{
    * Verifies a presented key for an internal service (an API gateway calls this on every request
    * it serves). A denial is a normal response (`valid = false` and a `denial_reason`), not an RPC
    * error; RPC errors are for bad requests (an empty `key` is INVALID_ARGUMENT) and faults.
-   * Internal callers only.
+   * Internal callers only. Called per request, so a success carries no response metadata except
+   * the caller's own `x-request-id`, echoed when it sent one (an error carries one always).
    *
    * @generated from rpc apikeys.v1.ApiKeyService.Authenticate
    */
@@ -1882,7 +1883,8 @@ export const ApiKeyService: GenService<{
   },
   /**
    * Takes `cost` tokens from a customer's rate-limit bucket, the same bucket the public routes
-   * charge. A refused charge takes nothing. Internal callers only.
+   * charge. A refused charge takes nothing. Internal callers only. Like Authenticate, a success
+   * carries no response metadata except the caller's own `x-request-id`.
    *
    * @generated from rpc apikeys.v1.ApiKeyService.ChargeRateLimit
    */
