@@ -16,7 +16,7 @@ type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
 /**
  * What every call of every transport gets around the service implementation, like an
- * interceptor: the request id decided first (echoed in `x-request-id`), every failure through
+ * interceptor: the request id (echoed in `x-request-id`), every failure through
  * toConnectError (the one exit for errors), one log line and the request metrics. The
  * implementation itself (api-key-service.ts) holds only what each RPC does.
  */
@@ -25,14 +25,16 @@ export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metric
 
   async function run(ctx: HandlerContext, call: () => Promise<unknown>): Promise<unknown> {
     const started = performance.now();
-    const requestId = requestIdOf(ctx);
     const rpc = ctx.method.name;
+    const hot = HOT.has(rpc);
+    // A hot call makes an id of its own only when something needs it (an audit event, an error,
+    // a log line); one the caller sent is decided now, to be echoed.
+    if (!hot || ctx.requestHeader.has("x-request-id")) requestIdOf(ctx);
     let code = "ok";
     try {
-      const out = await call();
-      if (HOT.has(rpc)) withdrawMadeRequestId(ctx);
-      return out;
+      return await call();
     } catch (err) {
+      requestIdOf(ctx);
       const ce = toConnectError(err, ctx, log);
       code = Code[ce.code] ?? String(ce.code);
       throw ce;
@@ -42,12 +44,13 @@ export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metric
       const series = seriesKey(rpc, transport);
       metrics.requests.inc(code === "ok" ? series.ok : `${series.method} ${code}`, () => ({ method: rpc, transport, code }));
       metrics.duration.observe(series.method, () => ({ method: rpc, transport }), seconds);
-      const level = HOT.has(rpc) && code === "ok" ? "debug" : "info";
+      const level = hot && code === "ok" ? "debug" : "info";
       // The line is built only when it will be written: hot RPCs run at LOG_LEVEL=info by default.
       if (log.isLevelEnabled(level)) {
-        const line = { rpc, transport, requestId, code, ms: +(seconds * 1000).toFixed(2), keyPrefix: ctx.values.get(kCallerPrefix) ?? undefined };
+        const line = { rpc, transport, requestId: requestIdOf(ctx), code, ms: +(seconds * 1000).toFixed(2), keyPrefix: ctx.values.get(kCallerPrefix) ?? undefined };
         log[level](line, code === "ok" ? "rpc" : "rpc failed");
       }
+      if (hot && code === "ok") withdrawMadeRequestId(ctx);
     }
   }
 
