@@ -204,10 +204,13 @@ export class KeyManager {
     }
     const now = this.now();
     const query = { customerId, instanceId: bound ?? instanceId, includeInactive: req.includeInactive, now, beforeId, metadata };
-    const [page, totalSize] = await Promise.all([
-      paginate(limit, (n) => this.store.listKeys({ ...query, limit: n })),
-      this.store.countKeys({ ...query, limit: 0 }),
-    ]);
+    // One store call when the page itself tells the total: a first page with no next page holds
+    // every matching key (the common list). Otherwise the count runs alongside the page.
+    const count = () => this.store.countKeys({ ...query, limit: 0 });
+    const counted = beforeId !== null ? count() : null;
+    counted?.catch(() => {}); // awaited below; not unhandled if the page fails first
+    const page = await paginate(limit, (n) => this.store.listKeys({ ...query, limit: n }));
+    const totalSize = counted ? await counted : page.nextPageToken === null ? page.items.length : await count();
     return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken, totalSize };
   }
 

@@ -9,6 +9,7 @@ import {
   type IssueKeyRequest,
   IssueKeyRequestSchema,
   IssueKeyResponseSchema,
+  type ListKeysRequest,
   type PrincipalSchema,
   RollKeyRequestSchema,
   RollKeyResponseSchema,
@@ -20,7 +21,7 @@ import type { KeyImporter } from "../domain/import-keys.js";
 import type { IssueRequest, KeyManager, Prepared } from "../domain/key-manager.js";
 import type { KeyRoller } from "../domain/roll.js";
 import type { RateLimiter } from "../domain/rate-limit/rate-limiter.js";
-import type { Caller, KeyRecord, RateLimitDecision } from "../domain/types.js";
+import type { Caller, KeyRecord, Page, RateLimitDecision } from "../domain/types.js";
 import { originOf } from "./call-context.js";
 import type { Sessions } from "../domain/sessions.js";
 import type { UsageReports } from "../domain/usage-reports.js";
@@ -95,18 +96,23 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
   const issued = (x: { key: KeyRecord; secret: string }) => ({ key: keyMessage(x.key, now()), secret: x.secret });
   const { sessions, usageReports, site } = deps;
 
-  return {
+  /** ListKeys up to the records: the RPCs make messages of them, REST its JSON (recordPages). */
+  async function listKeyRecords(req: ListKeysRequest, ctx: HandlerContext): Promise<KeyRecordPage> {
+    const caller = await credentials.caller(ctx);
+    const page = await keys.list(caller, req.customerId, {
+      pageSize: req.pageSize,
+      pageToken: req.pageToken,
+      includeInactive: req.includeInactive,
+      instanceId: req.instanceId,
+      metadata: req.metadata,
+    });
+    return { ...page, now: now() };
+  }
+
+  const impl: ServiceImpl<typeof ApiKeyService> = {
     async listKeys(req, ctx) {
-      const caller = await credentials.caller(ctx);
-      const page = await keys.list(caller, req.customerId, {
-        pageSize: req.pageSize,
-        pageToken: req.pageToken,
-        includeInactive: req.includeInactive,
-        instanceId: req.instanceId,
-        metadata: req.metadata,
-      });
-      const at = now();
-      return { data: page.items.map((k) => keyMessage(k, at)), nextPageToken: page.nextPageToken ?? undefined, totalSize: page.totalSize };
+      const page = await listKeyRecords(req, ctx);
+      return { data: page.items.map((k) => keyMessage(k, page.now)), nextPageToken: page.nextPageToken ?? undefined, totalSize: page.totalSize };
     },
 
     async getKey(req, ctx) {
@@ -259,6 +265,28 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
       return { customerId, capacity: policy.capacity, refillPerSecond: policy.refillPerSecond };
     },
   };
+  return Object.assign(impl, { [kRecordPages]: { listKeys: listKeyRecords } });
+}
+
+/** A page of ListKeys as domain records, with the time its `is_active` flags are computed at. */
+export type KeyRecordPage = Page<KeyRecord> & { totalSize: number; now: number };
+
+const kRecordPages = Symbol("recordPages");
+type WithRecordPages = ServiceImpl<typeof ApiKeyService> & {
+  [kRecordPages]: { listKeys: (req: ListKeysRequest, ctx: HandlerContext) => Promise<KeyRecordPage> };
+};
+
+/**
+ * The service with ListKeys answering its records (KeyRecordPage) instead of a message, for REST,
+ * which renders the page's JSON straight from them (transport/rest/key-page-json.ts): the same
+ * call (credentials, domain, store), wrapped by whatever wraps `impl` (instrumentCalls) exactly
+ * like the message-answering one, without a protobuf message per key. Every other method is the
+ * service's own.
+ */
+export function recordPages(impl: ServiceImpl<typeof ApiKeyService>): ServiceImpl<typeof ApiKeyService> {
+  const views = (impl as WithRecordPages)[kRecordPages];
+  if (!views) throw new Error("recordPages: not a service made by createApiKeyService");
+  return { ...impl, listKeys: views.listKeys as unknown as ServiceImpl<typeof ApiKeyService>["listKeys"] };
 }
 
 type PrincipalInit = MessageInitShape<typeof PrincipalSchema>;

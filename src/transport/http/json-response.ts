@@ -12,21 +12,31 @@ export type NodeResponse = Parameters<NodeHandlerFn>[1];
 /** Writes a JSON response (or an empty one for 204) with the given headers. */
 export function sendJson(res: NodeResponse, status: number, body: unknown, headers: Headers = new Headers()): void {
   if (res.headersSent) return;
+  if (status === 204 || body === undefined) {
+    (res as http.ServerResponse).writeHead(status, headerRecord(res, headers));
+    res.end();
+    return;
+  }
+  sendJsonText(res, status, JSON.stringify(body), headers);
+}
+
+/** Writes a body already serialised as JSON (REST's list page: transport/rest/key-page-json.ts). */
+export function sendJsonText(res: NodeResponse, status: number, text: string, headers: Headers): void {
+  if (res.headersSent) return;
+  const out = headerRecord(res, headers);
+  out["content-type"] = "application/json";
+  out["content-length"] = String(Buffer.byteLength(text));
+  (res as http.ServerResponse).writeHead(status, out);
+  res.end(text);
+}
+
+function headerRecord(res: NodeResponse, headers: Headers): Record<string, string> {
   const out: Record<string, string> = {};
   headers.forEach((v, k) => {
     out[k] = v;
   });
   if ("stream" in res) delete out.connection; // connection-specific headers are illegal in HTTP/2
-  if (status === 204 || body === undefined) {
-    (res as http.ServerResponse).writeHead(status, out);
-    res.end();
-    return;
-  }
-  const text = JSON.stringify(body);
-  out["content-type"] = "application/json";
-  out["content-length"] = String(Buffer.byteLength(text));
-  (res as http.ServerResponse).writeHead(status, out);
-  res.end(text);
+  return out;
 }
 
 /**

@@ -4,10 +4,12 @@ import type { Logger } from "pino";
 import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import { ApiError, invalid } from "../../domain/errors.js";
 import { requestIdOf } from "../../service/call-context.js";
-import { type NodeRequest, type NodeResponse, sendError, sendJson } from "../http/json-response.js";
+import type { KeyRecordPage } from "../../service/api-key-service.js";
+import { type NodeRequest, type NodeResponse, sendError, sendJson, sendJsonText } from "../http/json-response.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
 import { PlainHeaders } from "../plain-headers.js";
 import { decodeRequest } from "./decode-request.js";
+import { keyPageJson } from "./key-page-json.js";
 import { present, presentEachFlattened, presentFlattened } from "./present.js";
 import { type RestRoute, restRoutes } from "./routes.js";
 
@@ -27,7 +29,8 @@ export const SUCCESS: Record<string, { status: number; location?: (res: { key?: 
  * The REST/JSON face of SPEC §3: routes from the proto's `google.api.http` options, mapped onto
  * the very same ServiceImpl methods the RPC transports call, with a HandlerContext of protocol
  * `rest`. Credentials, request ids, rate-limit headers and errors are the service's own; this
- * adapter only decodes the HTTP request and shapes the HTTP response.
+ * adapter only decodes the HTTP request and shapes the HTTP response. `impl` is the service made
+ * by `recordPages` (service/api-key-service.ts): its ListKeys answers records, not a message.
  */
 export function createRestHandler(
   impl: Impl,
@@ -66,6 +69,8 @@ export function createRestHandler(
       const input = decodeRequest(route, params, url.searchParams, body);
       const fn = (impl as unknown as Record<string, UnaryFn>)[route.method.localName]!;
       const output = await fn(input, ctx);
+      // ListKeys answers its records here (service recordPages): the page's JSON is built from them.
+      if (route.method.name === "ListKeys") return sendJsonText(res, 200, keyPageJson(output as unknown as KeyRecordPage), ctx.responseHeader);
       const shape = SUCCESS[route.method.name];
       const status = shape?.status ?? 200;
       if (shape?.location) ctx.responseHeader.set("location", shape.location(output as { key?: { id: string } }));

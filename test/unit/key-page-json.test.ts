@@ -1,0 +1,102 @@
+import { create } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import { ListKeysResponseSchema } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import type { KeyRecord } from "../../src/domain/types.js";
+import type { KeyRecordPage } from "../../src/service/api-key-service.js";
+import { keyMessage } from "../../src/service/messages.js";
+import { keyPageJson } from "../../src/transport/rest/key-page-json.js";
+import { present } from "../../src/transport/rest/present.js";
+
+/**
+ * REST's list page is rendered straight from the records (key-page-json.ts, issue 17); every
+ * other route goes through the descriptor-driven `present`. The two must give the same bytes.
+ */
+const NOW = Date.UTC(2026, 11, 2, 7, 0, 0, 123);
+
+const base: KeyRecord = {
+  id: "key_01M8TSH7X1P7Q7K9YZYXDR6066",
+  customerId: "3f0c1d2e-0b0e-4c3e-9d2e-6a3c7c4e3f4a",
+  instanceId: null,
+  name: "plain",
+  prefix: "zpk_live_t4aDb41R",
+  environment: "live",
+  scopes: [],
+  metadata: {},
+  digest: "d".repeat(64),
+  lastUsedAt: null,
+  totalRequests: 0,
+  expiresAt: null,
+  createdAt: NOW - 86_400_000,
+  updatedAt: NOW - 1000,
+  revokedAt: null,
+  enabled: true,
+  rolledFrom: null,
+  rolledTo: null,
+  predecessorGraceMs: null,
+  lastFour: "Jg9p",
+};
+
+/** Every optional field set, strings JSON must escape, and time edges. */
+const full: KeyRecord = {
+  ...base,
+  id: "key_01M8TSH7WXVPA7364E3MD0ZPAR",
+  instanceId: "11111111-2222-4333-8444-555555555555",
+  name: 'quoted "name" \\ ✓ \u2028 \u0001 \ud800 emoji 😀',
+  environment: "test",
+  scopes: ["api_keys:read", "x:y", "ü"],
+  metadata: { team: "a", "1": "num", zeta: "ü\n\t", "": "empty", "a\"b": "c" },
+  lastUsedAt: NOW - 1,
+  totalRequests: 9_007_199_254_740_991,
+  expiresAt: 253_402_300_799_999,
+  createdAt: 0,
+  updatedAt: 951_782_400_000, // 2000-02-29
+  revokedAt: NOW - 999,
+  enabled: false,
+  rolledFrom: "key_01M8TSH7WTR6Z5EPM6YZKNQ1SD",
+  rolledTo: "key_01M8TSH7WPGCDJG570SJ7BJ121",
+  predecessorGraceMs: 3_600_000,
+  lastFour: "",
+};
+
+/** The descriptor-driven rendering of the same page, as the REST handler did before. */
+function viaPresent(page: KeyRecordPage): string {
+  const msg = create(ListKeysResponseSchema, {
+    data: page.items.map((k) => keyMessage(k, page.now)),
+    nextPageToken: page.nextPageToken ?? undefined,
+    totalSize: page.totalSize,
+  });
+  return JSON.stringify(present(ListKeysResponseSchema, msg));
+}
+
+const page = (items: KeyRecord[], nextPageToken: string | null = null, totalSize = items.length): KeyRecordPage => ({
+  items,
+  nextPageToken,
+  totalSize,
+  now: NOW,
+});
+
+describe("the REST list page's JSON, built from records", () => {
+  it.each([
+    ["no keys", page([])],
+    ["every optional field unset", page([base])],
+    ["every optional field set", page([full])],
+    ["both, with a next page", page([full, base, { ...base, expiresAt: NOW - 1 }, { ...base, expiresAt: NOW + 1 }], "a2V5XzAx", 42)],
+  ])("equals present()'s: %s", (_, p) => {
+    expect(keyPageJson(p)).toBe(viaPresent(p));
+  });
+
+  it("renders every timestamp as toISOString does", () => {
+    const times = [0, 1, 999, 1000, 59_999, 86_399_999, 86_400_000, 951_782_400_000, 1_709_251_199_999, 4_102_444_800_000, 253_402_300_799_999];
+    for (let i = 0; i < 2000; i++) times.push(Math.floor(Math.random() * 253_402_300_800_000));
+    for (const ms of times) {
+      const p = page([{ ...base, createdAt: ms, updatedAt: ms, lastUsedAt: ms, expiresAt: ms, revokedAt: ms }]);
+      expect(keyPageJson(p)).toBe(viaPresent(p));
+    }
+  });
+
+  it("has a field for every field of Key", () => {
+    const fields = Object.keys((JSON.parse(keyPageJson(page([full]))) as { data: object[] }).data[0]!);
+    const message = Object.keys((JSON.parse(viaPresent(page([full]))) as { data: object[] }).data[0]!);
+    expect(fields).toEqual(message);
+  });
+});
