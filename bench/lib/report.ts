@@ -15,6 +15,8 @@ export interface Row {
   roundsRps?: number[];
   /** Median over the rounds of the row's req/s over the bare grpc-js limit's in the same round. */
   limitRatio?: number;
+  /** Over Health/Check sent the same metadata (authorization) as Authenticate, same alternation. */
+  mdRatio?: number;
   /** e.g. "≥ 0.8×"; pass is undefined when there is no target. */
   target?: string;
   pass?: boolean;
@@ -53,7 +55,7 @@ export function rowsTable(rows: Row[], unrelated = "(no-op)"): string {
       Number.isFinite(r.m.cpuUsPerReq) ? r.m.cpuUsPerReq.toFixed(0) : "–",
       fmtInt(r.m.serverRssMb),
       fmtPct(r.m.loadCpuPct),
-      r.baseline ? `${fmtRatio(r.ratio)} of ${r.baseline}` : unrelated,
+      r.baseline ? `${fmtRatio(r.ratio)} of ${r.baseline}${r.mdRatio !== undefined ? ` (${fmtRatio(r.mdRatio)} of it with the same metadata)` : ""}` : unrelated,
       r.limitRatio !== undefined ? fmtRatio(r.limitRatio) : "",
       r.target ? `${r.target} ${mark(r.pass)}` : "",
     ]),

@@ -1,5 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { MongoClient } from "mongodb";
@@ -54,9 +55,17 @@ export interface StartOptions {
  * BENCH_CPU_PROF=dir adds --cpu-prof (profiles written on exit).
  */
 function nodeFlags(): string[] {
-  const flags: string[] = (process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+  const flags: string[] = [...startFlags(), ...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean)];
   if (process.env.BENCH_CPU_PROF) flags.push("--cpu-prof", `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`);
   return flags;
+}
+
+/** The node flags of `npm start` (package.json), so the bench runs the server as users do. */
+export function startFlags(): string[] {
+  const start: string = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).scripts.start;
+  const m = /^node ((?:--[\w-]+(?:=\S+)? )*)--import tsx src\/main\.ts$/.exec(start);
+  if (!m) throw new Error(`package.json's start script is not \`node [flags] --import tsx src/main.ts\`: ${start}`);
+  return m[1]!.split(" ").filter(Boolean);
 }
 
 export async function startServer(opts: StartOptions): Promise<BenchServer> {
