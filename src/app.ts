@@ -3,7 +3,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import type { Config } from "./config/config.js";
 import { createDomain } from "./domain/domain.js";
-import { createApiKeyService, recordPages } from "./service/api-key-service.js";
+import { createApiKeyService, recordPages, serviceDeps } from "./service/api-key-service.js";
 import { Credentials } from "./service/credentials.js";
 import { instrumentCalls } from "./service/instrument-calls.js";
 import { instrumentStore } from "./observability/instrument-store.js";
@@ -81,19 +81,7 @@ export async function createService(config: Config, log: Logger) {
     domain.authenticator,
     new SessionCredential(domain.sessions, domain.rateLimiter, site),
   );
-  const service = createApiKeyService({
-    credentials,
-    keys: domain.keys,
-    roller: domain.roller,
-    importer: domain.importer,
-    idempotency: domain.idempotency,
-    authenticator: domain.authenticator,
-    rateLimiter: domain.rateLimiter,
-    now: domain.now,
-    sessions: domain.sessions,
-    usageReports: domain.usageReports,
-    site,
-  });
+  const service = createApiKeyService(serviceDeps(domain, credentials, site));
   const impl = instrumentCalls(service, { log, metrics });
   // REST renders ListKeys' JSON straight from the records (transport/rest/key-page-json.ts).
   const restImpl = instrumentCalls(recordPages(service), { log, metrics });

@@ -16,6 +16,7 @@ import {
 } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import { actorOf } from "../domain/access.js";
 import type { Authenticator } from "../domain/authenticator.js";
+import type { Domain } from "../domain/domain.js";
 import type { Idempotency } from "../domain/idempotency.js";
 import type { KeyImporter } from "../domain/import-keys.js";
 import type { IssueRequest, KeyManager, Prepared } from "../domain/key-manager.js";
@@ -45,6 +46,12 @@ export interface ServiceDeps {
   usageReports: UsageReports;
   /** Where the dashboard is served (portal URLs are built on it). */
   site: SiteOriginConfig;
+}
+
+/** The service's dependencies taken from the domain (app.ts and the unit tests wire it alike). */
+export function serviceDeps(domain: Domain, credentials: Credentials, site: SiteOriginConfig): ServiceDeps {
+  const { keys, roller, importer, idempotency, authenticator, rateLimiter, now, sessions, usageReports } = domain;
+  return { credentials, keys, roller, importer, idempotency, authenticator, rateLimiter, now, sessions, usageReports, site };
 }
 
 const DENIAL: Record<string, DenialReason> = {

@@ -4,7 +4,7 @@ import { pino } from "pino";
 import { ApiKeyService } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import { createDomain } from "../../src/domain/domain.js";
 import { createMetrics } from "../../src/observability/metrics.js";
-import { createApiKeyService } from "../../src/service/api-key-service.js";
+import { createApiKeyService, serviceDeps } from "../../src/service/api-key-service.js";
 import { kPeerAddress } from "../../src/service/call-context.js";
 import { Credentials } from "../../src/service/credentials.js";
 import { instrumentCalls } from "../../src/service/instrument-calls.js";
@@ -62,19 +62,7 @@ export function unitService(opts: UnitOptions = {}) {
     now: clock.now,
   }, log);
   const impl = instrumentCalls(
-    createApiKeyService({
-      credentials: new Credentials(INTERNAL_TOKEN, domain.authenticator),
-      keys: domain.keys,
-      roller: domain.roller,
-      importer: domain.importer,
-      idempotency: domain.idempotency,
-      authenticator: domain.authenticator,
-      rateLimiter: domain.rateLimiter,
-      now: clock.now,
-      sessions: domain.sessions,
-      usageReports: domain.usageReports,
-      site: { dashboardOrigin: null, trustedProxies: new Set() },
-    }),
+    createApiKeyService(serviceDeps(domain, new Credentials(INTERNAL_TOKEN, domain.authenticator), { dashboardOrigin: null, trustedProxies: new Set() })),
     { log, metrics: createMetrics() },
   );
 
