@@ -81,10 +81,11 @@ export async function h2loadGrpc(
     const { result, server, loadCpuPct } = await underLoad(serverPid, () => runTracked(findTool("h2load"), args, { cwd: REPO }));
     const okAfter = "countOk" in check ? await check.countOk() : 0;
     const summary = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded/.exec(result.stdout);
-    const finished = /finished in ([\d.]+)s/.exec(result.stdout);
+    // h2load prints "finished in 4.00s", or "995.51ms" for a run under a second.
+    const finished = /finished in ([\d.]+)(m?)s/.exec(result.stdout);
     const traffic = /^traffic: .*\((\d+)\) data/m.exec(result.stdout);
     if (result.code !== 0 || !summary || !finished || !traffic) throw new Error(`h2load failed (${result.code}): ${result.stderr}${result.stdout}`);
-    const [requests, succeeded, seconds, dataBytes] = [Number(summary[1]), Number(summary[2]), Number(finished[1]), Number(traffic[1])];
+    const [requests, succeeded, seconds, dataBytes] = [Number(summary[1]), Number(summary[2]), Number(finished[1]) / (finished[2] ? 1000 : 1), Number(traffic[1])];
     const counted = "countOk" in check ? okAfter - okBefore : Math.floor(dataBytes / check.okBytes);
     // tab-separated: start (µs since epoch), HTTP status, µs until the end of the response
     const lat = readFileSync(log, "utf8")
