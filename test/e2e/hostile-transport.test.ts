@@ -166,6 +166,30 @@ describe("grpc.health.v1.Health/Watch on PORT is bounded", () => {
     })());
     expect(again, "a new Watch after the others ended").toMatchObject({ code: 4 }); // our own deadline, not a refusal
   }, 30_000);
+
+  it("a Watch whose grpc-timeout passes ends with the server's DEADLINE_EXCEEDED, not OK", async () => {
+    // A raw HTTP/2 client keeps no deadline of its own, so the trailers are the server's answer.
+    const session = http2.connect(server.url);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/grpc.health.v1.Health/Watch",
+        "content-type": "application/grpc",
+        te: "trailers",
+        "grpc-timeout": "300m",
+      });
+      stream.end(Buffer.from([0, 0, 0, 0, 0])); // one empty HealthCheckRequest (service "")
+      stream.resume();
+      const trailers = await new Promise<http2.IncomingHttpHeaders>((done, fail) => {
+        stream.on("trailers", done);
+        stream.on("error", fail);
+        setTimeout(() => fail(new Error("no trailers within 5 s")), 5_000).unref();
+      });
+      expect(trailers["grpc-status"]).toBe("4");
+    } finally {
+      session.close();
+    }
+  });
 });
 
 describe(`a stalled HTTP/2 request is cut after REQUEST_TIMEOUT_MS (${REQUEST_TIMEOUT_MS} ms here, 30 s by default), as on HTTP/1.1`, () => {

@@ -76,6 +76,9 @@ export function healthRoutes(state: HealthState, limits: WatchLimits = DEFAULT_W
             if (changes.length === 0) await new Promise<void>((r) => (wake = r));
             while (changes.length) yield { status: changes.shift() ? Status.SERVING : Status.NOT_SERVING };
           }
+          // Ended by the caller's deadline or cancel: answer that status (DEADLINE_EXCEEDED,
+          // CANCELED), never OK, which only the lifetime bound ends with.
+          if (ctx.signal.aborted && !expired) throw ConnectError.from(ctx.signal.reason);
         } finally {
           clearTimeout(lifetime);
           stop();
