@@ -19,7 +19,7 @@ export const kCallerPrefix = createContextKey<string | null>(null, { description
  */
 export const kTrustedGateway = createContextKey<string | null>(null, { description: "trusted gateway caller" });
 
-const REQUEST_ID_HEADER = "x-request-id";
+export const REQUEST_ID_HEADER = "x-request-id";
 const ACCEPTABLE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /**
  * A request id that looks like a key (a client pasting its key there, or a proxy copying one) is
@@ -42,28 +42,28 @@ function keyShaped(id: string): boolean {
 /** A request id of our own, for a request that brought none we can echo. */
 export const newRequestId = () => `req_${randomUUID()}`;
 
+/** The call's request id once decided (requestIdOf); the response header is a separate choice. */
+const kRequestId = createContextKey<string | null>(null, { description: "request id" });
+
 /**
- * The call's request id, decided once: the caller's `x-request-id` if it is sane and not
- * key-shaped, else a new one. It is echoed as a response header on every transport.
+ * The call's request id, decided once and kept in the call's values: the caller's `x-request-id`
+ * if it is sane and not key-shaped, else a new one. Deciding it echoes nothing: echoRequestId does.
  */
 export function requestIdOf(ctx: HandlerContext): string {
-  const decided = ctx.responseHeader.get(REQUEST_ID_HEADER);
-  if (decided) return decided;
+  const decided = ctx.values.get(kRequestId);
+  if (decided !== null) return decided;
   const incoming = ctx.requestHeader.get(REQUEST_ID_HEADER);
   const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) && !keyShaped(incoming) ? incoming : newRequestId();
-  ctx.responseHeader.set(REQUEST_ID_HEADER, id);
+  ctx.values.set(kRequestId, id);
   return id;
 }
 
-/**
- * Takes a request id we made back out of the response headers, keeping one the caller sent: a
- * gateway's per-request RPCs answer a success without response headers of their own (a headers
- * frame with our metadata was a visible share of such a call), while the id stays in the log
- * line and the audit trail, and a caller that wants it back sends its own.
- */
-export function withdrawMadeRequestId(ctx: HandlerContext): void {
-  const id = ctx.responseHeader.get(REQUEST_ID_HEADER);
-  if (id !== null && id !== ctx.requestHeader.get(REQUEST_ID_HEADER)) ctx.responseHeader.delete(REQUEST_ID_HEADER);
+/** Whether the caller sent an `x-request-id` (echoed even where an id we made would not be). */
+export const sentRequestId = (ctx: HandlerContext) => ctx.requestHeader.has(REQUEST_ID_HEADER);
+
+/** Echoes the call's request id (deciding it if need be) as the `x-request-id` response header. */
+export function echoRequestId(ctx: HandlerContext): void {
+  ctx.responseHeader.set(REQUEST_ID_HEADER, requestIdOf(ctx));
 }
 
 /** Request id, client ip and user agent, as recorded in the audit trail. */

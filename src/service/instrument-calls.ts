@@ -2,12 +2,13 @@ import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect
 import type { Logger } from "pino";
 import { ApiKeyService } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import type { Metrics } from "../observability/metrics.js";
-import { kCallerPrefix, requestIdOf, withdrawMadeRequestId } from "./call-context.js";
+import { echoRequestId, kCallerPrefix, requestIdOf, sentRequestId } from "./call-context.js";
 import { toConnectError } from "./to-connect-error.js";
 
 /**
  * RPCs called on every request of a gateway: logged at debug, not info, and a success carries
- * no response headers but an `x-request-id` the caller sent (call-context.ts).
+ * no response headers but an `x-request-id` the caller sent: a headers frame with our metadata
+ * was a visible share of such a call. The id we made stays in the log line and the audit trail.
  */
 const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
 
@@ -16,7 +17,7 @@ type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
 
 /**
  * What every call of every transport gets around the service implementation, like an
- * interceptor: the request id (echoed in `x-request-id`), every failure through
+ * interceptor: the request id (whether to echo it in `x-request-id` is decided here alone), every failure through
  * toConnectError (the one exit for errors), one log line and the request metrics. The
  * implementation itself (api-key-service.ts) holds only what each RPC does.
  */
@@ -27,14 +28,14 @@ export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metric
     const started = performance.now();
     const rpc = ctx.method.name;
     const hot = HOT.has(rpc);
-    // A hot call makes an id of its own only when something needs it (an audit event, an error,
-    // a log line); one the caller sent is decided now, to be echoed.
-    if (!hot || ctx.requestHeader.has("x-request-id")) requestIdOf(ctx);
+    // Echoed on every answer but a hot success with no id from the caller. A hot call makes an id
+    // of its own only when something needs it (an audit event, an error, a log line).
+    if (!hot || sentRequestId(ctx)) echoRequestId(ctx);
     let code = "ok";
     try {
       return await call();
     } catch (err) {
-      requestIdOf(ctx);
+      echoRequestId(ctx);
       const ce = toConnectError(err, ctx, log);
       code = Code[ce.code] ?? String(ce.code);
       throw ce;
@@ -50,7 +51,6 @@ export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metric
         const line = { rpc, transport, requestId: requestIdOf(ctx), code, ms: +(seconds * 1000).toFixed(2), keyPrefix: ctx.values.get(kCallerPrefix) ?? undefined };
         log[level](line, code === "ok" ? "rpc" : "rpc failed");
       }
-      if (hot && code === "ok") withdrawMadeRequestId(ctx);
     }
   }
 

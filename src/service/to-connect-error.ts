@@ -1,6 +1,7 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ApiError, ERROR_TABLE } from "../domain/errors.js";
+import { REQUEST_ID_HEADER, requestIdOf } from "./call-context.js";
 
 /**
  * The service layer's one exit for failures: an ApiError becomes a ConnectError with the gRPC
@@ -11,10 +12,10 @@ import { ApiError, ERROR_TABLE } from "../domain/errors.js";
  * reaches a client.
  */
 export function toConnectError(err: unknown, ctx: HandlerContext, log: Logger): ConnectError {
-  const requestId = ctx.responseHeader.get("x-request-id");
+  const requestId = requestIdOf(ctx);
   if (err instanceof ApiError) {
     const metadata = new Headers(err.headers);
-    if (requestId) metadata.set("x-request-id", requestId);
+    metadata.set(REQUEST_ID_HEADER, requestId);
     if (err.code === "unavailable" || err.code === "internal") {
       log.error({ err: err.cause ?? err, requestId }, "storage failure");
     }

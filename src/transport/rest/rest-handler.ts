@@ -3,7 +3,7 @@ import { ConnectError, type ContextValues, type HandlerContext, type ServiceImpl
 import type { Logger } from "pino";
 import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import { ApiError, invalid } from "../../domain/errors.js";
-import { requestIdOf } from "../../service/call-context.js";
+import { echoRequestId, requestIdOf } from "../../service/call-context.js";
 import type { KeyRecordPage } from "../../service/api-key-service.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson, sendJsonText } from "../http/json-response.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
@@ -58,7 +58,6 @@ export function createRestHandler(
       requestHeader: headersOf(req),
       values: opts.contextValues(req),
     });
-    requestIdOf(ctx);
     // Cancel the handler only if the client went away before the answer was written.
     res.on("close", () => {
       if (!res.writableFinished) ctx.cancel();
@@ -79,12 +78,13 @@ export function createRestHandler(
     } catch (err) {
       if (clientAborted(err)) {
         // The client went away mid-request (an upload cut short): its doing, nobody to answer.
-        opts.log.debug({ requestId: ctx.responseHeader.get("x-request-id"), code: (err as NodeJS.ErrnoException).code }, "client aborted the request");
+        opts.log.debug({ requestId: requestIdOf(ctx), code: (err as NodeJS.ErrnoException).code }, "client aborted the request");
         return;
       }
       if (!(err instanceof ApiError) && !(err instanceof ConnectError)) {
-        opts.log.error({ err, requestId: ctx.responseHeader.get("x-request-id") }, "REST response failed");
+        opts.log.error({ err, requestId: requestIdOf(ctx) }, "REST response failed");
       }
+      echoRequestId(ctx);
       sendError(res, err, ctx.responseHeader);
     }
   };
