@@ -1,7 +1,6 @@
 import type { Logger } from "pino";
 import { ApiError, invalid } from "../../domain/errors.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson } from "./json-response.js";
-import { refuseKeyInUrl } from "./key-in-url.js";
 import { serveDocs } from "../openapi/docs-routes.js";
 
 export type RestHandler = (req: NodeRequest, res: NodeResponse, url: URL) => Promise<void>;
@@ -18,8 +17,9 @@ export interface FallbackDeps {
 }
 
 /**
- * Everything on `PORT` that is not a Connect/gRPC/gRPC-Web RPC path: the key-in-URL guard
- * (before any other check), ops endpoints, the REST routes, and a JSON 404 for the rest.
+ * Everything on `PORT` that is not a Connect/gRPC/gRPC-Web RPC path: ops endpoints, the docs,
+ * the REST routes, the dashboard and a JSON 404 for the rest. The key-in-URL refusal has already
+ * run in front of all of it (guardKeyInUrl in key-in-url.ts).
  */
 export function createFallback(deps: FallbackDeps) {
   return (req: NodeRequest, res: NodeResponse) => {
@@ -28,11 +28,6 @@ export function createFallback(deps: FallbackDeps) {
       url = new URL(req.url ?? "/", "http://localhost");
     } catch {
       return sendError(res, invalid("malformed request URL"));
-    }
-    try {
-      refuseKeyInUrl(url);
-    } catch (err) {
-      return sendError(res, err);
     }
     if (serveDocs(req, res, url)) return;
     if (url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });

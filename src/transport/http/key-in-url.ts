@@ -1,4 +1,3 @@
-import { ApiError } from "../../domain/errors.js";
 import { KEY_LIKE } from "../../domain/key-format.js";
 import type { NodeRequest, NodeResponse } from "./json-response.js";
 import { sendProtocolError } from "./protocol-error.js";
@@ -19,16 +18,10 @@ export function hasKeyInUrl(url: URL): boolean {
 /**
  * SPEC §3: a key in the query string is refused before any other check and never used, since
  * URLs leak into logs, referrers and screenshots. Any value that looks like a key, or a parameter
- * named like a credential, counts.
- */
-export function refuseKeyInUrl(url: URL): void {
-  if (hasKeyInUrl(url)) throw new ApiError("key_in_url", KEY_IN_URL_MESSAGE);
-}
-
-/**
- * The same refusal in front of everything on `PORT` (REST, Connect, gRPC, gRPC-Web, health,
- * reflection, ops paths), before connect-node parses anything: each protocol gets it in its own
- * error form (invalid_argument on RPC paths, SPEC §3's `key_in_url` body elsewhere).
+ * named like a credential, counts. This runs in front of everything on `PORT` (REST, Connect,
+ * gRPC, gRPC-Web, health, reflection, ops paths, the dashboard), before connect-node parses
+ * anything: each protocol gets it in its own error form (invalid_argument on RPC paths, SPEC §3's
+ * `key_in_url` body elsewhere).
  */
 export function guardKeyInUrl(handler: (req: NodeRequest, res: NodeResponse) => void) {
   return (req: NodeRequest, res: NodeResponse) => {
