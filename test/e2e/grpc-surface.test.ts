@@ -286,6 +286,31 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
       expect([...res.principal!.scopes].sort()).toEqual(["api_keys:read", "orders:read"]);
     });
 
+    it("a key's update, disabling and revocation show in the very next Authenticate, after answers for the old key were served", async () => {
+      const customer = uuid();
+      const { key, secret } = await issue(customer, { metadata: { tier: "gold" } });
+      for (let i = 0; i < 3; i++) expect((await authenticate({ key: secret })).principal?.metadata).toEqual({ tier: "gold" });
+
+      ok(await c.call("updateKey", { id: key.id, customerId: customer, metadata: { tier: "silver" } }, internal), "UpdateKey metadata");
+      const updated = await authenticate({ key: secret });
+      expect(updated.valid).toBe(true);
+      expect(updated.principal?.metadata).toEqual({ tier: "silver" });
+
+      ok(await c.call("updateKey", { id: key.id, customerId: customer, enabled: false }, internal), "UpdateKey disable");
+      const disabled = await authenticate({ key: secret });
+      expect(disabled.valid).toBe(false);
+      expect(disabled.denialReason).toBe(DenialReason.DISABLED);
+      expect(disabled.principal).toBeUndefined();
+
+      ok(await c.call("updateKey", { id: key.id, customerId: customer, enabled: true }, internal), "UpdateKey enable");
+      expect((await authenticate({ key: secret })).principal?.metadata).toEqual({ tier: "silver" });
+
+      ok(await c.call("revokeKey", { id: key.id, customerId: customer }, internal), "RevokeKey");
+      const revoked = await authenticate({ key: secret });
+      expect(revoked.valid).toBe(false);
+      expect(revoked.denialReason).toBe(DenialReason.REVOKED);
+    });
+
     it("MALFORMED: one changed checksum character, a wrong prefix, garbage", async () => {
       const { secret } = await issue(uuid());
       for (const bad of [flipLast(secret), secret.replace("zpk_live_", "zpk_prod_"), secret.slice(0, -1), "hello", "x".repeat(5000)]) {
