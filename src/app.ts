@@ -3,7 +3,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import type { Config } from "./config/config.js";
 import { createDomain } from "./domain/domain.js";
-import { createApiKeyService, recordPages, serviceDeps } from "./service/api-key-service.js";
+import { createApiKeyService, serviceDeps } from "./service/api-key-service.js";
 import { Credentials } from "./service/credentials.js";
 import { instrumentCalls } from "./service/instrument-calls.js";
 import { instrumentStore } from "./observability/instrument-store.js";
@@ -82,14 +82,15 @@ export async function createService(config: Config, log: Logger) {
     new SessionCredential(domain.sessions, domain.rateLimiter, site),
   );
   const service = createApiKeyService(serviceDeps(domain, credentials, site));
-  const impl = instrumentCalls(service, { log, metrics });
+  const instrument = instrumentCalls({ log, metrics });
+  const impl = instrument.service(service.impl);
   // REST renders ListKeys' JSON straight from the records (transport/rest/key-page-json.ts).
-  const restImpl = instrumentCalls(recordPages(service), { log, metrics });
-  return { store, domain, impl, restImpl, metrics, credentials, site };
+  const listKeyRecords = instrument.call(service.listKeyRecords);
+  return { store, domain, impl, listKeyRecords, metrics, credentials, site };
 }
 
 export async function createApp(config: Config, log: Logger) {
-  const { store, domain, impl, restImpl, metrics, credentials, site } = await createService(config, log);
+  const { store, domain, impl, listKeyRecords, metrics, credentials, site } = await createService(config, log);
   // Built once per process, on the first /dashboard request or a few seconds after start,
   // whichever comes first, so the build (~0.3 s of CPU) never competes with start-up traffic.
   let built: Promise<Awaited<ReturnType<typeof buildDashboardBundle>>> | null = null;
@@ -105,7 +106,7 @@ export async function createApp(config: Config, log: Logger) {
   const dashboard = createDashboardHandler({ bundle, sessions: domain.sessions, authenticator: domain.authenticator, site, log });
   let draining = false;
   const health = new HealthState();
-  const rest = createRestHandler(restImpl, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues, log });
+  const rest = createRestHandler({ impl, listKeyRecords }, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues, log });
   const handler = connectNodeAdapter({
     routes: (router) => {
       connectRoutes(impl)(router);

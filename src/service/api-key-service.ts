@@ -80,8 +80,11 @@ const issueRequest = (req: IssueKeyRequest): IssueRequest => ({
  * proto: who calls (credentials.ts), the request's fields as domain input, one domain call (which
  * validates the input and applies every rule), the result as the response message. Request ids,
  * errors, logs and metrics are added around every call by instrument-calls.ts.
+ *
+ * Beside it, `listKeyRecords`: ListKeys answering its domain records, for REST, which renders the
+ * page's JSON straight from them (transport/rest/key-page-json.ts) without a message per key.
  */
-export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKeyService> {
+export function createApiKeyService(deps: ServiceDeps): ApiKeyServiceParts {
   const { credentials, keys, roller, importer, idempotency, authenticator, rateLimiter, now } = deps;
 
   /**
@@ -103,7 +106,7 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
   const issued = (x: { key: KeyRecord; secret: string }) => ({ key: keyMessage(x.key, now()), secret: x.secret });
   const { sessions, usageReports, site } = deps;
 
-  /** ListKeys up to the records: the RPCs make messages of them, REST its JSON (recordPages). */
+  /** ListKeys up to the records: the RPCs make messages of them, REST its JSON (key-page-json.ts). */
   async function listKeyRecords(req: ListKeysRequest, ctx: HandlerContext): Promise<KeyRecordPage> {
     const caller = await credentials.caller(ctx);
     const page = await keys.list(caller, req.customerId, {
@@ -272,28 +275,16 @@ export function createApiKeyService(deps: ServiceDeps): ServiceImpl<typeof ApiKe
       return { customerId, capacity: policy.capacity, refillPerSecond: policy.refillPerSecond };
     },
   };
-  return Object.assign(impl, { [kRecordPages]: { listKeys: listKeyRecords } });
+  return { impl, listKeyRecords };
 }
 
 /** A page of ListKeys as domain records, with the time its `is_active` flags are computed at. */
 export type KeyRecordPage = Page<KeyRecord> & { totalSize: number; now: number };
 
-const kRecordPages = Symbol("recordPages");
-type WithRecordPages = ServiceImpl<typeof ApiKeyService> & {
-  [kRecordPages]: { listKeys: (req: ListKeysRequest, ctx: HandlerContext) => Promise<KeyRecordPage> };
-};
-
-/**
- * The service with ListKeys answering its records (KeyRecordPage) instead of a message, for REST,
- * which renders the page's JSON straight from them (transport/rest/key-page-json.ts): the same
- * call (credentials, domain, store), wrapped by whatever wraps `impl` (instrumentCalls) exactly
- * like the message-answering one, without a protobuf message per key. Every other method is the
- * service's own.
- */
-export function recordPages(impl: ServiceImpl<typeof ApiKeyService>): ServiceImpl<typeof ApiKeyService> {
-  const views = (impl as WithRecordPages)[kRecordPages];
-  if (!views) throw new Error("recordPages: not a service made by createApiKeyService");
-  return { ...impl, listKeys: views.listKeys as unknown as ServiceImpl<typeof ApiKeyService>["listKeys"] };
+/** What createApiKeyService makes: the service, and ListKeys up to its records. */
+export interface ApiKeyServiceParts {
+  impl: ServiceImpl<typeof ApiKeyService>;
+  listKeyRecords: (req: ListKeysRequest, ctx: HandlerContext) => Promise<KeyRecordPage>;
 }
 
 type PrincipalInit = MessageInitShape<typeof PrincipalSchema>;

@@ -13,15 +13,25 @@ import { toConnectError } from "./to-connect-error.js";
 const HOT = new Set(["Authenticate", "ChargeRateLimit"]);
 
 type Impl = ServiceImpl<typeof ApiKeyService>;
-type UnaryFn = (req: unknown, ctx: HandlerContext) => Promise<unknown>;
+
+/** A unary call as transports make it: a request and the call's context. */
+export type Call<Req, Res> = (req: Req, ctx: HandlerContext) => Promise<Res>;
+
+/** Wraps calls with what instrumentCalls gives every one of them. */
+export interface Instrumentation {
+  /** Every method of the service implementation. */
+  service(impl: Impl): Impl;
+  /** One more way into an RPC (REST's record-answering ListKeys), wrapped exactly like the method. */
+  call<Req, Res>(fn: Call<Req, Res>): Call<Req, Res>;
+}
 
 /**
  * What every call of every transport gets around the service implementation, like an
- * interceptor: the request id (whether to echo it in `x-request-id` is decided here alone), every failure through
- * toConnectError (the one exit for errors), one log line and the request metrics. The
- * implementation itself (api-key-service.ts) holds only what each RPC does.
+ * interceptor: the request id (whether to echo it in `x-request-id` is decided here alone),
+ * every failure through toConnectError (the one exit for errors), one log line and the request
+ * metrics. The implementation itself (api-key-service.ts) holds only what each RPC does.
  */
-export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metrics }): Impl {
+export function instrumentCalls(deps: { log: Logger; metrics: Metrics }): Instrumentation {
   const { log, metrics } = deps;
 
   async function run(ctx: HandlerContext, call: () => Promise<unknown>): Promise<unknown> {
@@ -64,12 +74,18 @@ export function instrumentCalls(impl: Impl, deps: { log: Logger; metrics: Metric
     return k;
   }
 
-  const methods = impl as unknown as Record<string, UnaryFn>;
-  const wrapped: Record<string, UnaryFn> = {};
-  for (const method of ApiKeyService.methods) {
-    const fn = methods[method.localName];
-    if (!fn) throw new Error(`the service implements no ${method.name}`);
-    wrapped[method.localName] = (req, ctx) => run(ctx, () => fn(req, ctx));
-  }
-  return wrapped as unknown as Impl;
+  const call = <Req, Res>(fn: Call<Req, Res>): Call<Req, Res> => (req, ctx) => run(ctx, () => fn(req, ctx)) as Promise<Res>;
+  return {
+    call,
+    service(impl) {
+      const methods = impl as unknown as Record<string, Call<unknown, unknown>>;
+      const wrapped: Record<string, Call<unknown, unknown>> = {};
+      for (const method of ApiKeyService.methods) {
+        const fn = methods[method.localName];
+        if (!fn) throw new Error(`the service implements no ${method.name}`);
+        wrapped[method.localName] = call(fn);
+      }
+      return wrapped as unknown as Impl;
+    },
+  };
 }

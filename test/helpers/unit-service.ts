@@ -61,9 +61,8 @@ export function unitService(opts: UnitOptions = {}) {
     idempotency: { leaseMs: 30_000 },
     now: clock.now,
   }, log);
-  const impl = instrumentCalls(
-    createApiKeyService(serviceDeps(domain, new Credentials(INTERNAL_TOKEN, domain.authenticator), { dashboardOrigin: null, trustedProxies: new Set() })),
-    { log, metrics: createMetrics() },
+  const impl = instrumentCalls({ log, metrics: createMetrics() }).service(
+    createApiKeyService(serviceDeps(domain, new Credentials(INTERNAL_TOKEN, domain.authenticator), { dashboardOrigin: null, trustedProxies: new Set() })).impl,
   );
 
   async function call<M extends MethodName>(

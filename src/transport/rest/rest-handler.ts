@@ -1,10 +1,10 @@
 import type { JsonValue, Message } from "@bufbuild/protobuf";
-import { ConnectError, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { ApiKeyService } from "../../../gen/apikeys/v1/api_key_service_pb.js";
+import { ApiKeyService, type ListKeysRequest } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import { ApiError, invalid } from "../../domain/errors.js";
 import { echoRequestId, requestIdOf } from "../../service/call-context.js";
-import type { KeyRecordPage } from "../../service/api-key-service.js";
+import type { ApiKeyServiceParts } from "../../service/api-key-service.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson, sendJsonText } from "../http/json-response.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
 import { PlainHeaders } from "../plain-headers.js";
@@ -13,7 +13,6 @@ import { keyPageJson } from "./key-page-json.js";
 import { present, presentEachFlattened, presentFlattened } from "./present.js";
 import { type RestRoute, restRoutes } from "./routes.js";
 
-type Impl = ServiceImpl<typeof ApiKeyService>;
 type UnaryFn = (req: Message, ctx: HandlerContext) => Promise<Message>;
 
 /** How a successful REST response differs from "200 with the response (or its response_body)". */
@@ -29,11 +28,11 @@ export const SUCCESS: Record<string, { status: number; location?: (res: { key?: 
  * The REST/JSON face of SPEC §3: routes from the proto's `google.api.http` options, mapped onto
  * the very same ServiceImpl methods the RPC transports call, with a HandlerContext of protocol
  * `rest`. Credentials, request ids, rate-limit headers and errors are the service's own; this
- * adapter only decodes the HTTP request and shapes the HTTP response. `impl` is the service made
- * by `recordPages` (service/api-key-service.ts): its ListKeys answers records, not a message.
+ * adapter only decodes the HTTP request and shapes the HTTP response. ListKeys goes through
+ * `listKeyRecords` (the same call, answering records), whose page JSON is built from them.
  */
 export function createRestHandler(
-  impl: Impl,
+  service: ApiKeyServiceParts,
   opts: { bodyLimitBytes: number; contextValues: (req: NodeRequest) => ContextValues; log: Logger },
 ) {
   const routes = restRoutes();
@@ -66,10 +65,12 @@ export function createRestHandler(
       const body = route.body === "*" ? await readJson(req, opts.bodyLimitBytes) : undefined;
       const params = Object.fromEntries(route.params.map((p, i) => [p, decodePathParam(p, m[i + 1]!)]));
       const input = decodeRequest(route, params, url.searchParams, body);
-      const fn = (impl as unknown as Record<string, UnaryFn>)[route.method.localName]!;
+      if (route.method.name === "ListKeys") {
+        const page = await service.listKeyRecords(input as ListKeysRequest, ctx);
+        return sendJsonText(res, 200, keyPageJson(page), ctx.responseHeader);
+      }
+      const fn = (service.impl as unknown as Record<string, UnaryFn>)[route.method.localName]!;
       const output = await fn(input, ctx);
-      // ListKeys answers its records here (service recordPages): the page's JSON is built from them.
-      if (route.method.name === "ListKeys") return sendJsonText(res, 200, keyPageJson(output as unknown as KeyRecordPage), ctx.responseHeader);
       const shape = SUCCESS[route.method.name];
       const status = shape?.status ?? 200;
       if (shape?.location) ctx.responseHeader.set("location", shape.location(output as { key?: { id: string } }));
