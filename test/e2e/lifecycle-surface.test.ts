@@ -283,7 +283,8 @@ describe.each(TRANSPORTS)("over %s", (transport) => {
     expect(bi.data[1].hint).toBe(a.hint);
   });
 
-  it.skipIf(transport === "rest")("ImportKeys (internal only): by digest or plaintext, legacy prefixes only when registered, duplicates already_exists", async () => {
+  // ImportKeys has no REST route (an internal migration call): RPC transports only.
+  if (transport !== "rest") it("ImportKeys (internal only): by digest or plaintext, legacy prefixes only when registered, duplicates already_exists", async () => {
     const customerId = uuid();
     const body = `zpk_live_${randomBytes(32).toString("base64url")}`;
     const ours = body + specChecksum(body);
