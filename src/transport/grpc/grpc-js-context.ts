@@ -25,9 +25,19 @@ export function grpcJsContext(
     requestHeader: new MetadataHeaders(call.metadata),
     values: new CallValues(call),
     deadline: deadlineOf(call.getDeadline()),
-    // grpc-js also reports "cancelled" after a normal end; only a cancel before it matters.
-    watchCancel: (cancel) => (call.cancelled ? cancel() : call.on("cancelled", () => isDone() || cancel())),
+    watchCancel: cancelWatcher(call, isDone),
   });
+}
+
+/**
+ * Subscribes a context to the call's cancellation. A function that returns the arrow, not an
+ * arrow written in the object literal above: tsx compiles with esbuild's keepNames, which names
+ * every arrow assigned to a property or a const with `Object.defineProperty` each time it is
+ * created (about 0.6 µs, a tenth of this whole adapter's cost per call); a returned arrow has no
+ * name to keep. grpc-js also reports "cancelled" after a normal end; only a cancel before it matters.
+ */
+function cancelWatcher(call: grpc.ServerUnaryCall<unknown, unknown>, isDone: () => boolean) {
+  return (cancel: () => void) => (call.cancelled ? cancel() : call.on("cancelled", () => isDone() || cancel()));
 }
 
 /** grpc-js says Infinity when the caller set no deadline. */
