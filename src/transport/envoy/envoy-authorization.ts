@@ -53,7 +53,7 @@ export function addEnvoyAuthorization(server: grpc.Server, check: GatewayCheck, 
           callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed protobuf request: ${req.reason}` });
           return;
         }
-        check(gatewayRequestOf(req, call), "envoy").then(
+        check(new EnvoyRequest(req, call), "envoy").then(
           (decision) => callback(null, checkResponseOf(decision)),
           (err: unknown) => {
             const ce = ConnectError.from(err);
@@ -70,34 +70,55 @@ class Unparsable {
   constructor(readonly reason: string) {}
 }
 
-function gatewayRequestOf(req: CheckRequest, call: grpc.ServerUnaryCall<unknown, unknown>): GatewayRequest {
-  const attrs = req.attributes;
-  const http = attrs?.request?.http;
-  const headers = new Map<string, string>();
-  for (const [k, v] of Object.entries(http?.headers ?? {})) headers.set(k.toLowerCase(), v);
-  if (headers.size === 0 && http?.headerMap) {
-    // encode_raw_headers: key and raw_value, repeated names not merged (merged here as HTTP does).
-    const decoder = new TextDecoder();
-    for (const h of http.headerMap.headers) {
-      const k = h.key.toLowerCase();
-      const v = h.rawValue.length > 0 ? decoder.decode(h.rawValue) : h.value;
-      const prev = headers.get(k);
-      headers.set(k, prev === undefined ? v : `${prev}, ${v}`);
+/**
+ * A CheckRequest as the gateway check reads it. A class, not an object literal of arrows: tsx's
+ * keepNames would name each arrow with Object.defineProperty on every Check (~0.6 µs each).
+ */
+class EnvoyRequest implements GatewayRequest {
+  readonly uri: string;
+  readonly clientIp: string | null;
+  readonly requestId: string | null;
+  readonly gatewayCredential: string | null;
+  readonly peer: string | null;
+  private readonly headers = new Map<string, string>();
+  private readonly ext: Record<string, string>;
+
+  constructor(req: CheckRequest, call: grpc.ServerUnaryCall<unknown, unknown>) {
+    const attrs = req.attributes;
+    const http = attrs?.request?.http;
+    const headers = this.headers;
+    for (const [k, v] of Object.entries(http?.headers ?? {})) headers.set(k.toLowerCase(), v);
+    if (headers.size === 0 && http?.headerMap) {
+      // encode_raw_headers: key and raw_value, repeated names not merged (merged here as HTTP does).
+      const decoder = new TextDecoder();
+      for (const h of http.headerMap.headers) {
+        const k = h.key.toLowerCase();
+        const v = h.rawValue.length > 0 ? decoder.decode(h.rawValue) : h.value;
+        const prev = headers.get(k);
+        headers.set(k, prev === undefined ? v : `${prev}, ${v}`);
+      }
     }
+    const source = attrs?.source?.address?.address;
+    const auth = call.metadata.get("authorization")[0];
+    this.ext = attrs?.contextExtensions ?? {};
+    this.uri = http?.path ?? "";
+    this.clientIp = source?.case === "socketAddress" ? source.value.address || null : null;
+    this.requestId = http?.id || headers.get("x-request-id") || null;
+    this.gatewayCredential = typeof auth === "string" ? auth : null;
+    this.peer = call.getPeer().replace(/^ipv[46]:/, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "") || null;
   }
-  const source = attrs?.source?.address?.address;
-  const ext = attrs?.contextExtensions ?? {};
-  const auth = call.metadata.get("authorization")[0];
-  return {
-    uri: http?.path ?? "",
-    header: (name) => headers.get(name),
-    headerNames: () => headers.keys(),
-    requirement: (name) => ext[name],
-    clientIp: source?.case === "socketAddress" ? source.value.address || null : null,
-    requestId: http?.id || headers.get("x-request-id") || null,
-    gatewayCredential: typeof auth === "string" ? auth : null,
-    peer: call.getPeer().replace(/^ipv[46]:/, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "") || null,
-  };
+
+  header(name: string): string | undefined {
+    return this.headers.get(name);
+  }
+
+  headerNames(): Iterable<string> {
+    return this.headers.keys();
+  }
+
+  requirement(name: string): string | undefined {
+    return this.ext[name];
+  }
 }
 
 function checkResponseOf(d: GatewayDecision): Buffer {

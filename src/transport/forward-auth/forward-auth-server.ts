@@ -3,7 +3,7 @@ import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ErrorCode } from "../../domain/errors.js";
 import { newRequestId } from "../../service/call-context.js";
-import { errorBodyText, type GatewayCheck, type GatewayDecision } from "../gateway/gateway-check.js";
+import { errorBodyText, type GatewayCheck, type GatewayDecision, type GatewayRequest } from "../gateway/gateway-check.js";
 
 /** What the forward-auth protocols send: the original request's method and URI. */
 const ORIGINAL_URI = ["x-original-uri", "x-forwarded-uri"] as const;
@@ -31,28 +31,7 @@ export function createForwardAuthServer(check: GatewayCheck, log: Logger) {
       if (url?.pathname === "/healthz") return send(res, 200, [["content-type", "application/json"]], '{"status":"ok"}');
       return sendError(res, 404, "not_found", `no route for ${req.method} ${url?.pathname ?? req.url}: use /check`);
     }
-    const headers = req.headers;
-    const one = (name: string): string | undefined => {
-      const v = headers[name];
-      return Array.isArray(v) ? v.join(", ") : v;
-    };
-    const uri = ORIGINAL_URI.map(one).find((v) => v !== undefined && v !== "") ?? "/";
-    const forwarded = one("x-forwarded-for");
-    const clientIp = forwarded ? (forwarded.split(",").at(-1)?.trim() ?? null) : (one("x-real-ip") ?? null);
-    const proxyAuth = one("proxy-authorization");
-    check(
-      {
-        uri,
-        header: one,
-        headerNames: () => Object.keys(headers),
-        requirement: (name) => url.searchParams.get(name) ?? undefined,
-        clientIp: clientIp || null,
-        requestId: one("x-request-id") ?? null,
-        gatewayCredential: proxyAuth ?? null,
-        peer: req.socket.remoteAddress ?? null,
-      },
-      "forward-auth",
-    ).then(
+    check(new ForwardAuthRequest(req, url), "forward-auth").then(
       (d) => respond(res, d),
       (err: unknown) => {
         const ce = ConnectError.from(err);
@@ -97,6 +76,43 @@ export function createForwardAuthServer(check: GatewayCheck, log: Logger) {
       });
     },
   };
+}
+
+/**
+ * A /check request as the gateway check reads it. A class, not an object literal of arrows: tsx's
+ * keepNames would name each arrow with Object.defineProperty on every check (~0.6 µs each).
+ */
+class ForwardAuthRequest implements GatewayRequest {
+  readonly uri: string;
+  readonly clientIp: string | null;
+  readonly requestId: string | null;
+  readonly gatewayCredential: string | null;
+  readonly peer: string | null;
+
+  constructor(
+    private readonly req: http.IncomingMessage,
+    private readonly url: URL,
+  ) {
+    this.uri = ORIGINAL_URI.map((name) => this.header(name)).find((v) => v !== undefined && v !== "") ?? "/";
+    const forwarded = this.header("x-forwarded-for");
+    this.clientIp = (forwarded ? (forwarded.split(",").at(-1)?.trim() ?? null) : (this.header("x-real-ip") ?? null)) || null;
+    this.requestId = this.header("x-request-id") ?? null;
+    this.gatewayCredential = this.header("proxy-authorization") ?? null;
+    this.peer = req.socket.remoteAddress ?? null;
+  }
+
+  header(name: string): string | undefined {
+    const v = this.req.headers[name];
+    return Array.isArray(v) ? v.join(", ") : v;
+  }
+
+  headerNames(): Iterable<string> {
+    return Object.keys(this.req.headers);
+  }
+
+  requirement(name: string): string | undefined {
+    return this.url.searchParams.get(name) ?? undefined;
+  }
 }
 
 function respond(res: http.ServerResponse, d: GatewayDecision): void {
