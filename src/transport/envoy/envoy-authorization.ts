@@ -9,6 +9,7 @@ import {
   type CheckResponse,
   CheckResponseSchema,
 } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
+import { REQUEST_ID_HEADER } from "../../service/call-context.js";
 import { encodeDenied, encodeOk } from "./check-response-encoder.js";
 import type { GatewayCheck, GatewayDecision, GatewayRequest } from "../gateway/gateway-check.js";
 
@@ -103,7 +104,7 @@ class EnvoyRequest implements GatewayRequest {
     this.ext = attrs?.contextExtensions ?? {};
     this.uri = http?.path ?? "";
     this.clientIp = source?.case === "socketAddress" ? source.value.address || null : null;
-    this.requestId = http?.id || headers.get("x-request-id") || null;
+    this.requestId = http?.id || headers.get(REQUEST_ID_HEADER) || null;
     this.gatewayCredential = typeof auth === "string" ? auth : null;
     this.peer = call.getPeer().replace(/^ipv[46]:/, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "") || null;
   }

@@ -2,7 +2,7 @@ import * as http from "node:http";
 import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ErrorCode } from "../../domain/errors.js";
-import { newRequestId } from "../../service/call-context.js";
+import { newRequestId, REQUEST_ID_HEADER } from "../../service/call-context.js";
 import { errorBodyText, type GatewayCheck, type GatewayDecision, type GatewayRequest } from "../gateway/gateway-check.js";
 
 /** What the forward-auth protocols send: the original request's method and URI. */
@@ -96,7 +96,7 @@ class ForwardAuthRequest implements GatewayRequest {
     this.uri = ORIGINAL_URI.map((name) => this.header(name)).find((v) => v !== undefined && v !== "") ?? "/";
     const forwarded = this.header("x-forwarded-for");
     this.clientIp = (forwarded ? (forwarded.split(",").at(-1)?.trim() ?? null) : (this.header("x-real-ip") ?? null)) || null;
-    this.requestId = this.header("x-request-id") ?? null;
+    this.requestId = this.header(REQUEST_ID_HEADER) ?? null;
     this.gatewayCredential = this.header("proxy-authorization") ?? null;
     this.peer = req.socket.remoteAddress ?? null;
   }
@@ -119,7 +119,7 @@ function respond(res: http.ServerResponse, d: GatewayDecision): void {
   if (d.allow) {
     // Every identity header is always sent (an unbound key's x-zpk-instance-id empty), so a proxy
     // that copies them overwrites whatever the client sent under those names.
-    return send(res, 200, [["x-request-id", d.requestId], ...d.upstream, ...d.client], "");
+    return send(res, 200, [[REQUEST_ID_HEADER, d.requestId], ...d.upstream, ...d.client], "");
   }
   // 400-class answers of /v1 are 403 here (see above); the code in the body says which.
   const status = d.status === 400 ? 403 : d.status;
@@ -131,7 +131,7 @@ function respond(res: http.ServerResponse, d: GatewayDecision): void {
 function sendError(res: http.ServerResponse, status: number, code: ErrorCode, message: string): void {
   const id = newRequestId();
   const body = errorBodyText(code, message, id);
-  send(res, status, [["content-type", "application/json"], ["x-request-id", id], ["x-zpk-error", asciiOnly(body)]], body);
+  send(res, status, [["content-type", "application/json"], [REQUEST_ID_HEADER, id], ["x-zpk-error", asciiOnly(body)]], body);
 }
 
 /** JSON with every non-ASCII character \u-escaped: still the same JSON, and a valid header value. */

@@ -9,7 +9,7 @@ import {
 } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import type { ErrorCode } from "../../domain/errors.js";
 import type { Credentials } from "../../service/credentials.js";
-import { kPeerAddress, kTrustedGateway, requestIdOf } from "../../service/call-context.js";
+import { kPeerAddress, kTrustedGateway, REQUEST_ID_HEADER, requestIdOf } from "../../service/call-context.js";
 import { hasKeyInUrl, KEY_IN_URL_MESSAGE } from "../http/key-in-url.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
 import { PlainHeaders } from "../plain-headers.js";
@@ -106,7 +106,7 @@ export function createGatewayCheck(opts: GatewayCheckOptions) {
   return async function check(req: GatewayRequest, protocol: string): Promise<GatewayDecision> {
     const requestHeader = new PlainHeaders();
     if (req.gatewayCredential !== null) requestHeader.set("authorization", req.gatewayCredential);
-    if (req.requestId) requestHeader.set("x-request-id", req.requestId);
+    if (req.requestId) requestHeader.set(REQUEST_ID_HEADER, req.requestId);
     const values = createContextValues().set(kPeerAddress, req.peer);
     if (!requireInternalToken) values.set(kTrustedGateway, `gateway:${protocol}`);
     const ctx = new LeanHandlerContext({
@@ -235,7 +235,7 @@ function denial(ctx: HandlerContext, status: number, code: ErrorCode, message: s
     status,
     code,
     message,
-    headers: [["content-type", "application/json"], ["x-request-id", requestId], ...extra],
+    headers: [["content-type", "application/json"], [REQUEST_ID_HEADER, requestId], ...extra],
     body: errorBodyText(code, message, requestId),
   };
 }

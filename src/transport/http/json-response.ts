@@ -2,7 +2,7 @@ import type * as http from "node:http";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { ConnectError } from "@connectrpc/connect";
 import { ApiError, ERROR_TABLE, type ErrorCode, errorCodeForGrpc } from "../../domain/errors.js";
-import { newRequestId } from "../../service/call-context.js";
+import { newRequestId, REQUEST_ID_HEADER } from "../../service/call-context.js";
 
 /** The request and response types connect-node hands its fallback, for HTTP/1.1 and HTTP/2. */
 type NodeHandlerFn = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
@@ -58,8 +58,8 @@ export function sendError(res: NodeResponse, err: unknown, headers: Headers = ne
     for (const [k, v] of Object.entries(err.headers)) headers.set(k, v);
   }
   const status = ERROR_TABLE[code].http;
-  const requestId = headers.get("x-request-id") ?? newRequestId();
-  headers.set("x-request-id", requestId);
+  const requestId = headers.get(REQUEST_ID_HEADER) ?? newRequestId();
+  headers.set(REQUEST_ID_HEADER, requestId);
   sendJson(res, status, errorBody(code, message, requestId), headers);
 }
 

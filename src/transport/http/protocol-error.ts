@@ -2,7 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { Code } from "@connectrpc/connect";
 import { ApiError, ERROR_TABLE, type ErrorCode } from "../../domain/errors.js";
-import { newRequestId } from "../../service/call-context.js";
+import { newRequestId, REQUEST_ID_HEADER } from "../../service/call-context.js";
 import { type NodeRequest, type NodeResponse, sendError } from "./json-response.js";
 
 /**
@@ -35,7 +35,7 @@ export function sendProtocolError(req: NodeRequest, res: NodeResponse, pathname:
   if (res.headersSent) return;
   const protocol = protocolOf(req, pathname);
   const requestId = newRequestId();
-  if (protocol === "rest") return sendError(res, new ApiError(code, message), new Headers({ "x-request-id": requestId }));
+  if (protocol === "rest") return sendError(res, new ApiError(code, message), new Headers({ [REQUEST_ID_HEADER]: requestId }));
   const entry = ERROR_TABLE[code];
   // Connect spells gRPC codes in snake_case: InvalidArgument -> invalid_argument.
   const connectCode = (Code[entry.grpc as Code] ?? "unknown").replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase());
@@ -45,7 +45,7 @@ export function sendProtocolError(req: NodeRequest, res: NodeResponse, pathname:
       "content-type": type.includes("+") || type.includes(";") ? type.split(";")[0]! : `${type}+proto`,
       "grpc-status": String(entry.grpc),
       "grpc-message": grpcMessage(message),
-      "x-request-id": requestId,
+      [REQUEST_ID_HEADER]: requestId,
     });
   }
   if (protocol === "connect-stream") {
@@ -53,10 +53,10 @@ export function sendProtocolError(req: NodeRequest, res: NodeResponse, pathname:
     const head = Buffer.alloc(5);
     head[0] = 0b10; // end-stream flag
     head.writeUInt32BE(json.length, 1);
-    return respond(res, 200, { "content-type": String(req.headers["content-type"]).split(";")[0]!, "x-request-id": requestId }, Buffer.concat([head, json]));
+    return respond(res, 200, { "content-type": String(req.headers["content-type"]).split(";")[0]!, [REQUEST_ID_HEADER]: requestId }, Buffer.concat([head, json]));
   }
   const body = Buffer.from(JSON.stringify({ code: connectCode, message }));
-  respond(res, entry.http, { "content-type": "application/json", "content-length": String(body.length), "x-request-id": requestId }, body);
+  respond(res, entry.http, { "content-type": "application/json", "content-length": String(body.length), [REQUEST_ID_HEADER]: requestId }, body);
 }
 
 /** On HTTP/2 without a body, one HEADERS frame that ends the stream (gRPC's trailers-only). */

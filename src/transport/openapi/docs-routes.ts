@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type * as http from "node:http";
 import { ApiError } from "../../domain/errors.js";
-import { newRequestId } from "../../service/call-context.js";
+import { newRequestId, REQUEST_ID_HEADER } from "../../service/call-context.js";
 import { type NodeRequest, type NodeResponse, sendError } from "../http/json-response.js";
 
 const ROOT = new URL("../../../", import.meta.url);
@@ -74,7 +74,7 @@ export function serveDocs(req: NodeRequest, res: NodeResponse, url: URL): boolea
   if (!asset) return false;
   const requestId = newRequestId();
   if (req.method !== "GET" && req.method !== "HEAD") {
-    sendError(res, new ApiError("method_not_allowed", `${req.method} is not allowed on ${url.pathname}; use GET`), new Headers({ allow: "GET, HEAD", "x-request-id": requestId }));
+    sendError(res, new ApiError("method_not_allowed", `${req.method} is not allowed on ${url.pathname}; use GET`), new Headers({ allow: "GET, HEAD", [REQUEST_ID_HEADER]: requestId }));
     return true;
   }
   const content = body(url.pathname);
@@ -83,7 +83,7 @@ export function serveDocs(req: NodeRequest, res: NodeResponse, url: URL): boolea
     "content-length": String(content.length),
     "cache-control": asset.cache,
     "x-content-type-options": "nosniff",
-    "x-request-id": requestId,
+    [REQUEST_ID_HEADER]: requestId,
   };
   if (asset.csp) headers["content-security-policy"] = asset.csp;
   (res as http.ServerResponse).writeHead(200, headers);
