@@ -362,9 +362,11 @@ function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] }
 /**
  * For each concurrency level: every spec in turn, BENCH_ROUNDS times (warm-up before each spec's
  * first round only), so that a drift of the machine falls on the no-op row and the rows compared
- * with it alike. A row's req/s is the median over the rounds (its other figures are those of the
- * median round); its ratios are the medians of the per-round ratios to the same round's no-op row
- * and bare limit.
+ * with it alike. Every second round runs the specs in reverse order: in a fixed order the rows
+ * listed last would always be measured furthest from the no-op row and the limit, which come
+ * first, and a drift within the round would count against them alone. A row's req/s is the median
+ * over the rounds (its other figures are those of the median round); its ratios are the medians of
+ * the per-round ratios to the same round's no-op row and bare limit.
  */
 async function alternate(ctx: Ctx, specs: RowSpec[]): Promise<Row[]> {
   const { s } = ctx;
@@ -375,7 +377,7 @@ async function alternate(ctx: Ctx, specs: RowSpec[]): Promise<Row[]> {
     const ms = new Map<RowSpec, Measurement[]>();
     const notes = new Map<RowSpec, string>();
     for (let round = 0; round < s.rounds; round++) {
-      for (const spec of specs) {
+      for (const spec of round % 2 === 0 ? specs : [...specs].reverse()) {
         if (round === 0 && s.warmupSeconds > 0) await spec.run(ctx, c, s.warmupSeconds);
         const m = await spec.run(ctx, c, s.seconds);
         const problem = spec.after ? await spec.after(ctx) : "";
