@@ -14,6 +14,7 @@ import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { flood } from "./flood.js";
+import { inProcess } from "./in-process.js";
 import { summarizeProfile } from "./profile-summary.js";
 import {
   ApiKeyService,
@@ -736,7 +737,8 @@ function resultsFile(s: Settings): { file: string | null; why: string } {
 async function main(): Promise<void> {
   installCleanup();
   if (process.argv[2] === "flood") return flood();
-  if (process.argv[2] !== undefined) throw new Error(`unknown argument ${process.argv[2]}: use \`npm run bench\` or \`npm run bench -- flood\``);
+  if (process.argv[2] === "in-process") return inProcess();
+  if (process.argv[2] !== undefined) throw new Error(`unknown argument ${process.argv[2]}: use \`npm run bench\`, \`npm run bench -- flood\` or \`npm run bench -- in-process\``);
   const s = settings();
   findTool("h2load");
   if (s.cpuProf) return profileRun(s);

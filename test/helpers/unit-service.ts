@@ -28,6 +28,8 @@ export interface UnitOptions {
   refillPerSecond?: number;
   /** MAX_ACTIVE_KEYS_PER_CUSTOMER (default 1000). */
   maxActiveKeys?: number;
+  /** RATE_LIMIT_LEASE_MS (default 0: every charge is a store step). */
+  reserveMs?: number;
 }
 
 type Methods = typeof ApiKeyService.method;
@@ -49,7 +51,7 @@ export function unitService(opts: UnitOptions = {}) {
   const log = pino({ level: "silent" });
   const domain = createDomain(store, {
     rateLimit: { capacity: opts.capacity ?? 1000, refillPerSecond: opts.refillPerSecond ?? 1 },
-    rateLimitReserveMs: 0,
+    rateLimitReserveMs: opts.reserveMs ?? 0,
     usageFlushIntervalMs: 3_600_000,
     auditFlushIntervalMs: 3_600_000,
     auditAggregateIntervalMs: 3_600_000,
