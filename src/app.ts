@@ -86,11 +86,11 @@ export async function createService(config: Config, log: Logger) {
   const impl = instrument.service(service.impl);
   // REST renders ListKeys' JSON straight from the records (transport/rest/key-page-json.ts).
   const listKeyRecords = instrument.call(service.listKeyRecords);
-  return { store, domain, impl, listKeyRecords, metrics, credentials, site };
+  return { store, domain, impl, listKeyRecords, settled: instrument.settled, metrics, credentials, site };
 }
 
 export async function createApp(config: Config, log: Logger) {
-  const { store, domain, impl, listKeyRecords, metrics, credentials, site } = await createService(config, log);
+  const { store, domain, impl, listKeyRecords, settled, metrics, credentials, site } = await createService(config, log);
   // Built once per process, on the first /dashboard request or a few seconds after start,
   // whichever comes first, so the build (~0.3 s of CPU) never competes with start-up traffic.
   let built: Promise<Awaited<ReturnType<typeof buildDashboardBundle>>> | null = null;
@@ -156,15 +156,21 @@ export async function createApp(config: Config, log: Logger) {
       }
       return { port, grpcPort, authzPort };
     },
-    /** Drains requests (bounded by SHUTDOWN_TIMEOUT_MS), then flushes buffered writes. */
+    /**
+     * Drains requests (bounded by SHUTDOWN_TIMEOUT_MS): the transports close, then the calls still
+     * running finish (one whose client hung up is no longer on any connection), then buffered
+     * writes are flushed and the store closes.
+     */
     async stop(): Promise<void> {
       draining = true;
       health.setServing(false);
+      const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
       await Promise.all([
         http.close(config.SHUTDOWN_TIMEOUT_MS),
         grpcJs.close(config.SHUTDOWN_TIMEOUT_MS),
         forwardAuth.close(config.SHUTDOWN_TIMEOUT_MS),
       ]);
+      await settled(Math.max(0, deadline - Date.now()));
       await domain.flush();
       await store.close();
     },

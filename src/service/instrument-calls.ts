@@ -23,6 +23,12 @@ export interface Instrumentation {
   service(impl: Impl): Impl;
   /** One more way into an RPC (REST's record-answering ListKeys), wrapped exactly like the method. */
   call<Req, Res>(fn: Call<Req, Res>): Call<Req, Res>;
+  /**
+   * Resolves once no call is running, or after `ms`. Shutdown waits for it before the store
+   * closes: a transport counts a call as done when its client has gone, but the call may still be
+   * writing (an issue whose client hung up), and closing the store under it would fail it halfway.
+   */
+  settled(ms: number): Promise<void>;
 }
 
 /**
@@ -33,9 +39,12 @@ export interface Instrumentation {
  */
 export function instrumentCalls(deps: { log: Logger; metrics: Metrics }): Instrumentation {
   const { log, metrics } = deps;
+  let running = 0;
+  const idle: (() => void)[] = [];
 
   async function run(ctx: HandlerContext, call: () => Promise<unknown>): Promise<unknown> {
     const started = performance.now();
+    running++;
     const rpc = ctx.method.name;
     const hot = HOT.has(rpc);
     // Echoed on every answer but a hot success with no id from the caller. A hot call makes an id
@@ -50,6 +59,7 @@ export function instrumentCalls(deps: { log: Logger; metrics: Metrics }): Instru
       code = Code[ce.code] ?? String(ce.code);
       throw ce;
     } finally {
+      if (--running === 0) for (const wake of idle.splice(0)) wake();
       const seconds = (performance.now() - started) / 1000;
       const transport = ctx.protocolName;
       const series = seriesKey(rpc, transport);
@@ -77,6 +87,16 @@ export function instrumentCalls(deps: { log: Logger; metrics: Metrics }): Instru
   const call = <Req, Res>(fn: Call<Req, Res>): Call<Req, Res> => (req, ctx) => run(ctx, () => fn(req, ctx)) as Promise<Res>;
   return {
     call,
+    settled(ms) {
+      if (running === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        idle.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
     service(impl) {
       const methods = impl as unknown as Record<string, Call<unknown, unknown>>;
       const wrapped: Record<string, Call<unknown, unknown>> = {};

@@ -1,10 +1,11 @@
+import * as net from "node:net";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDbName, mongoServer, mongoUri } from "../helpers/mongo.js";
 import { uuid } from "../helpers/rest.js";
 import { SECRET_PATTERN } from "../helpers/rest-support.js";
 import { grpcJsClient, type RpcClient, type RpcResult, type MethodName } from "../helpers/rpc-clients.js";
-import { type RunningServer, startServer } from "../helpers/server.js";
+import { type RunningServer, sleep, startServer } from "../helpers/server.js";
 import { bucketStoreSteps } from "../helpers/metrics.js";
 import { keysCli as runKeysCli } from "../helpers/run-process.js";
 
@@ -68,6 +69,47 @@ describe(`MongoDB store only (${mongoServer()})`, () => {
       expect(event, "the CLI's api_key.issued event is not in audit_events").not.toBeNull();
     } finally {
       await client.close();
+    }
+  }, 60_000);
+});
+
+describe(`shutdown on MongoDB (${mongoServer()})`, () => {
+  it("SIGTERM while issue requests whose clients already hung up are still writing: each finishes before the store closes (no storage failure logged), every key written has its api_key.issued event, exit 0", async () => {
+    const db = freshDbName("zpk_drain");
+    const s = await startServer({ MONGODB_URI: mongoUri(), MONGODB_DB: db });
+    const customerId = uuid();
+    try {
+      const body = JSON.stringify({ customer_id: customerId, name: "cut-short" });
+      const request =
+        `POST /v1/api-keys HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Authorization: Bearer ${s.internalToken}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      // 40 complete requests whose clients leave at once (as a load tool does at the end of its run).
+      await Promise.all(
+        Array.from({ length: 40 }, () => new Promise<void>((resolve) => {
+          const socket = net.connect(s.port, "127.0.0.1", () => {
+            socket.write(request, () => {
+              socket.destroy();
+              resolve();
+            });
+          });
+          socket.on("error", () => resolve());
+        })),
+      );
+      await sleep(20);
+      expect(await s.stop()).toBe(0);
+      expect(s.output()).not.toContain("storage failure");
+      const client = new MongoClient(mongoUri(), { serverSelectionTimeoutMS: 5000 });
+      try {
+        const keys = await client.db(db).collection("api_keys").find({ customer_id: customerId }).toArray();
+        const events = await client.db(db).collection("audit_events").find({ customer_id: customerId, action: "api_key.issued" }).toArray();
+        expect(keys.length, "no request reached the store: the test proves nothing").toBeGreaterThan(0);
+        expect(new Set(events.map((e) => e.target_id))).toEqual(new Set(keys.map((k) => k._id)));
+      } finally {
+        await client.db(db).dropDatabase().catch(() => {});
+        await client.close();
+      }
+    } finally {
+      await s.kill();
     }
   }, 60_000);
 });
