@@ -44,13 +44,13 @@ export function instrumentCalls(deps: { log: Logger; metrics: Metrics }): Instru
 
   async function run(ctx: HandlerContext, call: () => Promise<unknown>): Promise<unknown> {
     const started = performance.now();
-    running++;
     const rpc = ctx.method.name;
     const hot = HOT.has(rpc);
     // Echoed on every answer but a hot success with no id from the caller. A hot call makes an id
     // of its own only when something needs it (an audit event, an error, a log line).
     if (!hot || sentRequestId(ctx)) echoRequestId(ctx);
     let code = "ok";
+    running++;
     try {
       return await call();
     } catch (err) {
