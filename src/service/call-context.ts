@@ -52,10 +52,18 @@ const kRequestId = createContextKey<string | null>(null, { description: "request
 export function requestIdOf(ctx: HandlerContext): string {
   const decided = ctx.values.get(kRequestId);
   if (decided !== null) return decided;
-  const incoming = ctx.requestHeader.get(REQUEST_ID_HEADER);
-  const id = incoming && ACCEPTABLE_REQUEST_ID.test(incoming) && !keyShaped(incoming) ? incoming : newRequestId();
+  const id = requestIdFrom(ctx.requestHeader.get(REQUEST_ID_HEADER));
   ctx.values.set(kRequestId, id);
   return id;
+}
+
+/**
+ * The request id for a caller's `x-request-id` value (null if it sent none): that value if it is
+ * sane and not key-shaped, else a new one. For the few handlers outside the service (dashboard
+ * sign-in) that record an id without a HandlerContext.
+ */
+export function requestIdFrom(incoming: string | null | undefined): string {
+  return incoming && ACCEPTABLE_REQUEST_ID.test(incoming) && !keyShaped(incoming) ? incoming : newRequestId();
 }
 
 /** Whether the caller sent an `x-request-id` (echoed even where an id we made would not be). */

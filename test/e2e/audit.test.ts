@@ -102,6 +102,27 @@ describe("audit events", () => {
     expect(res.body.data[0].target.name).toBe("old");
   });
 
+  it("a dashboard sign-in with a revoked key is audited under a req_ id of ours when its x-request-id is key-shaped, never under the key", async () => {
+    const { root } = await customer();
+    const k = await issue(root.secret, { name: "doomed-dashboard" });
+    await rest(server, "DELETE", `/v1/api-keys/${k.id}`, { key: root.secret });
+    const attempt = await fetch(`${server.url}/dashboard/api/sign-in`, {
+      method: "POST",
+      headers: { origin: server.url, "content-type": "application/json", "x-request-id": root.secret },
+      body: JSON.stringify({ key: k.secret }),
+    });
+    expect(attempt.status).toBe(401);
+    await attempt.arrayBuffer();
+    const events = await eventually(async () => {
+      const res = await rest(server, "GET", "/v1/audit-events?action=auth.failed", { key: root.secret });
+      return res.body.data.length > 0 ? res.body.data : null;
+    }, 1000);
+    expect(events, "no auth.failed for the dashboard sign-in").toBeTruthy();
+    expect(events[0].target.key_id).toBe(k.id);
+    expect(events[0].request_id).toMatch(/^req_/);
+    expect(JSON.stringify(events)).not.toContain(root.secret);
+  });
+
   it("using a revoked key appears as auth.failed in that customer's trail within 1 s", async () => {
     const { customerId, root } = await customer();
     const k = await issue(root.secret, { name: "doomed" });

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Authenticator } from "../../domain/authenticator.js";
 import { ApiError } from "../../domain/errors.js";
 import type { Sessions } from "../../domain/sessions.js";
-import { newRequestId, REQUEST_ID_HEADER } from "../../service/call-context.js";
+import { REQUEST_ID_HEADER, requestIdFrom } from "../../service/call-context.js";
 import { SESSION_COOKIE, sessionCookie } from "../../service/session-credential.js";
 import { normalizeIp, type SiteOriginConfig, siteOrigin } from "../../service/site-origin.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson } from "../http/json-response.js";
@@ -120,7 +120,7 @@ export function createDashboardHandler(deps: DashboardDeps) {
       key.trim().length > 256 ? "" : key.trim(),
       { instanceId: null, requiredScopes: [], charge: 1, rateLimitAction: "rate_limit.exceeded" },
       {
-        requestId: header(REQUEST_ID_HEADER) ?? newRequestId(),
+        requestId: requestIdFrom(header(REQUEST_ID_HEADER)),
         ip: normalizeIp(req.socket?.remoteAddress ?? ""),
         userAgent: header("user-agent")?.slice(0, 256) ?? null,
       },
