@@ -98,6 +98,9 @@ describe(`shutdown on MongoDB (${mongoServer()})`, () => {
       await sleep(20);
       expect(await s.stop()).toBe(0);
       expect(s.output()).not.toContain("storage failure");
+      // The race this is about: some issue calls were still running when SIGTERM came.
+      const afterSignal = s.output().split("shutting down")[1] ?? "";
+      expect(afterSignal, "no issue call was still running at SIGTERM: the test proves nothing").toMatch(/"rpc":"IssueKey"[^\n]*"code":"ok"/);
       const client = new MongoClient(mongoUri(), { serverSelectionTimeoutMS: 5000 });
       try {
         const keys = await client.db(db).collection("api_keys").find({ customer_id: customerId }).toArray();
