@@ -1,6 +1,6 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { ApiError, ERROR_TABLE } from "../domain/errors.js";
+import { ApiError, ERROR_TABLE, withoutStack } from "../domain/errors.js";
 import { REQUEST_ID_HEADER, requestIdOf } from "./call-context.js";
 
 /**
@@ -19,7 +19,8 @@ export function toConnectError(err: unknown, ctx: HandlerContext, log: Logger): 
     if (err.code === "unavailable" || err.code === "internal") {
       log.error({ err: err.cause ?? err, requestId }, "storage failure");
     }
-    return new ConnectError(err.message, ERROR_TABLE[err.code].grpc as Code, metadata, undefined, err);
+    // Its stack would only repeat the ApiError's (its cause), which the log above already has.
+    return withoutStack(() => new ConnectError(err.message, ERROR_TABLE[err.code].grpc as Code, metadata, undefined, err));
   }
   if (err instanceof ConnectError) return err;
   log.error({ err, requestId }, "unexpected error");
