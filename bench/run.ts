@@ -27,7 +27,7 @@ import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, HealthChec
 import { type BareServer, rawUnary, startBare } from "./lib/bare.js";
 import { grpcFrame, type H2loadCheck, h2loadGrpc } from "./lib/h2load.js";
 import { findTool, ghz, type GhzCall, type Measurement, wrk } from "./lib/load.js";
-import { cleanup, installCleanup } from "./lib/proc.js";
+import { cleanup, installCleanup, pinApart } from "./lib/proc.js";
 import { fmtInt, fmtMs, fmtRatio, mark, median, progress, type Row, rowsTable } from "./lib/report.js";
 import {
   authOutcomes,
@@ -656,21 +656,35 @@ function render(passes: Pass[], s: Settings, header: string[], loadStart: number
 
 // --- profile mode -----------------------------------------------------------------------------------
 
-const PROFILE_ROWS: Record<string, { name: string; where: "grpc" | "bare"; path: string; body: (b: Bodies) => Uint8Array; check: (ctx: Ctx) => H2loadCheck; auth: boolean }> = {
-  auth: { name: AUTH_VALID, where: "grpc", path: AUTHENTICATE_PATH, body: (b) => b.auth0, check: counted("valid"), auth: true },
-  charge1: { name: AUTH_CHARGE, where: "grpc", path: AUTHENTICATE_PATH, body: (b) => b.auth1, check: counted("valid"), auth: true },
-  unknown: { name: AUTH_UNKNOWN, where: "grpc", path: AUTHENTICATE_PATH, body: (b) => b.unknown, check: counted("unknown"), auth: true },
-  malformed: { name: AUTH_MALFORMED, where: "grpc", path: AUTHENTICATE_PATH, body: (b) => b.malformed, check: counted("malformed"), auth: true },
-  envoy: { name: ENVOY_0, where: "grpc", path: ENVOY_PATH, body: (b) => b.envoy0, check: counted("valid"), auth: true },
-  health: { name: NOOP_GRPC, where: "grpc", path: HEALTH_PATH, body: (b) => b.health, check: healthBytes("grpc"), auth: false },
-  bare: { name: LIMIT, where: "bare", path: AUTHENTICATE_PATH, body: (b) => b.auth0, check: bareBytes, auth: true },
+interface ProfileRow {
+  name: string;
+  /** Which process is profiled: the server, or the bare grpc-js server. */
+  where: "server" | "bare";
+  port: string;
+  /** HTTP/1.1 rows (wrk) take BENCH_HTTP_CONCURRENCY's first level, gRPC rows BENCH_CONCURRENCY's. */
+  http?: boolean;
+  run: Run;
+}
+
+const PROFILE_ROWS: Record<string, ProfileRow> = {
+  auth: { name: AUTH_VALID, where: "server", port: GRPC_JS, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.auth0, counted("valid")) },
+  charge1: { name: AUTH_CHARGE, where: "server", port: GRPC_JS, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.auth1, counted("valid")) },
+  unknown: { name: AUTH_UNKNOWN, where: "server", port: GRPC_JS, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.unknown, counted("unknown")) },
+  malformed: { name: AUTH_MALFORMED, where: "server", port: GRPC_JS, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.malformed, counted("malformed")) },
+  envoy: { name: ENVOY_0, where: "server", port: GRPC_JS, run: h2("grpc", ENVOY_PATH, (b) => b.envoy0, counted("valid")) },
+  health: { name: NOOP_GRPC, where: "server", port: GRPC_JS, run: h2("grpc", HEALTH_PATH, (b) => b.health, healthBytes("grpc"), false) },
+  bare: { name: LIMIT, where: "bare", port: BARE, run: h2("bare", AUTHENTICATE_PATH, (b) => b.auth0, bareBytes) },
+  list: { name: REST_LIST, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` })) },
+  healthz: { name: NOOP_HTTP, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/healthz` })) },
 };
 
 /**
  * BENCH_CPU_PROF=dir: one WORKERS=1 server (or, for BENCH_PROFILE_ROW=bare, the bare grpc-js
  * server) runs with `node --cpu-prof --cpu-prof-dir=dir`; one row (BENCH_PROFILE_ROW, default
- * auth = Authenticate valid charge=0) is driven by h2load for the warm-up and BENCH_SECONDS; the
- * process is stopped (the profile is written at its exit) and bench/profile-summary.ts prints it.
+ * auth = Authenticate valid charge=0) is driven by its load tool for the warm-up and BENCH_SECONDS,
+ * with the servers on CPU 0 and the tool on the others (pinApart; BENCH_PIN=0 leaves them
+ * unpinned); the process is stopped (the profile is written at its exit) and
+ * bench/profile-summary.ts prints it.
  */
 async function profileRun(s: Settings): Promise<void> {
   const spec = PROFILE_ROWS[s.profileRow];
@@ -693,14 +707,16 @@ async function profileRun(s: Settings): Promise<void> {
     if (spec.where === "bare") spawned = performance.now();
     bare = await startCheckedBare("1", answers, b, spec.where === "bare" ? profFlags : []);
     const ctx: Ctx = { server, fx, b, answers, bare, store: s.stores[0]!, section: `profile (${spec.name})`, s };
-    const c = s.concurrency[0]!;
-    const run = h2(spec.where, spec.path, spec.body, spec.check, spec.auth);
+    const c = spec.http ? s.httpConcurrency[0]! : s.concurrency[0]!;
+    const run = spec.run;
+    const pinned = process.env.BENCH_PIN !== "0" && pinApart([server.pid, bare.pid]);
+    process.stderr.write(pinned ? "bench: servers pinned to CPU 0, the load tool to the others\n" : "bench: not pinned\n");
     if (s.warmupSeconds > 0) await run(ctx, c, s.warmupSeconds);
     const from = performance.now();
     const m = await run(ctx, c, s.seconds);
     // A little inside the run: h2load's connection setup and the metrics scrapes at its ends.
     window = [(from - spawned) / 1000 + 0.3, (performance.now() - spawned) / 1000 - 0.3];
-    progress(ctx.section, { name: spec.name, port: spec.where === "bare" ? BARE : GRPC_JS, concurrency: c, m });
+    progress(ctx.section, { name: spec.name, port: spec.port, concurrency: c, m });
   } finally {
     await bare?.stop();
     await server.stop();

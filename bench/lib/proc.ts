@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn, type SpawnOptions } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 
 /**
@@ -213,7 +213,8 @@ export function runTracked(
   return new Promise((resolve, reject) => {
     const wrapper = '"$@"; rc=$?; { echo BENCH_TIMES; times; } >&2; exit $rc';
     const started = performance.now();
-    const child = spawnTracked("bash", ["-c", wrapper, "bench-load", cmd, ...args], { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+    const command = loadCpus ? ["taskset", "-c", loadCpus, cmd, ...args] : [cmd, ...args];
+    const child = spawnTracked("bash", ["-c", wrapper, "bench-load", ...command], { ...opts, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -229,6 +230,28 @@ export function runTracked(
     });
     opts.onStart?.(child);
   });
+}
+
+/** The CPUs load tools run on (`taskset -c`), once pinApart has pinned a server; else anywhere. */
+let loadCpus: string | null = null;
+
+/**
+ * Profile mode: the servers' process trees (every thread, and the workers they fork later) on
+ * CPU 0 and every load tool started afterwards on the other CPUs. Unpinned, the tool woken on the
+ * server's core pre-empts it, and the profile books that time to whatever the server was doing:
+ * the syscalls that wake the tool (`writev`) and the native calls around them. Needs ≥ 2 CPUs
+ * and taskset (util-linux); answers whether it pinned.
+ */
+export function pinApart(serverPids: number[]): boolean {
+  const cpus = availableParallelism();
+  if (cpus < 2) return false;
+  try {
+    for (const root of serverPids) for (const pid of processTree(root).keys()) execFileSync("taskset", ["-a", "-p", "-c", "0", String(pid)], { stdio: "ignore" });
+  } catch {
+    return false;
+  }
+  loadCpus = `1-${cpus - 1}`;
+  return true;
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
