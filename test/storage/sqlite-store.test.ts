@@ -6,7 +6,7 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { StorageUnavailableError } from "../../src/domain/errors.js";
 import { SqliteStore } from "../../src/storage/sqlite/sqlite-store.js";
-import { auditEvent, describeStoreContract, issuedEvent, keyRecord, T0 } from "./store-contract.js";
+import { auditEvent, describeStoreContract, issuedEvent, keyRecord, listQuery, T0 } from "./store-contract.js";
 
 const dirs: string[] = [];
 function freshDir(): string {
@@ -64,6 +64,28 @@ describe("SqliteStore (embedded only)", () => {
       expect(await store.listAuditEvents({ ...q, instanceId })).toEqual([after]);
     } finally {
       await store.close();
+    }
+  });
+
+  it("a list asked again shows what another process (a worker, the keys CLI) wrote to the same file in between", async () => {
+    const dir = freshDir();
+    const server = new SqliteStore(dir);
+    const cli = new SqliteStore(dir);
+    try {
+      const customer = crypto.randomUUID();
+      const key = keyRecord({ customerId: customer });
+      await server.insertKey(key, issuedEvent(key));
+      const ids = async () => (await server.listKeys(listQuery({ customerId: customer }))).map((k) => k.id);
+      expect(await ids()).toEqual([key.id]);
+      expect(await ids()).toEqual([key.id]);
+      await cli.revokeKey(customer, key.id, T0 + 1, (k) => auditEvent({ customerId: k.customerId, action: "api_key.revoked", time: T0 + 1 }));
+      expect(await ids()).toEqual([]);
+      const next = keyRecord({ customerId: customer });
+      await cli.insertKey(next, issuedEvent(next));
+      expect(await ids()).toEqual([next.id]);
+    } finally {
+      await cli.close();
+      await server.close();
     }
   });
 

@@ -164,6 +164,32 @@ export function describeStoreContract(
         expect(earlier.map((k) => k.id)).toEqual(idsDesc([active, expiresLater, expiresNow, expired]));
       });
 
+      it("the same list asked again shows every write made in between, and drops a key once it expires with no write at all", async () => {
+        const customer = randomUUID();
+        const now = T0 + 10_000_000;
+        const a = keyRecord({ customerId: customer });
+        const b = keyRecord({ customerId: customer, expiresAt: now + 1_000 });
+        for (const k of [a, b]) await store.insertKey(k, issuedEvent(k));
+        const list = async (at = now) => await store.listKeys(listQuery({ customerId: customer, now: at }));
+        const byId = async (id: string, at = now) => (await list(at)).find((k) => k.id === id);
+        expect((await list()).map((k) => k.id)).toEqual(idsDesc([a, b]));
+        expect((await list(now + 999)).map((k) => k.id)).toEqual(idsDesc([a, b]));
+        expect((await list(now + 1_000)).map((k) => k.id)).toEqual([a.id]);
+
+        await store.updateKey(customer, a.id, { name: "renamed", updatedAt: now }, issuedEvent);
+        expect((await byId(a.id))?.name).toBe("renamed");
+        await store.recordUsage([{ keyId: a.id, count: 3, lastUsedAt: now }]);
+        expect((await byId(a.id))?.totalRequests).toBe(a.totalRequests + 3);
+        const c = keyRecord({ customerId: customer });
+        await store.insertKey(c, issuedEvent(c));
+        expect((await list()).map((k) => k.id)).toEqual(idsDesc([a, b, c]));
+        await store.revokeKey(customer, a.id, now, (k) => revokedEvent(k));
+        expect((await list()).map((k) => k.id)).toEqual(idsDesc([b, c]));
+        // What a list returns is the caller's to change: the next list is not.
+        (await list())[0]!.name = "scribbled";
+        expect((await list())[0]!.name).not.toBe("scribbled");
+      });
+
       it("filters combine with paging", async () => {
         const customer = randomUUID();
         const inst = randomUUID();

@@ -8,6 +8,7 @@ import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, Key
 import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
 import { ADDED_COLUMNS, ADDED_INDEXES, SCHEMA } from "./schema.js";
 import { SqliteDashboard } from "./sqlite-dashboard.js";
+import { ListCache } from "./list-cache.js";
 import type { HourlyUsageDelta, HourlyUsageQuery, HourlyUsageRow, SessionRecord } from "../../domain/session-store.js";
 
 /**
@@ -51,6 +52,8 @@ export class SqliteStore implements Store {
   private readonly stmts;
   /** Sessions, portal grants and hourly usage (sqlite-dashboard.ts). */
   private readonly dashboard: SqliteDashboard;
+  /** Recent listKeys answers, while the file is unchanged (list-cache.ts). */
+  private readonly lists: ListCache<KeyTuple>;
 
   constructor(dataDir: string) {
     const db = guard(() => {
@@ -66,6 +69,7 @@ export class SqliteStore implements Store {
     });
     this.db = db;
     this.dashboard = new SqliteDashboard(db, (fn) => this.tx(fn));
+    this.lists = new ListCache<KeyTuple>(db, tupleBytes);
     this.stmts = {
       insertKey: db.prepare(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (@id, @customer_id, @instance_id, @name,
         @prefix, @environment, @scopes, @metadata, @digest, @last_used_at, @total_requests,
@@ -216,7 +220,11 @@ export class SqliteStore implements Store {
   async listKeys(q: KeyListQuery): Promise<KeyRecord[]> {
     const { where, params } = keyFilter(q);
     const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
-    return guard(() => this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit })).map(rowToKey);
+    // The answer's identity: everything the rows depend on but the time (see ListCache).
+    const query = `${where}\n${q.limit}\n${JSON.stringify({ ...params, now: undefined })}`;
+    return guard(() =>
+      this.lists.rows(query, q.now, () => this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit }), q.includeInactive ? never : firstExpiry),
+    ).map(rowToKey);
   }
 
   async countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {
@@ -391,6 +399,21 @@ const rowToIdem = (r: IdemRow): IdempotencyRecord => ({
  * The WHERE clause of a key listing. Metadata filters are one `EXISTS (json_each …)` per entry,
  * over the customer's rows only (the (customer_id, id) index narrows first).
  */
+/** A row's heap, over-estimated: its strings at two bytes a character, and 16 bytes a column. */
+function tupleBytes(row: KeyTuple): number {
+  let bytes = 64;
+  for (const v of row) bytes += typeof v === "string" ? 16 + v.length * 2 : 16;
+  return bytes;
+}
+
+/** When an active-only list's rows stop being its answer with no write: the first of them to expire. */
+function firstExpiry(rows: KeyTuple[]): number {
+  let first = Infinity;
+  for (const r of rows) if (r[11] !== null && r[11] < first) first = r[11];
+  return first;
+}
+const never = () => Infinity;
+
 function keyFilter(q: KeyListQuery): { where: string; params: Record<string, unknown> } {
   const where = ["customer_id = @customerId"];
   const params: Record<string, unknown> = { customerId: q.customerId, now: q.now };
