@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { TallyCounter } from "./tally-counter.js";
 import { TallyHistogram } from "./tally-histogram.js";
 
@@ -37,14 +37,14 @@ export function createMetrics() {
       labelNames: ["result"] as const,
       registers: [registry],
     }),
-    storeDuration: new Histogram({
+    storeDuration: new TallyHistogram({
       name: "zpk_store_operation_duration_seconds",
       help: "Store operation latency by operation",
       labelNames: ["op"] as const,
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2],
       registers: [registry],
     }),
-    storeErrors: new Counter({
+    storeErrors: new TallyCounter({
       name: "zpk_store_errors_total",
       help: "Store operations that failed, by operation",
       labelNames: ["op"] as const,
