@@ -206,11 +206,14 @@ export class KeyManager {
     const query = { customerId, instanceId: bound ?? instanceId, includeInactive: req.includeInactive, now, beforeId, metadata };
     // One store call when the page itself tells the total: a first page with no next page holds
     // every matching key (the common list). Otherwise the count runs alongside the page.
-    const count = () => this.store.countKeys({ ...query, limit: 0 });
-    const counted = beforeId !== null ? count() : null;
+    const counted = beforeId !== null ? this.store.countKeys({ ...query, limit: 0 }) : null;
     counted?.catch(() => {}); // awaited below; not unhandled if the page fails first
     const page = await paginate(limit, (n) => this.store.listKeys({ ...query, limit: n }));
-    const totalSize = counted ? await counted : page.nextPageToken === null ? page.items.length : await count();
+    const totalSize = counted
+      ? await counted
+      : page.nextPageToken === null
+        ? page.items.length
+        : await this.store.countKeys({ ...query, limit: 0 });
     return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken, totalSize };
   }
 
