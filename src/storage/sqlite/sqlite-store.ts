@@ -395,11 +395,7 @@ const rowToIdem = (r: IdemRow): IdempotencyRecord => ({
   expiresAt: r.expires_at,
 });
 
-/**
- * The WHERE clause of a key listing. Metadata filters are one `EXISTS (json_each …)` per entry,
- * over the customer's rows only (the (customer_id, id) index narrows first).
- */
-/** A row's heap, over-estimated: its strings at two bytes a character, and 16 bytes a column. */
+/** A row's heap, estimated: its strings at two bytes a character (one-byte strings take one), and 16 bytes a column. */
 function tupleBytes(row: KeyTuple): number {
   let bytes = 64;
   for (const v of row) bytes += typeof v === "string" ? 16 + v.length * 2 : 16;
@@ -414,6 +410,10 @@ function firstExpiry(rows: KeyTuple[]): number {
 }
 const never = () => Infinity;
 
+/**
+ * The WHERE clause of a key listing. Metadata filters are one `EXISTS (json_each …)` per entry,
+ * over the customer's rows only (the (customer_id, id) index narrows first).
+ */
 function keyFilter(q: KeyListQuery): { where: string; params: Record<string, unknown> } {
   const where = ["customer_id = @customerId"];
   const params: Record<string, unknown> = { customerId: q.customerId, now: q.now };
