@@ -177,6 +177,18 @@ describe("Envoy ext_authz Check on GRPC_PORT (go-control-plane client)", () => {
     expect(failed.ip).toBe("198.51.100.23");
     expect(failed.userAgent).toBe("shop-app/2.1");
     expect(failed.requestId).toBe("envoy-audit-1");
+
+    // With no source address in the CheckRequest, the address is the gRPC peer's (Envoy itself).
+    const bare = await check([{ name: "r", headers: bearer(key), request_id: "envoy-audit-2", source_ip: "-" }]);
+    expectDenied(bare.r!, 401, "key_revoked");
+    let fromPeer: any;
+    for (let i = 0; i < 40 && !fromPeer; i++) {
+      const trail = await internalRpc<{ data: any[] }>(server, "ListAuditEvents", { customerId: c, action: "auth.failed" });
+      fromPeer = (trail.data ?? []).find((e) => e.requestId === "envoy-audit-2");
+      if (!fromPeer) await sleep(100);
+    }
+    expect(fromPeer, "no auth.failed event for the Check without a source address within 4 s").toBeDefined();
+    expect(fromPeer.ip).toBe("127.0.0.1");
   });
 
   it("charges `charge` tokens (default 1) and answers 429 with Retry-After once the bucket is empty", async () => {

@@ -10,6 +10,7 @@ import {
   CheckResponseSchema,
 } from "../../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { REQUEST_ID_HEADER } from "../../service/call-context.js";
+import { peerAddress } from "../grpc/peer-address.js";
 import { encodeDenied, encodeOk } from "./check-response-encoder.js";
 import type { GatewayCheck, GatewayDecision, GatewayRequest } from "../gateway/gateway-check.js";
 
@@ -106,7 +107,7 @@ class EnvoyRequest implements GatewayRequest {
     this.clientIp = source?.case === "socketAddress" ? source.value.address || null : null;
     this.requestId = http?.id || headers.get(REQUEST_ID_HEADER) || null;
     this.gatewayCredential = typeof auth === "string" ? auth : null;
-    this.peer = call.getPeer().replace(/^ipv[46]:/, "").replace(/:\d+$/, "").replace(/^\[|\]$/g, "") || null;
+    this.peer = peerAddress(call.getPeer());
   }
 
   header(name: string): string | undefined {

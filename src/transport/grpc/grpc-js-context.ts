@@ -4,6 +4,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { kPeerAddress } from "../../service/call-context.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
 import { MetadataHeaders } from "./metadata-headers.js";
+import { peerAddress } from "./peer-address.js";
 
 /**
  * The HandlerContext of one grpc-js call: its metadata as headers, its peer, its deadline, and a
@@ -72,18 +73,4 @@ class CallValues implements ContextValues {
     this.values.delete(key);
     return this;
   }
-}
-
-/** Parsed peers, by grpc-js's peer string: one per client connection, so few and long-lived. */
-const peers = new Map<string, string | null>();
-
-/** "ipv4:127.0.0.1:5000" / "ipv6:[::1]:5000" / "127.0.0.1:5000" -> the address. */
-function peerAddress(peer: string): string | null {
-  let address = peers.get(peer);
-  if (address === undefined) {
-    address = /^(?:ipv[46]:)?\[?([^\]]+?)\]?:\d+$/.exec(peer)?.[1] ?? null;
-    if (peers.size >= 1024) peers.clear();
-    peers.set(peer, address);
-  }
-  return address;
 }

@@ -37,7 +37,7 @@ type Case struct {
 	Headers           map[string]string `json:"headers"`
 	RawHeaders        bool              `json:"raw_headers"` // send header_map (encode_raw_headers) instead of headers
 	ContextExtensions map[string]string `json:"context_extensions"`
-	SourceIP          string            `json:"source_ip"`
+	SourceIP          string            `json:"source_ip"` // "-": no source address
 	RequestID         string            `json:"request_id"`
 	Token             *string           `json:"token"` // overrides -token (empty string: none)
 }
@@ -123,6 +123,10 @@ func run(client authv3.AuthorizationClient, c Case, token string) Result {
 		Request:           &authv3.AttributeContext_Request{Http: httpReq},
 		ContextExtensions: c.ContextExtensions,
 	}}
+	if src == "-" {
+		// No source address at all, as an Envoy without a downstream address would send.
+		req.Attributes.Source = nil
+	}
 	res, err := client.Check(ctx, req)
 	r := Result{Name: c.Name, Kind: "none"}
 	if err != nil {
