@@ -1,6 +1,6 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { ApiError, ERROR_TABLE, withoutStack } from "../domain/errors.js";
+import { ApiError, ERROR_TABLE, isFault, withoutStack } from "../domain/errors.js";
 import { REQUEST_ID_HEADER, requestIdOf } from "./call-context.js";
 
 /**
@@ -16,7 +16,7 @@ export function toConnectError(err: unknown, ctx: HandlerContext, log: Logger): 
   if (err instanceof ApiError) {
     const metadata = new Headers(err.headers);
     metadata.set(REQUEST_ID_HEADER, requestId);
-    if (err.code === "unavailable" || err.code === "internal") {
+    if (isFault(err.code)) {
       log.error({ err: err.cause ?? err, requestId }, "storage failure");
     }
     // Its stack would only repeat the ApiError's (its cause), which the log above already has.
