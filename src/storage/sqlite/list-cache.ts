@@ -21,7 +21,9 @@ export const LIST_CACHE_MAX_BYTES = 8 * 1024 * 1024;
 export class ListCache<Row> {
   private readonly dataVersion: Database.Statement<[], number>;
   private readonly totalChanges: Database.Statement<[], number>;
-  private stamp = "";
+  /** `data_version` and `total_changes()` when the kept answers were read. */
+  private version = -1;
+  private changes = -1;
   private readonly answers = new Map<string, { rows: Row[]; readAt: number; until: number; bytes: number }>();
   private bytes = 0;
 
@@ -34,14 +36,17 @@ export class ListCache<Row> {
   /**
    * The rows of `query` at `now`: from the cache if still exact, else from `read`. `until` is
    * when the rows stop being the answer without any write (the earliest expiry among them, or
-   * Infinity). The stamp is taken before reading, so rows newer than it are only ever dropped early.
+   * Infinity). The two counters are read before the rows, so rows newer than them are only ever
+   * dropped early.
    */
   rows(query: string, now: number, read: () => Row[], until: (rows: Row[]) => number): Row[] {
-    const stamp = `${this.dataVersion.get()}:${this.totalChanges.get()}`;
-    if (stamp !== this.stamp) {
+    const version = this.dataVersion.get()!;
+    const changes = this.totalChanges.get()!;
+    if (version !== this.version || changes !== this.changes) {
       this.answers.clear();
       this.bytes = 0;
-      this.stamp = stamp;
+      this.version = version;
+      this.changes = changes;
     }
     const hit = this.answers.get(query);
     if (hit && now >= hit.readAt && now < hit.until) return hit.rows;
