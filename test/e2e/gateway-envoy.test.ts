@@ -2,7 +2,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildEnvoyGoClient, internalRpc, type IssuedKey, issueKey, revokeKey, runCommand } from "../helpers/gateway.js";
-import { wellFormedUnknownKey } from "../helpers/rest-support.js";
+import { eventually, wellFormedUnknownKey } from "../helpers/rest-support.js";
 import { grpcJsClient } from "../helpers/rpc-clients.js";
 import { runToExit } from "../helpers/run-process.js";
 import { REPO, type RunningServer, sleep, startServer, tempDir } from "../helpers/server.js";
@@ -166,13 +166,14 @@ describe("Envoy ext_authz Check on GRPC_PORT (go-control-plane client)", () => {
     const res = await check([{ name: "r", headers: { ...bearer(key), "user-agent": "shop-app/2.1" }, request_id: "envoy-audit-1", source_ip: "198.51.100.23" }]);
     expectDenied(res.r!, 401, "key_revoked");
     expect(JSON.parse(res.r!.body!).request_id).toBe("envoy-audit-1");
-    let failed: any;
-    for (let i = 0; i < 40 && !failed; i++) {
-      const trail = await internalRpc<{ data: any[] }>(server, "ListAuditEvents", { customerId: c, action: "auth.failed" });
-      failed = (trail.data ?? []).find((e) => e.reason === "revoked");
-      if (!failed) await sleep(100);
-    }
+    const failedEvent = (requestId: string) =>
+      eventually(async () => {
+        const trail = await internalRpc<{ data: any[] }>(server, "ListAuditEvents", { customerId: c, action: "auth.failed" });
+        return (trail.data ?? []).find((e) => e.requestId === requestId);
+      }, 4000, 100);
+    const failed = await failedEvent("envoy-audit-1");
     expect(failed, "no auth.failed event within 4 s").toBeDefined();
+    expect(failed.reason).toBe("revoked");
     expect(failed.target.keyId).toBe(key.id);
     expect(failed.ip).toBe("198.51.100.23");
     expect(failed.userAgent).toBe("shop-app/2.1");
@@ -181,12 +182,7 @@ describe("Envoy ext_authz Check on GRPC_PORT (go-control-plane client)", () => {
     // With no source address in the CheckRequest, the address is the gRPC peer's (Envoy itself).
     const bare = await check([{ name: "r", headers: bearer(key), request_id: "envoy-audit-2", source_ip: "-" }]);
     expectDenied(bare.r!, 401, "key_revoked");
-    let fromPeer: any;
-    for (let i = 0; i < 40 && !fromPeer; i++) {
-      const trail = await internalRpc<{ data: any[] }>(server, "ListAuditEvents", { customerId: c, action: "auth.failed" });
-      fromPeer = (trail.data ?? []).find((e) => e.requestId === "envoy-audit-2");
-      if (!fromPeer) await sleep(100);
-    }
+    const fromPeer = await failedEvent("envoy-audit-2");
     expect(fromPeer, "no auth.failed event for the Check without a source address within 4 s").toBeDefined();
     expect(fromPeer.ip).toBe("127.0.0.1");
   });
