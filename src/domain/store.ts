@@ -52,7 +52,10 @@ export interface Store extends SessionStore, HourlyUsageStore {
   findKeyByDigest(digest: string): Promise<KeyRecord | null>;
   /** The customer's key with this id, or null. */
   findKey(customerId: string, id: string): Promise<KeyRecord | null>;
-  /** A page of the customer's keys, newest (highest id) first. */
+  /**
+   * A page of the customer's keys, newest (highest id) first. The array is the caller's; its
+   * records may be frozen (a store may hand the same ones to the next caller): copy to change.
+   */
   listKeys(query: KeyListQuery): Promise<KeyRecord[]>;
   /**
    * How many of the customer's keys are active at `now` (not revoked, not expired), counting at

@@ -185,8 +185,14 @@ export function describeStoreContract(
         expect((await list()).map((k) => k.id)).toEqual(idsDesc([a, b, c]));
         await store.revokeKey(customer, a.id, now, (k) => revokedEvent(k));
         expect((await list()).map((k) => k.id)).toEqual(idsDesc([b, c]));
-        // What a list returns is the caller's to change: the next list is not.
-        (await list())[0]!.name = "scribbled";
+        // A caller that changes what a list returned does not change the next list: either the
+        // record is its own copy or the write throws (a frozen record the store hands out again).
+        const listed = (await list())[0]!;
+        try {
+          listed.name = "scribbled";
+        } catch (e) {
+          expect(e).toBeInstanceOf(TypeError);
+        }
         expect((await list())[0]!.name).not.toBe("scribbled");
       });
 

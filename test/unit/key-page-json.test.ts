@@ -94,6 +94,15 @@ describe("the REST list page's JSON, built from records", () => {
     }
   });
 
+  it("a frozen record rendered again later is active until its expiry, then not (its JSON is kept, the time is not)", () => {
+    const expiring = Object.freeze({ ...full, revokedAt: null, enabled: true, expiresAt: NOW + 1 });
+    const at = (now: number): KeyRecordPage => ({ ...page([expiring]), now });
+    const activeAt = (now: number) => (JSON.parse(keyPageJson(at(now))) as { data: { is_active: boolean }[] }).data[0]!.is_active;
+    expect(activeAt(NOW)).toBe(true);
+    expect(activeAt(NOW + 1)).toBe(false);
+    for (const now of [NOW, NOW + 1, NOW]) expect(keyPageJson(at(now))).toBe(viaPresent(at(now)));
+  });
+
   it("has a field for every field of Key", () => {
     const fields = Object.keys((JSON.parse(keyPageJson(page([full]))) as { data: object[] }).data[0]!);
     const message = Object.keys((JSON.parse(viaPresent(page([full]))) as { data: object[] }).data[0]!);

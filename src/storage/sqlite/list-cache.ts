@@ -6,15 +6,16 @@ export const LIST_CACHE_ENTRIES = 256;
 export const LIST_CACHE_MAX_BYTES = 8 * 1024 * 1024;
 
 /**
- * Recent `listKeys` answers of one SqliteStore, as raw rows, reused while the database file is
+ * Recent `listKeys` answers of one SqliteStore, as frozen records, reused while the database file is
  * exactly as it was when they were read:
  * - no commit by any other connection (the other workers of `WORKERS`, the `keys` CLI):
  *   `PRAGMA data_version` is unchanged;
  * - no row written by this connection: `total_changes()` is unchanged;
  * - no key of the answer has reached its `expires_at` since (an active-only list drops it then).
  * Any write at all, including a usage flush or a readiness probe, empties the cache, so an answer
- * is never older than the file. Reading a 10-key page cost 45 µs (90 µs under load), most of it
- * better-sqlite3 turning rows into JS values; a page from the cache, checks included, costs 8 µs.
+ * is never older than the file. Reading a 10-key page and building its records cost 45 µs (90 µs
+ * under load), most of it better-sqlite3 turning rows into JS values; a `listKeys` answered from
+ * the cache, checks included, costs about 5 µs.
  * Bounded at LIST_CACHE_ENTRIES answers and LIST_CACHE_MAX_BYTES, the oldest dropped first; an
  * answer larger than the byte bound on its own is not kept.
  */

@@ -104,6 +104,18 @@ export const rowToKey = (r: KeyTuple): KeyRecord => ({
   lastFour: r[19],
 });
 
+/**
+ * rowToKey, frozen with its scopes and metadata: the list cache (list-cache.ts) hands the same
+ * records to every caller that lists the same page while the file is unchanged, so none may
+ * change one (a write throws), and a page's JSON can be kept per record (key-page-json.ts).
+ */
+export function frozenKey(r: KeyTuple): KeyRecord {
+  const k = rowToKey(r);
+  Object.freeze(k.scopes);
+  Object.freeze(k.metadata);
+  return Object.freeze(k);
+}
+
 export const eventToRow = (e: AuditEvent): AuditRow => ({
   id: e.id,
   customer_id: e.customerId,

@@ -2,10 +2,11 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { alreadyExists, StorageUnavailableError } from "../../domain/errors.js";
+import { keyRecordBytes } from "../../domain/key-record-bytes.js";
 import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
 import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
-import { type AuditRow, eventToRow, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
+import { type AuditRow, eventToRow, frozenKey, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
 import { ADDED_COLUMNS, ADDED_INDEXES, SCHEMA } from "./schema.js";
 import { SqliteDashboard } from "./sqlite-dashboard.js";
 import { ListCache } from "./list-cache.js";
@@ -53,7 +54,7 @@ export class SqliteStore implements Store {
   /** Sessions, portal grants and hourly usage (sqlite-dashboard.ts). */
   private readonly dashboard: SqliteDashboard;
   /** Recent listKeys answers, while the file is unchanged (list-cache.ts). */
-  private readonly lists: ListCache<KeyTuple>;
+  private readonly lists: ListCache<KeyRecord>;
 
   constructor(dataDir: string) {
     const db = guard(() => {
@@ -69,7 +70,7 @@ export class SqliteStore implements Store {
     });
     this.db = db;
     this.dashboard = new SqliteDashboard(db, (fn) => this.tx(fn));
-    this.lists = new ListCache<KeyTuple>(db, tupleBytes);
+    this.lists = new ListCache<KeyRecord>(db, listedKeyBytes);
     this.stmts = {
       insertKey: db.prepare(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (@id, @customer_id, @instance_id, @name,
         @prefix, @environment, @scopes, @metadata, @digest, @last_used_at, @total_requests,
@@ -222,9 +223,11 @@ export class SqliteStore implements Store {
     const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
     // The answer's identity: everything the rows depend on but the time (see ListCache).
     const query = `${where}\n${q.limit}\n${JSON.stringify({ ...params, now: undefined })}`;
+    // The array is the caller's (a copy: a frozen one would take V8's slow path in every slice);
+    // its records are shared with the next caller of the same list, hence frozen.
     return guard(() =>
-      this.lists.rows(query, q.now, () => this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit }), q.includeInactive ? never : firstExpiry),
-    ).map(rowToKey);
+      this.lists.rows(query, q.now, () => this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit }).map(frozenKey), q.includeInactive ? never : firstExpiry),
+    ).slice();
   }
 
   async countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {
@@ -395,17 +398,16 @@ const rowToIdem = (r: IdemRow): IdempotencyRecord => ({
   expiresAt: r.expires_at,
 });
 
-/** A row's heap, estimated: its strings at two bytes a character (one-byte strings take one), and 16 bytes a column. */
-function tupleBytes(row: KeyTuple): number {
-  let bytes = 64;
-  for (const v of row) bytes += typeof v === "string" ? 16 + v.length * 2 : 16;
-  return bytes;
-}
+/**
+ * A listed record's heap, with the JSON that key-page-json.ts keeps for it: the JSON repeats the
+ * record's strings and field names, which keyRecordBytes already over-counts once.
+ */
+const listedKeyBytes = (k: KeyRecord) => 2 * keyRecordBytes(k);
 
-/** When an active-only list's rows stop being its answer with no write: the first of them to expire. */
-function firstExpiry(rows: KeyTuple[]): number {
+/** When an active-only list's records stop being its answer with no write: the first of them to expire. */
+function firstExpiry(keys: KeyRecord[]): number {
   let first = Infinity;
-  for (const r of rows) if (r[11] !== null && r[11] < first) first = r[11];
+  for (const k of keys) if (k.expiresAt !== null && k.expiresAt < first) first = k.expiresAt;
   return first;
 }
 const never = () => Infinity;

@@ -15,15 +15,33 @@ export function keyPageJson(page: KeyRecordPage): string {
   return `${out}],"next_page_token":${str(page.nextPageToken)},"total_size":${page.totalSize}}`;
 }
 
-/** One `Key` object, fields in the proto's order; every string through JSON.stringify. */
+/**
+ * One `Key` object, fields in the proto's order. A frozen record (what SqliteStore's list cache
+ * hands out again while the file is unchanged) cannot change, so its JSON is kept, in two parts
+ * around `is_active`, the one field that depends on the time; the kept parts live as long as the
+ * record. Any other record (the usage overlay's copies, MongoDB's reads) is rendered each time.
+ */
 function keyJson(k: KeyRecord, now: number): string {
-  return (
+  let parts = Object.isFrozen(k) ? kept.get(k) : undefined;
+  if (parts === undefined) {
+    parts = keyJsonParts(k);
+    if (Object.isFrozen(k)) kept.set(k, parts);
+  }
+  return `${parts[0]}${isActive(k, now)}${parts[1]}`;
+}
+
+const kept = new WeakMap<KeyRecord, readonly [string, string]>();
+
+/** A `Key` object's JSON before and after `is_active`'s value; every string through JSON.stringify. */
+function keyJsonParts(k: KeyRecord): readonly [string, string] {
+  return [
     `{"id":${str(k.id)},"customer_id":${str(k.customerId)},"instance_id":${str(k.instanceId)},"name":${str(k.name)}` +
-    `,"prefix":${str(k.prefix)},"environment":${str(k.environment)},"scopes":${JSON.stringify(k.scopes)}` +
-    `,"metadata":${JSON.stringify(k.metadata)},"last_used_at":${time(k.lastUsedAt)},"total_requests":${JSON.stringify(k.totalRequests)}` +
-    `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)}` +
-    `,"is_active":${isActive(k, now)},"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`
-  );
+      `,"prefix":${str(k.prefix)},"environment":${str(k.environment)},"scopes":${JSON.stringify(k.scopes)}` +
+      `,"metadata":${JSON.stringify(k.metadata)},"last_used_at":${time(k.lastUsedAt)},"total_requests":${JSON.stringify(k.totalRequests)}` +
+      `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)}` +
+      `,"is_active":`,
+    `,"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`,
+  ];
 }
 
 const str = (s: string | null) => (s === null ? "null" : JSON.stringify(s));
