@@ -20,14 +20,14 @@ export function sendJson(res: NodeResponse, status: number, body: unknown, heade
   sendJsonText(res, status, JSON.stringify(body), headers);
 }
 
-/** Writes a body already serialised as JSON (REST's list page: transport/rest/key-page-json.ts). */
-export function sendJsonText(res: NodeResponse, status: number, text: string, headers: Headers): void {
+/** Writes a body already serialised as JSON, as text or UTF-8 bytes (REST's list page: transport/rest/key-page-json.ts). */
+export function sendJsonText(res: NodeResponse, status: number, json: string | Uint8Array, headers: Headers): void {
   if (res.headersSent) return;
   const out = headerRecord(res, headers);
   out["content-type"] = "application/json";
-  out["content-length"] = String(Buffer.byteLength(text));
+  out["content-length"] = String(typeof json === "string" ? Buffer.byteLength(json) : json.byteLength);
   (res as http.ServerResponse).writeHead(status, out);
-  res.end(text);
+  res.end(json);
 }
 
 function headerRecord(res: NodeResponse, headers: Headers): Record<string, string> {

@@ -8,41 +8,54 @@ import type { KeyRecordPage } from "../../service/api-key-service.js";
  * without a protobuf message per key and a descriptor walk per field, which were most of a list
  * call's cost (issue 17). test/unit/key-page-json.test.ts holds both renderings equal for records
  * with every optional field set and unset; a field added to `Key` fails it until added here.
+ *
+ * The body is UTF-8 bytes put together from bytes, not a string: every key's `hint` holds "…", so
+ * a page as a string is a two-byte string, which node measures (Content-Length) and encodes
+ * (the write) at about 3 ns a character, 20 µs for a 10-key page of 4.9 KB.
  */
-export function keyPageJson(page: KeyRecordPage): string {
-  let out = '{"data":[';
-  for (let i = 0; i < page.items.length; i++) out += (i === 0 ? "" : ",") + keyJson(page.items[i]!, page.now);
-  return `${out}],"next_page_token":${str(page.nextPageToken)},"total_size":${page.totalSize}}`;
+export function keyPageJson(page: KeyRecordPage): Buffer {
+  const chunks: Uint8Array[] = [PAGE_START];
+  for (let i = 0; i < page.items.length; i++) {
+    const k = page.items[i]!;
+    const parts = keyJsonParts(k);
+    if (i > 0) chunks.push(COMMA);
+    chunks.push(parts[0], isActive(k, page.now) ? TRUE : FALSE, parts[1]);
+  }
+  chunks.push(utf8.encode(`],"next_page_token":${str(page.nextPageToken)},"total_size":${page.totalSize}}`));
+  return Buffer.concat(chunks);
 }
+
+const utf8 = new TextEncoder();
+const [PAGE_START, COMMA, TRUE, FALSE] = ['{"data":[', ",", "true", "false"].map((s) => utf8.encode(s)) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
 
 /**
- * One `Key` object, fields in the proto's order. A frozen record (what SqliteStore's list cache
- * hands out again while the file is unchanged) cannot change, so its JSON is kept, in two parts
- * around `is_active`, the one field that depends on the time; the kept parts live as long as the
- * record. Any other record (the usage overlay's copies, MongoDB's reads) is rendered each time.
+ * One `Key` object's JSON, fields in the proto's order, as the UTF-8 bytes before and after
+ * `is_active`'s value, the one field that depends on the time. A frozen record (what
+ * SqliteStore's list cache hands out again while the file is unchanged) cannot change, so its
+ * parts are kept for as long as the record lives; any other record (the usage overlay's copies,
+ * MongoDB's reads) is rendered each time. TextEncoder's arrays own their memory (a Buffer from
+ * node's pool would keep its whole 8 KB slab alive).
  */
-function keyJson(k: KeyRecord, now: number): string {
-  let parts = Object.isFrozen(k) ? kept.get(k) : undefined;
+function keyJsonParts(k: KeyRecord): readonly [Uint8Array, Uint8Array] {
+  const frozen = Object.isFrozen(k);
+  let parts = frozen ? kept.get(k) : undefined;
   if (parts === undefined) {
-    parts = keyJsonParts(k);
-    if (Object.isFrozen(k)) kept.set(k, parts);
+    parts = [
+      utf8.encode(
+        `{"id":${str(k.id)},"customer_id":${str(k.customerId)},"instance_id":${str(k.instanceId)},"name":${str(k.name)}` +
+          `,"prefix":${str(k.prefix)},"environment":${str(k.environment)},"scopes":${JSON.stringify(k.scopes)}` +
+          `,"metadata":${JSON.stringify(k.metadata)},"last_used_at":${time(k.lastUsedAt)},"total_requests":${JSON.stringify(k.totalRequests)}` +
+          `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)}` +
+          `,"is_active":`,
+      ),
+      utf8.encode(`,"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`),
+    ];
+    if (frozen) kept.set(k, parts);
   }
-  return `${parts[0]}${isActive(k, now)}${parts[1]}`;
+  return parts;
 }
 
-const kept = new WeakMap<KeyRecord, readonly [string, string]>();
-
-/** A `Key` object's JSON before and after `is_active`'s value; every string through JSON.stringify. */
-function keyJsonParts(k: KeyRecord): readonly [string, string] {
-  return [
-    `{"id":${str(k.id)},"customer_id":${str(k.customerId)},"instance_id":${str(k.instanceId)},"name":${str(k.name)}` +
-      `,"prefix":${str(k.prefix)},"environment":${str(k.environment)},"scopes":${JSON.stringify(k.scopes)}` +
-      `,"metadata":${JSON.stringify(k.metadata)},"last_used_at":${time(k.lastUsedAt)},"total_requests":${JSON.stringify(k.totalRequests)}` +
-      `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)}` +
-      `,"is_active":`,
-    `,"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`,
-  ];
-}
+const kept = new WeakMap<KeyRecord, readonly [Uint8Array, Uint8Array]>();
 
 const str = (s: string | null) => (s === null ? "null" : JSON.stringify(s));
 /** ISO 8601 has no character JSON escapes. */
