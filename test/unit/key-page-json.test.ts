@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ListKeysResponseSchema } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { keyRecordBytes } from "../../src/domain/key-record-bytes.js";
 import type { KeyRecord } from "../../src/domain/types.js";
 import type { KeyRecordPage } from "../../src/service/api-key-service.js";
 import { keyMessage } from "../../src/service/messages.js";
@@ -101,6 +102,20 @@ describe("the REST list page's JSON, built from records", () => {
     expect(activeAt(NOW)).toBe(true);
     expect(activeAt(NOW + 1)).toBe(false);
     for (const now of [NOW, NOW + 1, NOW]) expect(keyPageJson(at(now)).toString()).toBe(viaPresent(at(now)));
+  });
+
+  it("a key's JSON takes at most 6 times keyRecordBytes, the share of it the SQLite list cache counts, whatever its strings", () => {
+    const entries = (ch: string) => Object.fromEntries(Array.from({ length: 20 }, (_, i) => [ch.repeat(39) + String.fromCharCode(65 + i), ch.repeat(500)]));
+    const keys: KeyRecord[] = [
+      base,
+      full,
+      { ...base, name: "\u0001".repeat(200), metadata: entries("\u0001") }, // 4.5 times: every character escaped as \u0001
+      { ...full, scopes: Array.from({ length: 50 }, (_, i) => `s${i}:${"x".repeat(60)}`), metadata: entries("x") },
+      { ...full, name: '"\\'.repeat(67), metadata: entries('"') },
+      { ...full, name: "鍵".repeat(200), metadata: entries("鍵") },
+      { ...full, name: "😀".repeat(100), metadata: entries("😀") },
+    ];
+    for (const k of keys) expect(keyPageJson(page([k])).byteLength).toBeLessThanOrEqual(6 * keyRecordBytes(k));
   });
 
   it("has a field for every field of Key", () => {

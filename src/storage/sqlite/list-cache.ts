@@ -3,7 +3,7 @@ import type Database from "better-sqlite3";
 /** Most answers kept per process. */
 export const LIST_CACHE_ENTRIES = 256;
 /** Most heap the kept answers take per process, by the estimate of `sizeOf` (oldest dropped first). */
-export const LIST_CACHE_MAX_BYTES = 8 * 1024 * 1024;
+export const LIST_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
  * Recent `listKeys` answers of one SqliteStore, as frozen records, reused while the database file is

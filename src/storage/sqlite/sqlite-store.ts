@@ -399,10 +399,13 @@ const rowToIdem = (r: IdemRow): IdempotencyRecord => ({
 });
 
 /**
- * A listed record's heap, with the JSON that key-page-json.ts keeps for it: the JSON repeats the
- * record's strings and field names, which keyRecordBytes already over-counts once.
+ * A listed record's heap and, at most, the JSON that key-page-json.ts keeps for it. keyRecordBytes
+ * counts at least one byte for every character of the record's strings, plus a fixed part larger
+ * than the JSON's field names, times and numbers; in the JSON a character takes at most 6 bytes
+ * (`\u0001`). So the JSON takes at most 6 times keyRecordBytes, whatever a customer puts in a
+ * name or metadata; a plain key's JSON takes under half of it.
  */
-const listedKeyBytes = (k: KeyRecord) => 2 * keyRecordBytes(k);
+const listedKeyBytes = (k: KeyRecord) => 7 * keyRecordBytes(k);
 
 /** When an active-only list's records stop being its answer with no write: the first of them to expire. */
 function firstExpiry(keys: KeyRecord[]): number {
