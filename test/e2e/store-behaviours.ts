@@ -75,6 +75,9 @@ export function describeServiceOnStore(name: string, makeStoreEnv: () => Record<
       expect(patched.status, JSON.stringify(patched.body)).toBe(200);
       expect(patched.body).toMatchObject({ name: "child-renamed", metadata: { team: "b" } });
       expect(Date.parse(patched.body.updated_at)).toBeGreaterThanOrEqual(Date.parse(got.body.updated_at));
+      // the list asked again after the change shows it (the embedded store reuses recent lists and their JSON)
+      const relisted = await rest(server, "GET", "/v1/api-keys", { key: root.secret });
+      expect(relisted.body.data.find((k: any) => k.id === child.id)).toMatchObject({ name: "child-renamed", metadata: { team: "b" } });
 
       // another customer's key id is a 404, not a 403
       const other = await issueAsInternal(server, uuid(), { name: "other" });

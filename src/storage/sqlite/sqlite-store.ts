@@ -403,9 +403,9 @@ const rowToIdem = (r: IdemRow): IdempotencyRecord => ({
  * counts at least one byte for every character of the record's strings, plus a fixed part larger
  * than the JSON's field names, times and numbers; in the JSON a character takes at most 6 bytes
  * (`\u0001`). So the JSON takes at most 6 times keyRecordBytes, whatever a customer puts in a
- * name or metadata; a plain key's JSON takes under half of it.
+ * name or metadata; a plain key's JSON takes under half of it (test/unit/key-page-json.test.ts).
  */
-const listedKeyBytes = (k: KeyRecord) => 7 * keyRecordBytes(k);
+export const listedKeyBytes = (k: KeyRecord) => 7 * keyRecordBytes(k);
 
 /** When an active-only list's records stop being its answer with no write: the first of them to expire. */
 function firstExpiry(keys: KeyRecord[]): number {
