@@ -277,6 +277,23 @@ describe("requests Node's HTTP parser refuses", () => {
   });
 
   /**
+   * The parser refuses before any transport sees the URL or knows the protocol, so a Connect call
+   * with a key in its query string gets this same refusal, not Connect's key-in-URL error.
+   * Found by hostile-fuzz seed 985993904.
+   */
+  it("a Connect call with a key in its URL and headers over 16 KiB gets the same JSON 400; with small headers, Connect's key-in-URL error", async () => {
+    const call = (extra: string) =>
+      `POST /apikeys.v1.ApiKeyService/ListKeys?api_key=zpk_live_x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n${extra}\r\n{}`;
+    const big = await raw(call(`X-Big: ${"a".repeat(20_000)}\r\n`));
+    expect(big.status).toBe(400);
+    expect(big.error).toEqual({ code: "invalid_argument", message: "request headers are larger than 16 KiB" });
+    expect(big.problems).toEqual([]);
+    const small = await rawExchange(server.port, Buffer.from(call(""), "latin1"));
+    expect(small.status).toBe(400);
+    expect(JSON.parse(rawBody(small.text).body)).toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/^API keys must not be sent in the URL/) });
+  });
+
+  /**
    * A response to HEAD has no body (RFC 9110 §9.3.2): a client reads none, so JSON after the
    * headers would be taken for the start of a second response ("Data after `Connection: close`").
    * Found by hostile-fuzz seed 864945284.
