@@ -2,7 +2,7 @@
  * Self time of a V8 CPU profile (`node --cpu-prof`, e.g. from `BENCH_CPU_PROF=dir npm run bench`),
  * by where the code lives and by function:
  *
- *   node --import tsx bench/profile-summary.ts <file.cpuprofile> [--top=25] [--files] [--from=s] [--to=s]
+ *   node --import tsx bench/profile-summary.ts <file.cpuprofile> [--top=25] [--files] [--from=s] [--to=s] [--requests=n]
  *
  * --from/--to keep only the samples that many seconds after the profile's start (the process's
  * start): the bench's profile mode passes the measured row's window, so startup and provisioning
@@ -12,6 +12,12 @@
  * our src/ files (each file with --files, else "src/ (ours)" per directory), bench/ and gen/,
  * and V8's own entries: (garbage collector) as GC, (program), (idle). Percentages are of the
  * profile's total and of its busy time (total minus (idle)).
+ *
+ * Self time alone undercounts what our code costs: node's and the libraries' functions it calls
+ * (a socket write, a hash, a TextEncoder) are self time of node. So the summary also splits the
+ * busy time by whether a src/ frame is on the sample's stack: "under src/" is our code and all it
+ * called, "no src/ frame" the transport's own work around it (parsing, framing, ticks, GC).
+ * --requests=n (the bench's profile mode passes the row's count in the window) adds µs per request.
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -103,6 +109,48 @@ export interface SummaryOptions {
   /** Only the samples from/to these seconds after the profile's start (the process's start). */
   fromSeconds?: number;
   toSeconds?: number;
+  /** Requests served in the window: adds µs per request to the split by src/ on the stack. */
+  requests?: number;
+}
+
+const isOurs = (frame: CallFrame) => groupOf(frame, true).startsWith("src/");
+
+/**
+ * Per profile node: whether it or a caller of it is in src/ (the tree's parent links, memoised).
+ * Exported for its test.
+ */
+export function underOurs(p: Pick<CpuProfile, "nodes">): Map<number, boolean> {
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const memo = new Map<number, boolean>();
+  const visit = (id: number): boolean => {
+    const known = memo.get(id);
+    if (known !== undefined) return known;
+    // Iterative up the chain: stacks are deep enough to matter for recursion.
+    const chain: number[] = [];
+    let at: number | undefined = id;
+    let found = false;
+    while (at !== undefined) {
+      const m = memo.get(at);
+      if (m !== undefined) {
+        found = m;
+        break;
+      }
+      chain.push(at);
+      if (isOurs(byId.get(at)!.callFrame)) {
+        found = true;
+        break;
+      }
+      at = parent.get(at);
+    }
+    // Every node between id and the first src/ frame (or a memoised answer) shares the answer;
+    // above a src/ frame the answer is not known from here, so only the chain below it is kept.
+    for (const n of chain) memo.set(n, found);
+    return found;
+  };
+  for (const n of p.nodes) visit(n.id);
+  return memo;
 }
 
 export function summarizeProfile(file: string, opts: SummaryOptions = {}): string {
@@ -145,17 +193,50 @@ export function summarizeProfile(file: string, opts: SummaryOptions = {}): strin
   for (const [g, ms] of [...groups].sort((a, b) => b[1] - a[1])) {
     out.push(`${pad(g, 34)} ${lpad(ms.toFixed(0), 9)} ${lpad(pct(ms, total), 9)} ${lpad(g === "(idle)" ? "" : pct(ms, busy), 9)}`);
   }
+  out.push("", ...stackSplit(p, self, busy, opts.requests));
   out.push("", `top ${top} functions by self time (of busy):`);
   const list = [...fns].filter(([, f]) => f.group !== "(idle)").sort((a, b) => b[1].ms - a[1].ms).slice(0, top);
   for (const [name, f] of list) out.push(`${lpad(f.ms.toFixed(0), 7)} ms ${lpad(pct(f.ms, busy), 7)}  ${pad(f.group, 30)} ${name}`);
   return out.join("\n");
 }
 
+/**
+ * The busy time split by whether a src/ frame is on the stack, each side by the group of the
+ * function that was running (the node and library work our code called is counted under src/).
+ */
+function stackSplit(p: CpuProfile, self: Map<number, number>, busy: number, requests?: number): string[] {
+  const under = underOurs(p);
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const sides = { ours: new Map<string, number>(), theirs: new Map<string, number>() };
+  for (const [id, ms] of self) {
+    const frame = byId.get(id)!.callFrame;
+    const g = groupOf(frame);
+    if (g === "(idle)") continue;
+    const side = under.get(id) ? sides.ours : sides.theirs;
+    const label = isOurs(frame) ? "self in src/" : g;
+    side.set(label, (side.get(label) ?? 0) + ms);
+  }
+  const per = (ms: number) => (requests && requests > 0 ? lpad(((ms * 1000) / requests).toFixed(1), 11) : "");
+  const pct = (ms: number) => (busy > 0 ? `${((100 * ms) / busy).toFixed(1)} %` : "–");
+  const line = (label: string, ms: number) => `${pad(label, 42)} ${lpad(ms.toFixed(0), 7)} ${lpad(pct(ms), 8)}${per(ms)}`;
+  const out = [`${pad("busy time by whether src/ is on the stack", 42)} ${lpad("ms", 7)} ${lpad("of busy", 8)}${requests ? lpad("µs/request", 11) : ""}`];
+  for (const [title, side] of [["under a src/ frame (our code, what it calls)", sides.ours], ["no src/ frame (the transport around it)", sides.theirs]] as const) {
+    const sum = [...side.values()].reduce((a, b) => a + b, 0);
+    out.push(line(title, sum));
+    const rows = [...side].sort((a, b) => b[1] - a[1]);
+    const shown = rows.filter(([, ms]) => ms >= 0.01 * busy);
+    for (const [g, ms] of shown) out.push(line(`  ${g}`, ms));
+    const rest = rows.length - shown.length;
+    if (rest > 0) out.push(line(`  other (${rest} groups, each < 1 %)`, rows.slice(shown.length).reduce((a, [, ms]) => a + ms, 0)));
+  }
+  return out;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
   const files = args.filter((a) => !a.startsWith("--"));
   if (files.length === 0) {
-    process.stderr.write("usage: node --import tsx bench/profile-summary.ts <file.cpuprofile> [--top=25] [--files] [--from=s] [--to=s]\n");
+    process.stderr.write("usage: node --import tsx bench/profile-summary.ts <file.cpuprofile> [--top=25] [--files] [--from=s] [--to=s] [--requests=n]\n");
     process.exit(2);
   }
   const arg = (name: string) => {
@@ -167,6 +248,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const opts: SummaryOptions = { top: arg("top") ?? 25, byFile: args.includes("--files") };
     if (arg("from") !== undefined) opts.fromSeconds = arg("from");
     if (arg("to") !== undefined) opts.toSeconds = arg("to");
+    if (arg("requests") !== undefined) opts.requests = arg("requests");
     process.stdout.write(`${summarizeProfile(f, opts)}\n`);
   }
 }

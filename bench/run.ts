@@ -698,6 +698,7 @@ async function profileRun(s: Settings): Promise<void> {
   // The profile starts with its process: the summary keeps the samples of the measured run only.
   let spawned = performance.now();
   let window: [number, number] = [0, Infinity];
+  let rps = 0;
   const server = await startServer({ store: s.stores[0]!, workers: "1", ...(process.env.MONGODB_URI ? { mongoUri: process.env.MONGODB_URI } : {}) });
   let bare: BareServer | null = null;
   try {
@@ -716,6 +717,7 @@ async function profileRun(s: Settings): Promise<void> {
     const m = await run(ctx, c, s.seconds);
     // A little inside the run: h2load's connection setup and the metrics scrapes at its ends.
     window = [(from - spawned) / 1000 + 0.3, (performance.now() - spawned) / 1000 - 0.3];
+    rps = m.rps;
     progress(ctx.section, { name: spec.name, port: spec.port, concurrency: c, m });
   } finally {
     await bare?.stop();
@@ -730,8 +732,10 @@ async function profileRun(s: Settings): Promise<void> {
   if (profiles.length === 0) throw new Error(`no .cpuprofile written to ${dir}`);
   for (const f of profiles) {
     const [fromSeconds, toSeconds] = window;
-    process.stdout.write(`\n${f} (the measured ${s.seconds} s: --from=${fromSeconds.toFixed(1)} --to=${toSeconds.toFixed(1)})\n\n`);
-    process.stdout.write(`${summarizeProfile(f, { fromSeconds, toSeconds })}\n`);
+    process.stdout.write(`\n${f} (the measured ${s.seconds} s: --from=${fromSeconds.toFixed(1)} --to=${toSeconds.toFixed(1)} --requests=${Math.round(rps * (toSeconds - fromSeconds))})\n\n`);
+    // The row's mean rate over the window: the requests its µs per request are of.
+    const requests = Math.round(rps * (toSeconds - fromSeconds));
+    process.stdout.write(`${summarizeProfile(f, { fromSeconds, toSeconds, requests })}\n`);
   }
   process.stderr.write("\nbench: profile mode (BENCH_CPU_PROF): nothing else measured, bench/RESULTS.md left as it was\n");
 }
