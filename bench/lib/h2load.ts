@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DescMessage, type MessageInitShape, create, toBinary } from "@bufbuild/protobuf";
-import { findTool, type Measurement, percentile, underLoad } from "./load.js";
+import { arrivalBursts, findTool, type Measurement, percentile, underLoad } from "./load.js";
 import { removeDir, runTracked, tempDir } from "./proc.js";
 import { REPO } from "./server.js";
 
@@ -41,6 +41,8 @@ export interface H2loadLoad {
   seconds: number;
   /** Open loop: the total request rate (h2load's --rps is per connection: rate / connections each). */
   rps?: number;
+  /** Open loop: the rate of the ideal server its arrivals are replayed on (Bursts.idealP99Ms). */
+  idealRate?: number;
 }
 
 export type H2loadCheck = { countOk: () => Promise<number> } | { okBytes: number };
@@ -88,12 +90,12 @@ export async function h2loadGrpc(
     const [requests, succeeded, seconds, dataBytes] = [Number(summary[1]), Number(summary[2]), Number(finished[1]) / (finished[2] ? 1000 : 1), Number(traffic[1])];
     const counted = "countOk" in check ? okAfter - okBefore : Math.floor(dataBytes / check.okBytes);
     // tab-separated: start (µs since epoch), HTTP status, µs until the end of the response
-    const lat = readFileSync(log, "utf8")
-      .split("\n")
-      .flatMap((l) => {
-        const [, status, us] = l.split("\t");
-        return status === "200" ? [Number(us) / 1000] : [];
-      });
+    const lines = readFileSync(log, "utf8").split("\n").filter(Boolean);
+    const lat = lines.flatMap((l) => {
+      const [, status, us] = l.split("\t");
+      return status === "200" ? [Number(us) / 1000] : [];
+    });
+    const bursts = load.rps ? arrivalBursts(lines.map((l) => Number(l.split("\t")[0])), load.idealRate) : undefined;
     const okLat = new Float64Array(lat).sort();
     const notOk = Math.max(0, succeeded - counted);
     const failedHttp = requests - succeeded;
@@ -114,6 +116,7 @@ export async function h2loadGrpc(
       serverRssMb: server.peakRssMb,
       serverProcCpuPct: server.perProcessCpuPct,
       loadCpuPct,
+      ...(bursts ? { bursts } : {}),
     };
   } finally {
     removeDir(dir);
