@@ -65,7 +65,7 @@ export function createRestHandler(
       const body = route.body === "*" ? await readJson(req, opts.bodyLimitBytes) : undefined;
       const params = Object.fromEntries(route.params.map((p, i) => [p, decodePathParam(p, m[i + 1]!)]));
       const input = decodeRequest(route, params, url.searchParams, body);
-      if (route.method.name === "ListKeys") {
+      if (route.method === ApiKeyService.method.listKeys) {
         const page = await service.listKeyRecords(input as ListKeysRequest, ctx);
         return sendJsonText(res, 200, keyPageJson(page), ctx.responseHeader);
       }
