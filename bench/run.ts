@@ -194,7 +194,7 @@ function assertAlive(ctx: Ctx): void {
 type Run = (ctx: Ctx, c: number, seconds: number) => Promise<Measurement>;
 
 /** A gRPC row driven by h2load: on GRPC_PORT, PORT, or the bare server. */
-function h2(where: "grpc" | "http" | "bare", path: string, body: (b: Bodies) => Uint8Array, check: (ctx: Ctx) => H2loadCheck, authorized = true, rps?: (ctx: Ctx) => number, idealRate?: number): Run {
+function h2(where: "grpc" | "http" | "bare", path: string, body: (b: Bodies) => Uint8Array, check: (ctx: Ctx) => H2loadCheck, authorized = true, rps?: (ctx: Ctx) => number): Run {
   return async (ctx, c, seconds) => {
     const port = where === "grpc" ? ctx.server.grpcPort : where === "http" ? ctx.server.port : ctx.bare.port;
     const pid = where === "bare" ? ctx.bare.pid : ctx.server.pid;
@@ -202,7 +202,7 @@ function h2(where: "grpc" | "http" | "bare", path: string, body: (b: Bodies) => 
     const m = await h2loadGrpc(
       pid,
       { target: `127.0.0.1:${port}`, path, body: body(ctx.b), ...(authorized ? { metadata: INTERNAL } : {}) },
-      { concurrency: c, connections: ctx.s.connections, seconds, ...(rate ? { rps: rate } : {}), ...(idealRate ? { idealRate } : {}) },
+      { concurrency: c, connections: ctx.s.connections, seconds, ...(rate ? { rps: rate } : {}) },
       check(ctx),
     );
     assertAlive(ctx);
@@ -444,15 +444,14 @@ async function once(ctx: Ctx, specs: RowSpec[], before: Row[]): Promise<Row[]> {
  * p99 of Authenticate(valid, charge=0) on GRPC_PORT, open loop (h2load --rps) at 80 % of its best
  * req/s; then the bare grpc-js server at the same rate (the transport's own tail here), and with
  * BENCH_GHZ=1 ghz --rps at the same rate (a Go ticker's pacing, for comparison). Each h2load row's
- * note says how h2load's requests went out (arrivalBursts) and the p99 an ideal server at the
- * row's best closed-loop rate would have had from those very arrivals.
+ * note says how h2load's requests went out (arrivalBursts).
  */
 async function at80(ctx: Ctx, rows: Row[]): Promise<Row[]> {
   const best = rows.filter((r) => r.name === AUTH_VALID && r.port === GRPC_JS).sort((a, b) => b.m.rps - a.m.rps)[0];
   if (!best) return [];
   const rate = 0.8 * best.m.rps;
   const perClient = Math.max(1, Math.round(rate / Math.min(ctx.s.connections, best.concurrency)));
-  const m = await h2("grpc", AUTHENTICATE_PATH, (b) => b.auth0, counted("valid"), true, () => rate, best.m.rps)(ctx, best.concurrency, ctx.s.seconds);
+  const m = await h2("grpc", AUTHENTICATE_PATH, (b) => b.auth0, counted("valid"), true, () => rate)(ctx, best.concurrency, ctx.s.seconds);
   const sustained = m.rps >= 0.95 * rate;
   const row: Row = {
     name: AT_80,
@@ -463,18 +462,17 @@ async function at80(ctx: Ctx, rows: Row[]): Promise<Row[]> {
     ratio: m.rps / best.m.rps,
     target: "p99 < 5 ms",
     pass: m.p99Ms < 5 && m.errors === 0 && sustained,
-    note: `h2load --rps ${fmtInt(perClient)} × ${Math.min(ctx.s.connections, best.concurrency)} connections = ${fmtInt(rate)} req/s${sustained ? "" : ", not sustained"}${burstNote(m, best.m.rps)}`,
+    note: `h2load --rps ${fmtInt(perClient)} × ${Math.min(ctx.s.connections, best.concurrency)} connections = ${fmtInt(rate)} req/s${sustained ? "" : ", not sustained"}${burstNote(m)}`,
   };
   progress(ctx.section, row);
   // The same open-loop rate on the bare grpc-js server: the tail the transport has on its own here.
-  const bareBest = rows.filter((r) => r.name === LIMIT && r.port === BARE).sort((a, b) => b.m.rps - a.m.rps)[0]?.m.rps;
-  const bm = await h2("bare", AUTHENTICATE_PATH, (b) => b.auth0, bareBytes, true, () => rate, bareBest)(ctx, best.concurrency, ctx.s.seconds);
+  const bm = await h2("bare", AUTHENTICATE_PATH, (b) => b.auth0, bareBytes, true, () => rate)(ctx, best.concurrency, ctx.s.seconds);
   const bareRow: Row = {
     name: `${LIMIT}, open loop at the same rate`,
     port: BARE,
     concurrency: best.concurrency,
     m: bm,
-    note: `the same h2load --rps as the row above: the transport's own p99 on this machine (no target)${burstNote(bm, bareBest)}`,
+    note: `the same h2load --rps as the row above: the transport's own p99 on this machine (no target)${burstNote(bm)}`,
   };
   progress(ctx.section, bareRow);
   const out = [row, bareRow];
@@ -487,12 +485,10 @@ async function at80(ctx: Ctx, rows: Row[]): Promise<Row[]> {
   return out;
 }
 
-/** How h2load's open-loop requests went out, and the tail they allow an ideal server at `bestRate`. */
-function burstNote(m: Measurement, bestRate: number | undefined): string {
+/** How h2load's open-loop requests went out (its rate timer fires at most every 10 ms). */
+function burstNote(m: Measurement): string {
   const b = m.bursts;
-  if (!b) return "";
-  const ideal = b.idealP99Ms !== undefined && bestRate ? `; an ideal server at the best closed-loop ${fmtInt(bestRate)} req/s, fed the same arrivals, would have p99 ${fmtMs(b.idealP99Ms)} ms` : "";
-  return `; h2load sent its requests in bursts (its rate timer fires at most every 10 ms): median ${fmtInt(b.medianSize)} requests every ${fmtMs(b.medianSpacingMs)} ms${ideal}`;
+  return b ? `; h2load sent its requests in bursts (its rate timer fires at most every 10 ms): median ${fmtInt(b.medianSize)} requests every ${fmtMs(b.medianSpacingMs)} ms` : "";
 }
 
 // --- passes -----------------------------------------------------------------------------------------
@@ -608,9 +604,9 @@ function targetsSummary(pass: Pass, s: Settings): string[] {
   const p80 = find(AT_80)[0];
   const bare80 = find(`${LIMIT}, open loop at the same rate`, BARE)[0];
   const bareTail = bare80 ? `; the bare grpc-js server at the same rate: p99 ${fmtMs(bare80.m.p99Ms)} ms at ${fmtInt(bare80.m.rps)} req/s` : "";
-  const ideal = p80?.m.bursts?.idealP99Ms;
-  const idealTail = ideal !== undefined ? `; an ideal server at Authenticate's best rate, fed h2load's very arrivals (bursts of ${fmtInt(p80!.m.bursts!.medianSize)}), would have p99 ${fmtMs(ideal)} ms` : "";
-  if (p80) lines.push(`- p99 < 5 ms at 80 % of the best Authenticate rate (open loop): p99 ${fmtMs(p80.m.p99Ms)} ms at ${fmtInt(p80.m.rps)} req/s (c=${p80.concurrency}) ${mark(p80.pass)}${bareTail}${idealTail}`);
+  const b80 = p80?.m.bursts;
+  const burstTail = b80 ? `; h2load sent bursts of ${fmtInt(b80.medianSize)} requests (median) every ${fmtMs(b80.medianSpacingMs)} ms` : "";
+  if (p80) lines.push(`- p99 < 5 ms at 80 % of the best Authenticate rate (open loop): p99 ${fmtMs(p80.m.p99Ms)} ms at ${fmtInt(p80.m.rps)} req/s (c=${p80.concurrency}) ${mark(p80.pass)}${bareTail}${burstTail}`);
   // WORKERS scaling (issue 6): WORKERS=auto's Authenticate over WORKERS=1's, same tool and c.
   for (const [name, target] of [[AUTH_VALID, 1.6], [NOOP_GRPC, undefined], [LIMIT, undefined]] as const) {
     const auto = all.find((r) => r.name === `${name}, WORKERS=${s.workersAuto}` && (r.port === GRPC_JS || r.port === BARE));
@@ -756,9 +752,9 @@ async function profileRun(s: Settings): Promise<void> {
   if (profiles.length === 0) throw new Error(`no .cpuprofile written to ${dir}`);
   for (const f of profiles) {
     const [fromSeconds, toSeconds] = window;
-    process.stdout.write(`\n${f} (the measured ${s.seconds} s: --from=${fromSeconds.toFixed(1)} --to=${toSeconds.toFixed(1)} --requests=${Math.round(rps * (toSeconds - fromSeconds))})\n\n`);
     // The row's mean rate over the window: the requests its µs per request are of.
     const requests = Math.round(rps * (toSeconds - fromSeconds));
+    process.stdout.write(`\n${f} (the measured ${s.seconds} s: --from=${fromSeconds.toFixed(1)} --to=${toSeconds.toFixed(1)} --requests=${requests})\n\n`);
     process.stdout.write(`${summarizeProfile(f, { fromSeconds, toSeconds, requests })}\n`);
   }
   process.stderr.write("\nbench: profile mode (BENCH_CPU_PROF): nothing else measured, bench/RESULTS.md left as it was\n");

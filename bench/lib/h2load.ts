@@ -41,8 +41,6 @@ export interface H2loadLoad {
   seconds: number;
   /** Open loop: the total request rate (h2load's --rps is per connection: rate / connections each). */
   rps?: number;
-  /** Open loop: the rate of the ideal server its arrivals are replayed on (Bursts.idealP99Ms). */
-  idealRate?: number;
 }
 
 export type H2loadCheck = { countOk: () => Promise<number> } | { okBytes: number };
@@ -95,7 +93,7 @@ export async function h2loadGrpc(
       const [, status, us] = l.split("\t");
       return status === "200" ? [Number(us) / 1000] : [];
     });
-    const bursts = load.rps ? arrivalBursts(lines.map((l) => Number(l.split("\t")[0])), load.idealRate) : undefined;
+    const bursts = load.rps ? arrivalBursts(lines.map((l) => Number(l.split("\t")[0]))) : undefined;
     const okLat = new Float64Array(lat).sort();
     const notOk = Math.max(0, succeeded - counted);
     const failedHttp = requests - succeeded;

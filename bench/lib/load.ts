@@ -38,12 +38,6 @@ export interface Bursts {
   medianSize: number;
   /** Median time from one burst's first request to the next one's, ms. */
   medianSpacingMs: number;
-  /**
-   * p99 latency of an ideal server fed these very arrivals: one queue, each request taking exactly
-   * 1/rate (the rate passed in: the row's best closed-loop rate), no pause ever. No real server
-   * that is no faster can have a lower tail from them.
-   */
-  idealP99Ms?: number;
 }
 
 const BURST_GAP_US = 500;
@@ -53,20 +47,9 @@ const BURST_GAP_US = 500;
  * at most every 10 ms (`rps_watcher.repeat = std::max(0.01, 1. / rps)` in h2load.cc) whatever
  * `--rps` asks for, so at thousands of requests a second each tick sends that tick's share at once.
  */
-export function arrivalBursts(startsUs: number[], idealRate?: number): Bursts | undefined {
+export function arrivalBursts(startsUs: number[]): Bursts | undefined {
   if (startsUs.length < 2) return undefined;
   const t = [...startsUs].sort((a, b) => a - b);
-  let idealP99Ms: number | undefined;
-  if (idealRate && idealRate > 0) {
-    const serviceUs = 1e6 / idealRate;
-    const latency = new Float64Array(t.length);
-    let free = -Infinity;
-    for (let i = 0; i < t.length; i++) {
-      free = Math.max(free, t[i]!) + serviceUs;
-      latency[i] = (free - t[i]!) / 1000;
-    }
-    idealP99Ms = percentile(latency.sort(), 99);
-  }
   const firsts: number[] = [t[0]!];
   const sizes: number[] = [];
   let size = 1;
@@ -80,7 +63,7 @@ export function arrivalBursts(startsUs: number[], idealRate?: number): Bursts | 
   sizes.push(size);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
   const spacings = firsts.slice(1).map((f, i) => (f - firsts[i]!) / 1000);
-  return { medianSize: median(sizes), medianSpacingMs: median(spacings), ...(idealP99Ms !== undefined ? { idealP99Ms } : {}) };
+  return { medianSize: median(sizes), medianSpacingMs: median(spacings) };
 }
 
 export function findTool(name: "ghz" | "wrk" | "h2load"): string {
