@@ -193,7 +193,7 @@ export function summarizeProfile(file: string, opts: SummaryOptions = {}): strin
   for (const [g, ms] of [...groups].sort((a, b) => b[1] - a[1])) {
     out.push(`${pad(g, 34)} ${lpad(ms.toFixed(0), 9)} ${lpad(pct(ms, total), 9)} ${lpad(g === "(idle)" ? "" : pct(ms, busy), 9)}`);
   }
-  out.push("", ...stackSplit(p, self, busy, opts.requests));
+  out.push("", ...stackSplit(p, byId, self, busy, opts.requests));
   out.push("", `top ${top} functions by self time (of busy):`);
   const list = [...fns].filter(([, f]) => f.group !== "(idle)").sort((a, b) => b[1].ms - a[1].ms).slice(0, top);
   for (const [name, f] of list) out.push(`${lpad(f.ms.toFixed(0), 7)} ms ${lpad(pct(f.ms, busy), 7)}  ${pad(f.group, 30)} ${name}`);
@@ -204,9 +204,8 @@ export function summarizeProfile(file: string, opts: SummaryOptions = {}): strin
  * The busy time split by whether a src/ frame is on the stack, each side by the group of the
  * function that was running (the node and library work our code called is counted under src/).
  */
-function stackSplit(p: CpuProfile, self: Map<number, number>, busy: number, requests?: number): string[] {
+function stackSplit(p: CpuProfile, byId: Map<number, ProfileNode>, self: Map<number, number>, busy: number, requests?: number): string[] {
   const under = underOurs(p);
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const sides = { ours: new Map<string, number>(), theirs: new Map<string, number>() };
   for (const [id, ms] of self) {
     const frame = byId.get(id)!.callFrame;

@@ -214,7 +214,7 @@ const counted = (outcome: string) => (ctx: Ctx): H2loadCheck => ({ countOk: () =
 const healthBytes = (port: "grpc" | "http") => (ctx: Ctx): H2loadCheck => ({ okBytes: ctx.answers.healthOkBytes[port] });
 const bareBytes = (ctx: Ctx): H2loadCheck => ({ okBytes: 5 + ctx.answers.authResponse.length });
 
-function ghzRun(port: "grpc" | "http", call: string, data: (fx: Fixture) => unknown, authorized = true, rps?: () => number): Run {
+function ghzRun(port: "grpc" | "http", call: string, data: (fx: Fixture) => unknown, authorized = true, rps?: (ctx: Ctx) => number): Run {
   return async (ctx, c, seconds) => {
     const g: GhzCall = {
       target: `127.0.0.1:${port === "grpc" ? ctx.server.grpcPort : ctx.server.port}`,
@@ -222,7 +222,7 @@ function ghzRun(port: "grpc" | "http", call: string, data: (fx: Fixture) => unkn
       data: data(ctx.fx),
       ...(authorized ? { metadata: INTERNAL } : {}),
     };
-    const m = await ghz(ctx.server.pid, g, { concurrency: c, connections: ctx.s.connections, seconds, ...(rps ? { rps: rps() } : {}) });
+    const m = await ghz(ctx.server.pid, g, { concurrency: c, connections: ctx.s.connections, seconds, ...(rps ? { rps: rps(ctx) } : {}) });
     assertAlive(ctx);
     return m;
   };

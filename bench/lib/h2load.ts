@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type DescMessage, type MessageInitShape, create, toBinary } from "@bufbuild/protobuf";
-import { arrivalBursts, findTool, type Measurement, percentile, underLoad } from "./load.js";
+import { type Bursts, findTool, type Measurement, percentile, underLoad } from "./load.js";
+import { median } from "./report.js";
 import { removeDir, runTracked, tempDir } from "./proc.js";
 import { REPO } from "./server.js";
 
@@ -119,4 +120,30 @@ export async function h2loadGrpc(
   } finally {
     removeDir(dir);
   }
+}
+
+/** Requests sent within BURST_GAP_US of the one before form a burst. */
+const BURST_GAP_US = 500;
+
+/**
+ * Groups request start times (µs) into bursts. h2load's rate mode sends from a timer that fires
+ * at most every 10 ms (`rps_watcher.repeat = std::max(0.01, 1. / rps)` in h2load.cc) whatever
+ * `--rps` asks for, so at thousands of requests a second each tick sends that tick's share at once.
+ */
+export function arrivalBursts(startsUs: number[]): Bursts | undefined {
+  if (startsUs.length < 2) return undefined;
+  const t = [...startsUs].sort((a, b) => a - b);
+  const firsts: number[] = [t[0]!];
+  const sizes: number[] = [];
+  let size = 1;
+  for (let i = 1; i < t.length; i++) {
+    if (t[i]! - t[i - 1]! > BURST_GAP_US) {
+      sizes.push(size);
+      firsts.push(t[i]!);
+      size = 1;
+    } else size++;
+  }
+  sizes.push(size);
+  const spacings = firsts.slice(1).map((f, i) => (f - firsts[i]!) / 1000);
+  return { medianSize: median(sizes), medianSpacingMs: median(spacings) };
 }

@@ -32,38 +32,12 @@ export interface Measurement {
   bursts?: Bursts;
 }
 
-/** Requests sent within BURST_GAP_US of the one before form a burst. */
+/** How an open-loop h2load run sent its requests (h2load.ts, arrivalBursts). */
 export interface Bursts {
   /** Requests in the median burst. */
   medianSize: number;
   /** Median time from one burst's first request to the next one's, ms. */
   medianSpacingMs: number;
-}
-
-const BURST_GAP_US = 500;
-
-/**
- * Groups request start times (µs) into bursts. h2load's rate mode sends from a timer that fires
- * at most every 10 ms (`rps_watcher.repeat = std::max(0.01, 1. / rps)` in h2load.cc) whatever
- * `--rps` asks for, so at thousands of requests a second each tick sends that tick's share at once.
- */
-export function arrivalBursts(startsUs: number[]): Bursts | undefined {
-  if (startsUs.length < 2) return undefined;
-  const t = [...startsUs].sort((a, b) => a - b);
-  const firsts: number[] = [t[0]!];
-  const sizes: number[] = [];
-  let size = 1;
-  for (let i = 1; i < t.length; i++) {
-    if (t[i]! - t[i - 1]! > BURST_GAP_US) {
-      sizes.push(size);
-      firsts.push(t[i]!);
-      size = 1;
-    } else size++;
-  }
-  sizes.push(size);
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-  const spacings = firsts.slice(1).map((f, i) => (f - firsts[i]!) / 1000);
-  return { medianSize: median(sizes), medianSpacingMs: median(spacings) };
 }
 
 export function findTool(name: "ghz" | "wrk" | "h2load"): string {

@@ -159,10 +159,8 @@ const safeJson = (text: string): any => {
  * so nothing saw its URL or knew its protocol: it is answered 400 invalid_argument in SPEC §3's
  * shape (checked by the REST phase's shape test), whatever the path and protocol.
  */
-const parserRefused = (status: number, text: string): boolean => {
-  const error = safeJson(text)?.error;
-  return status === 400 && error?.code === "invalid_argument" && PARSER_REFUSAL_MESSAGES.has(error?.message ?? "");
-};
+const parserRefused = (status: number, error: { code?: string; message?: string } | undefined): boolean =>
+  status === 400 && error?.code === "invalid_argument" && PARSER_REFUSAL_MESSAGES.has(error.message ?? "");
 const PARSER_REFUSED_NOTE = "a key in the query string of a request Node's parser refused: 400 invalid_argument";
 const replacer = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
 
@@ -396,20 +394,16 @@ async function sendRest(spec: RestSpec): Promise<void> {
   // every path of PORT; on RPC paths in that protocol's error form.
   if (parsed && keyInQuery(parsed)) {
     if (rpcPath) {
-      if (parserRefused(res.status, res.text)) return void bump(notes, PARSER_REFUSED_NOTE);
+      if (parserRefused(res.status, safeJson(res.text)?.error)) return void bump(notes, PARSER_REFUSED_NOTE);
       const problems = spec.method === "HEAD" ? (res.status === 400 || res.headers["grpc-status"] === "3" ? [] : [`HEAD answered ${res.status}`]) : rpcKeyInUrlProblems(String(spec.headers["content-type"] ?? ""), res.status, res.headers, res.text);
       bump(notes, "REST phase: key in the query string of an RPC path (checked)");
       for (const p of problems) violate(`key in the query string of an RPC path: ${p.replace(/[0-9]+|"[^"]*"/g, "#")}`, details(p));
       return;
     }
     {
-      let error: { code?: string; message?: string } | undefined;
-      try {
-        error = JSON.parse(res.text)?.error;
-      } catch {
-        /* shape problems are reported above */
-      }
-      if (parserRefused(res.status, res.text)) return void bump(notes, PARSER_REFUSED_NOTE);
+      // Unparsable bodies are reported by the shape check above.
+      const error: { code?: string; message?: string } | undefined = safeJson(res.text)?.error;
+      if (parserRefused(res.status, error)) return void bump(notes, PARSER_REFUSED_NOTE);
       if (res.status !== 400 || (spec.method !== "HEAD" && error?.code !== "key_in_url")) violate(`key in the query string answered ${res.status} ${error?.code}`, details("expected 400 key_in_url"));
       return;
     }
@@ -496,7 +490,7 @@ it("Connect protocol: hand-made JSON and protobuf bodies", async () => {
     const detail = (p: string) => () =>
       `POST ${path} ${cut(requestText)}\n-> ${res.status} ${cut(res.text, 500)}\n  problem: ${p}\n  server log:\n    ${logLinesFor(server.output(), requestId).map((l) => cut(l, 1500)).join("\n    ")}`;
     if (keyInUrl) {
-      if (parserRefused(res.status, res.text)) return void bump(notes, PARSER_REFUSED_NOTE);
+      if (parserRefused(res.status, safeJson(res.text)?.error)) return void bump(notes, PARSER_REFUSED_NOTE);
       bump(notes, "Connect: key in the query string (checked)");
       for (const p of rpcKeyInUrlProblems(c.contentType, res.status, res.headers, res.text)) violate(`Connect: key in the query string: ${p.replace(/[0-9]+|"[^"]*"/g, "#")}`, detail(p));
       return;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { arrivalBursts } from "../../bench/lib/load.js";
+import { arrivalBursts } from "../../bench/lib/h2load.js";
 
 describe("bench: open-loop arrivals grouped into bursts", () => {
   // 100 bursts, 10 ms apart, of 10 requests 10 µs apart: h2load's rate mode at 1 000 req/s.
