@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import ClosingLineReporter from "./helpers/closing-line-reporter.js";
 
 export default defineConfig({
   test: {
@@ -8,6 +9,6 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
-    reporters: ["default"],
+    reporters: ["default", new ClosingLineReporter()],
   },
 });

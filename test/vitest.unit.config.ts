@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import ClosingLineReporter from "./helpers/closing-line-reporter.js";
 
 /**
  * The fast layer: domain and service rules over the in-memory store, no child processes and no
@@ -10,6 +11,6 @@ export default defineConfig({
     root: new URL("..", import.meta.url).pathname,
     include: ["test/unit/**/*.test.ts", "test/storage/memory-store.test.ts"],
     testTimeout: 10_000,
-    reporters: ["default"],
+    reporters: ["default", new ClosingLineReporter()],
   },
 });
