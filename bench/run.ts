@@ -24,7 +24,8 @@ import {
 } from "../gen/apikeys/v1/api_key_service_pb.js";
 import { CheckRequestSchema, CheckResponseSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { HealthCheckRequestSchema, HealthCheckResponse_ServingStatus, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
-import { type BareServer, rawUnary, startBare } from "./lib/bare.js";
+import { digestKey } from "../src/domain/key-format.js";
+import { type BareServer, MINIMAL_PATH, rawUnary, startBare } from "./lib/bare.js";
 import { grpcFrame, type H2loadCheck, h2loadGrpc } from "./lib/h2load.js";
 import { findTool, ghz, type GhzCall, type Measurement, wrk } from "./lib/load.js";
 import { cleanup, installCleanup, pinApart } from "./lib/proc.js";
@@ -65,6 +66,8 @@ const NOOP_GRPC = "Health/Check";
  * transport work every Authenticate pays and the plain Health/Check does not (issue 17's notes).
  */
 const NOOP_GRPC_MD = "Health/Check with Authenticate's metadata";
+/** The least a correct Authenticate does, on the bare grpc-js server (bench/lib/bare-grpc-server.ts). */
+const MINIMAL = "minimal Authenticate (token check, decode, SHA-256, Map lookup) on the bare server";
 const NOOP_HTTP = "GET /healthz";
 const AUTH_VALID = "Authenticate valid, charge=0";
 const AUTH_CHARGE = "Authenticate valid, charge=1";
@@ -163,12 +166,24 @@ async function checkGrpcAnswers(server: BenchServer, b: Bodies): Promise<Answers
 }
 
 /** The bare grpc-js server answers the very request Authenticate gets with the real server's answer. */
-async function startCheckedBare(workers: string, answers: Answers, b: Bodies, nodeFlags: string[] = []): Promise<BareServer> {
-  const bare = await startBare({ path: AUTHENTICATE_PATH, response: answers.authResponse, workers, nodeFlags });
-  const r = await rawUnary(`127.0.0.1:${bare.port}`, AUTHENTICATE_PATH, unframe(b.auth0), INTERNAL);
-  if (r.code !== 0 || !r.bytes.equals(Buffer.from(answers.authResponse))) {
-    await bare.stop();
-    throw new Error(`sanity check failed: the bare grpc-js server answered ${JSON.stringify({ code: r.code, details: r.details, bytes: r.bytes.toString("hex") })}`);
+/**
+ * The bare grpc-js server answers the very request Authenticate gets with the real server's answer,
+ * and so does its minimal Authenticate for the bench's valid key (and refuses a call without the
+ * internal credential). It runs with npm start's node flags, as the server does.
+ */
+async function startCheckedBare(workers: string, answers: Answers, b: Bodies, fx: Fixture, extraFlags: string[] = []): Promise<BareServer> {
+  const minimal = { authorization: INTERNAL.authorization, keyDigest: digestKey(fx.validKey) };
+  const bare = await startBare({ path: AUTHENTICATE_PATH, response: answers.authResponse, workers, minimal, nodeFlags: [...startFlags(), ...extraFlags] });
+  const checks = [
+    { what: "the bare grpc-js server", r: await rawUnary(`127.0.0.1:${bare.port}`, AUTHENTICATE_PATH, unframe(b.auth0), INTERNAL), code: 0 },
+    { what: "the minimal Authenticate", r: await rawUnary(`127.0.0.1:${bare.port}`, MINIMAL_PATH, unframe(b.auth0), INTERNAL), code: 0 },
+    { what: "the minimal Authenticate without the internal credential", r: await rawUnary(`127.0.0.1:${bare.port}`, MINIMAL_PATH, unframe(b.auth0), {}), code: 16 },
+  ];
+  for (const { what, r, code } of checks) {
+    if (r.code !== code || (code === 0 && !r.bytes.equals(Buffer.from(answers.authResponse)))) {
+      await bare.stop();
+      throw new Error(`sanity check failed: ${what} answered ${JSON.stringify({ code: r.code, details: r.details, bytes: r.bytes.toString("hex") })}`);
+    }
   }
   return bare;
 }
@@ -247,8 +262,9 @@ function forwardAuth(charge: string): Run {
 interface RowSpec {
   name: string;
   port: string;
-  /** Name of the no-op row (same port, same alternation) this row is compared with. */
+  /** Name of the no-op row (same alternation; on the same port unless baselinePort) this row is compared with. */
   baseline?: string;
+  baselinePort?: string;
   minRatio?: number;
   /** Compared with the bare grpc-js limit (same alternation) too; limitMin is the target. */
   vsLimit?: boolean;
@@ -268,6 +284,7 @@ function grpcSpecs(suffix = ""): RowSpec[] {
     { name: n(LIMIT), port: BARE, run: h2("bare", AUTHENTICATE_PATH, (b) => b.auth0, bareBytes) },
     { name: n(NOOP_GRPC), port: GRPC_JS, vsLimit: true, run: h2("grpc", HEALTH_PATH, (b) => b.health, healthBytes("grpc"), false) },
     { name: n(NOOP_GRPC_MD), port: GRPC_JS, vsLimit: true, run: h2("grpc", HEALTH_PATH, (b) => b.health, healthBytes("grpc"), true) },
+    { name: n(MINIMAL), port: BARE, baseline: n(NOOP_GRPC), baselinePort: GRPC_JS, vsLimit: true, run: h2("bare", MINIMAL_PATH, (b) => b.auth0, bareBytes) },
     { name: n(AUTH_VALID), port: GRPC_JS, baseline: n(NOOP_GRPC), minRatio: 0.8, vsLimit: true, limitMin: 0.65, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.auth0, counted("valid")) },
   ];
 }
@@ -396,10 +413,10 @@ async function alternate(ctx: Ctx, specs: RowSpec[]): Promise<Row[]> {
       const m: Measurement = { ...mid, rps: median(runs.map((x) => x.rps)), errors, errorSample: runs.find((x) => x.errorSample)?.errorSample ?? "" };
       const row: Row = { name: spec.name, port: spec.port, concurrency: c, m, roundsRps: runs.map((x) => x.rps) };
       const perRound = (other: RowSpec | undefined) => (other ? median(runs.map((x, i) => x.rps / ms.get(other)![i]!.rps)) : undefined);
-      const base = spec.baseline ? specs.find((x) => x.name === spec.baseline && x.port === spec.port) : undefined;
+      const base = spec.baseline ? specs.find((x) => x.name === spec.baseline && x.port === (spec.baselinePort ?? spec.port)) : undefined;
       if (base) Object.assign(row, { baseline: base.name, ratio: perRound(base) });
       if (spec.vsLimit && limitSpec) row.limitRatio = perRound(limitSpec);
-      const mdSpec = base?.name.startsWith(NOOP_GRPC) ? specs.find((x) => x.name === base.name.replace(NOOP_GRPC, NOOP_GRPC_MD) && x.port === spec.port) : undefined;
+      const mdSpec = base?.name.startsWith(NOOP_GRPC) ? specs.find((x) => x.name === base.name.replace(NOOP_GRPC, NOOP_GRPC_MD) && x.port === base.port) : undefined;
       if (mdSpec) row.mdRatio = perRound(mdSpec);
       const judged = [
         ...(spec.minRatio !== undefined && row.ratio !== undefined ? [[`≥ ${spec.minRatio}×`, row.ratio >= spec.minRatio] as const] : []),
@@ -502,7 +519,7 @@ async function withServers<T>(store: StoreKind, workers: string, s: Settings, fn
     const fx = await provision(server);
     const b = bodies(fx);
     const answers = await checkGrpcAnswers(server, b);
-    bare = await startCheckedBare(workers, answers, b);
+    bare = await startCheckedBare(workers, answers, b, fx);
     const result = await fn({ server, fx, b, answers, bare, store, section, s });
     await bare.stop();
     const code = await server.stop();
@@ -597,6 +614,9 @@ function targetsSummary(pass: Pass, s: Settings): string[] {
     const suffix = w === "1" && pass.rows.some((r) => r.name === AUTH_VALID) ? "" : `, WORKERS=${w}`;
     item(`WORKERS=${w}: Authenticate valid charge=0 ≥ 0.8× Health/Check (GRPC_PORT) and ≥ 0.65× the bare grpc-js limit`, find(AUTH_VALID + suffix), both);
     item(`WORKERS=${w}: Health/Check over the bare grpc-js limit (no target; issue 17 measured 0.78×)`, find(NOOP_GRPC + suffix), (r) => fmtRatio(r.limitRatio));
+    const valid = find(AUTH_VALID + suffix)[0];
+    item(`WORKERS=${w}: the minimal Authenticate on the bare server (no target: the least a correct Authenticate does on this transport)`, find(MINIMAL + suffix, BARE), (r) =>
+      `${fmtRatio(r.ratio)} of Health/Check, ${fmtRatio(r.limitRatio)} of the limit${valid ? `; Authenticate valid charge=0 does ${fmtRatio(valid.m.rps / r.m.rps)} of its req/s` : ""}`);
   }
   item("Authenticate valid charge=1 ≥ 0.7×", find(AUTH_CHARGE), ratio);
   item("Authenticate unknown ≥ 0.9×", find(AUTH_UNKNOWN), ratio);
@@ -694,6 +714,7 @@ const PROFILE_ROWS: Record<string, ProfileRow> = {
   envoy: { name: ENVOY_0, where: "server", port: GRPC_JS, run: h2("grpc", ENVOY_PATH, (b) => b.envoy0, counted("valid")) },
   health: { name: NOOP_GRPC, where: "server", port: GRPC_JS, run: h2("grpc", HEALTH_PATH, (b) => b.health, healthBytes("grpc"), false) },
   bare: { name: LIMIT, where: "bare", port: BARE, run: h2("bare", AUTHENTICATE_PATH, (b) => b.auth0, bareBytes) },
+  minimal: { name: MINIMAL, where: "bare", port: BARE, run: h2("bare", MINIMAL_PATH, (b) => b.auth0, bareBytes) },
   list: { name: REST_LIST, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` })) },
   healthz: { name: NOOP_HTTP, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/healthz` })) },
 };
@@ -726,7 +747,7 @@ async function profileRun(s: Settings): Promise<void> {
     const b = bodies(fx);
     const answers = await checkGrpcAnswers(server, b);
     if (spec.where === "bare") spawned = performance.now();
-    bare = await startCheckedBare("1", answers, b, spec.where === "bare" ? profFlags : []);
+    bare = await startCheckedBare("1", answers, b, fx, spec.where === "bare" ? profFlags : []);
     const ctx: Ctx = { server, fx, b, answers, bare, store: s.stores[0]!, section: `profile (${spec.name})`, s };
     const c = spec.http ? s.httpConcurrency[0]! : s.concurrency[0]!;
     const run = spec.run;

@@ -5,6 +5,14 @@
  * no metrics, no logging. What is left is Node's HTTP/2 and grpc-js's per-call machinery: the most
  * a Node gRPC server can answer on this machine, which Authenticate is compared with.
  *
+ * Beside it, at BARE_MINIMAL_PATH, the **minimal Authenticate**: the least any correct Authenticate
+ * does on this transport, and nothing else. It checks the caller's `authorization` metadata against
+ * the internal token in constant time, decodes the AuthenticateRequest (protobuf-es), hashes the
+ * key (SHA-256) and looks the digest up in a Map, then answers the real server's pre-encoded valid
+ * answer on a hit and a fixed UNKNOWN denial on a miss. No validation of the other fields, no
+ * expiry, revocation, scopes, usage, audit, metrics or context: a floor for our Authenticate on the
+ * same transport (no target; bench/README.md).
+ *
  * Started by the bench as a separate process (`node --import tsx bench/lib/bare-grpc-server.ts`):
  *
  *   BARE_PORT          port to listen on (127.0.0.1)
@@ -13,18 +21,30 @@
  *   BARE_RESPONSE_HEX  the response message bytes (the bench passes the real server's answer to
  *                      the same request, so both send the same number of bytes)
  *   BARE_WORKERS       > 1: node:cluster with that many workers sharing the port, as WORKERS does
+ *   BARE_MINIMAL_PATH  the minimal Authenticate's path
+ *   BARE_AUTHORIZATION the `authorization` value the minimal Authenticate accepts (Bearer <token>)
+ *   BARE_KEY_DIGEST    the SHA-256 (hex) of the one key the minimal Authenticate knows
  *
  * Server options are the ones src/transport/grpc/grpc-js-server.ts sets (channelz off, 256 streams
  * per connection), so the limit is that of the same transport configuration. Each worker prints
  * `bare-grpc ready <pid>` once it listens; SIGTERM stops it (and, in the primary, the workers).
  */
 import cluster from "node:cluster";
+import { hash, timingSafeEqual } from "node:crypto";
+import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { type AuthenticateRequest, AuthenticateRequestSchema } from "../../gen/apikeys/v1/api_key_service_pb.js";
+
+/** AuthenticateResponse { valid: false, denial_reason: UNKNOWN }. */
+const UNKNOWN_ANSWER = Buffer.from([0x10, 0x02]);
 
 const port = Number(process.env.BARE_PORT);
 const path = process.env.BARE_PATH ?? "/bare.v1.Bare/Call";
 const RESPONSE = Buffer.from(process.env.BARE_RESPONSE_HEX ?? "", "hex");
 const workers = Number(process.env.BARE_WORKERS ?? "1");
+const minimalPath = process.env.BARE_MINIMAL_PATH ?? "";
+const authorization = Buffer.from(process.env.BARE_AUTHORIZATION ?? "");
+const known = new Map([[process.env.BARE_KEY_DIGEST ?? "", RESPONSE]]);
 if (!Number.isInteger(port) || port <= 0) throw new Error("BARE_PORT must be a port number");
 
 if (workers > 1 && cluster.isPrimary) {
@@ -46,6 +66,16 @@ if (workers > 1 && cluster.isPrimary) {
   const identity = (b: Buffer) => b;
   const constant = () => RESPONSE;
   server.register(path, (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, RESPONSE), constant, identity, "unary");
+  const minimal = (call: grpc.ServerUnaryCall<AuthenticateRequest, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+    const presented = call.metadata.get("authorization")[0];
+    const given = Buffer.from(typeof presented === "string" ? presented : "");
+    if (authorization.length === 0 || given.length !== authorization.length || !timingSafeEqual(given, authorization)) {
+      callback({ code: grpc.status.UNAUTHENTICATED, details: "internal credential required" });
+      return;
+    }
+    callback(null, known.get(hash("sha256", call.request.key, "hex")) ?? UNKNOWN_ANSWER);
+  };
+  if (minimalPath) server.register(minimalPath, minimal, identity, (b: Buffer) => fromBinary(AuthenticateRequestSchema, b), "unary");
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
     if (err) {
       process.stderr.write(`bare-grpc: ${err.message}\n`);

@@ -47,11 +47,21 @@ export interface BareServer {
   stop(): Promise<void>;
 }
 
+/** The bare server's minimal Authenticate (bench/lib/bare-grpc-server.ts): a name of its own, not our API. */
+export const MINIMAL_PATH = "/bare.v1.Bare/MinimalAuthenticate";
+
 /** Starts bench/lib/bare-grpc-server.ts (`workers` = "auto" → one per core, as WORKERS=auto). */
-export async function startBare(opts: { path: string; response: Uint8Array; workers: string; nodeFlags?: string[] }): Promise<BareServer> {
+export async function startBare(opts: {
+  path: string;
+  response: Uint8Array;
+  workers: string;
+  /** The minimal Authenticate's credential (`Bearer <token>`) and the digest of the one key it knows. */
+  minimal: { authorization: string; keyDigest: string };
+  nodeFlags: string[];
+}): Promise<BareServer> {
   const workers = opts.workers === "auto" ? availableParallelism() : Math.max(1, Number(opts.workers));
   const port = await freePort();
-  const child: ChildProcess = spawnTracked(process.execPath, [...(opts.nodeFlags ?? []), "--import", "tsx", "bench/lib/bare-grpc-server.ts"], {
+  const child: ChildProcess = spawnTracked(process.execPath, [...opts.nodeFlags, "--import", "tsx", "bench/lib/bare-grpc-server.ts"], {
     cwd: REPO,
     env: {
       ...process.env,
@@ -60,6 +70,9 @@ export async function startBare(opts: { path: string; response: Uint8Array; work
       BARE_PATH: opts.path,
       BARE_RESPONSE_HEX: Buffer.from(opts.response).toString("hex"),
       BARE_WORKERS: String(workers),
+      BARE_MINIMAL_PATH: MINIMAL_PATH,
+      BARE_AUTHORIZATION: opts.minimal.authorization,
+      BARE_KEY_DIGEST: opts.minimal.keyDigest,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
