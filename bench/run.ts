@@ -28,7 +28,7 @@ import { digestKey } from "../src/domain/key-format.js";
 import { type BareServer, MINIMAL_PATH, rawUnary, startBare } from "./lib/bare.js";
 import { grpcFrame, type H2loadCheck, h2loadGrpc } from "./lib/h2load.js";
 import { findTool, ghz, type GhzCall, type Measurement, wrk } from "./lib/load.js";
-import { cleanup, installCleanup, pinApart } from "./lib/proc.js";
+import { cleanup, installCleanup, pinApart, unpinLoad } from "./lib/proc.js";
 import { fmtInt, fmtMs, fmtRatio, mark, median, progress, type Row, rowsTable } from "./lib/report.js";
 import {
   authOutcomes,
@@ -77,6 +77,8 @@ const ENVOY_0 = "Envoy Check valid, charge=0";
 const ENVOY_1 = "Envoy Check valid, charge=1";
 const REST_LIST = "GET /v1/api-keys";
 const AT_80 = `${AUTH_VALID}, open loop at 80 % of its best req/s`;
+/** Suffix of the rows of the pinned section (pinnedRows). */
+const PINNED = ", pinned";
 const STORE_LABEL: Record<StoreKind, string> = { embedded: "embedded store (SQLite)", mongo: "MongoDB store" };
 const LIST_TARGET: Record<StoreKind, number> = { embedded: 0.5, mongo: 0.3 };
 const INTERNAL = { authorization: `Bearer ${INTERNAL_TOKEN}` };
@@ -289,25 +291,26 @@ function grpcSpecs(suffix = ""): RowSpec[] {
   ];
 }
 
-function grpcMoreSpecs(): RowSpec[] {
+function grpcMoreSpecs(suffix = ""): RowSpec[] {
+  const n = (name: string) => name + suffix;
   return [
     {
-      name: AUTH_CHARGE,
+      name: n(AUTH_CHARGE),
       port: GRPC_JS,
-      baseline: NOOP_GRPC,
+      baseline: n(NOOP_GRPC),
       minRatio: 0.7,
       vsLimit: true,
       run: h2("grpc", AUTHENTICATE_PATH, (b) => b.auth1, counted("valid")),
       after: (ctx) => checkStillCharging(ctx.server, ctx.fx),
     },
-    { name: AUTH_UNKNOWN, port: GRPC_JS, baseline: NOOP_GRPC, minRatio: 0.9, vsLimit: true, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.unknown, counted("unknown")) },
-    { name: AUTH_MALFORMED, port: GRPC_JS, baseline: NOOP_GRPC, minRatio: 0.9, vsLimit: true, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.malformed, counted("malformed")) },
+    { name: n(AUTH_UNKNOWN), port: GRPC_JS, baseline: n(NOOP_GRPC), minRatio: 0.9, vsLimit: true, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.unknown, counted("unknown")) },
+    { name: n(AUTH_MALFORMED), port: GRPC_JS, baseline: n(NOOP_GRPC), minRatio: 0.9, vsLimit: true, run: h2("grpc", AUTHENTICATE_PATH, (b) => b.malformed, counted("malformed")) },
     // Envoy ext_authz: the CheckRequest Envoy sends for `GET /orders`; the gateway counts it as an authentication.
-    { name: ENVOY_0, port: GRPC_JS, baseline: NOOP_GRPC, vsLimit: true, run: h2("grpc", ENVOY_PATH, (b) => b.envoy0, counted("valid")) },
+    { name: n(ENVOY_0), port: GRPC_JS, baseline: n(NOOP_GRPC), vsLimit: true, run: h2("grpc", ENVOY_PATH, (b) => b.envoy0, counted("valid")) },
     {
-      name: ENVOY_1,
+      name: n(ENVOY_1),
       port: GRPC_JS,
-      baseline: NOOP_GRPC,
+      baseline: n(NOOP_GRPC),
       vsLimit: true,
       run: h2("grpc", ENVOY_PATH, (b) => b.envoy1, counted("valid")),
       after: (ctx) => checkStillCharging(ctx.server, ctx.fx),
@@ -463,15 +466,15 @@ async function once(ctx: Ctx, specs: RowSpec[], before: Row[]): Promise<Row[]> {
  * BENCH_GHZ=1 ghz --rps at the same rate (a Go ticker's pacing, for comparison). Each h2load row's
  * note says how h2load's requests went out (arrivalBursts).
  */
-async function at80(ctx: Ctx, rows: Row[]): Promise<Row[]> {
-  const best = rows.filter((r) => r.name === AUTH_VALID && r.port === GRPC_JS).sort((a, b) => b.m.rps - a.m.rps)[0];
+async function at80(ctx: Ctx, rows: Row[], suffix = ""): Promise<Row[]> {
+  const best = rows.filter((r) => r.name === AUTH_VALID + suffix && r.port === GRPC_JS).sort((a, b) => b.m.rps - a.m.rps)[0];
   if (!best) return [];
   const rate = 0.8 * best.m.rps;
   const perClient = Math.max(1, Math.round(rate / Math.min(ctx.s.connections, best.concurrency)));
   const m = await h2("grpc", AUTHENTICATE_PATH, (b) => b.auth0, counted("valid"), true, () => rate)(ctx, best.concurrency, ctx.s.seconds);
   const sustained = m.rps >= 0.95 * rate;
   const row: Row = {
-    name: AT_80,
+    name: AT_80 + suffix,
     port: GRPC_JS,
     concurrency: best.concurrency,
     m,
@@ -485,7 +488,7 @@ async function at80(ctx: Ctx, rows: Row[]): Promise<Row[]> {
   // The same open-loop rate on the bare grpc-js server: the tail the transport has on its own here.
   const bm = await h2("bare", AUTHENTICATE_PATH, (b) => b.auth0, bareBytes, true, () => rate)(ctx, best.concurrency, ctx.s.seconds);
   const bareRow: Row = {
-    name: `${LIMIT}, open loop at the same rate`,
+    name: `${LIMIT}, open loop at the same rate${suffix}`,
     port: BARE,
     concurrency: best.concurrency,
     m: bm,
@@ -495,7 +498,7 @@ async function at80(ctx: Ctx, rows: Row[]): Promise<Row[]> {
   const out = [row, bareRow];
   if (ctx.s.ghz) {
     const gm = await ghzRun("grpc", AUTHENTICATE_GHZ, (fx) => ({ key: fx.validKey }), true, () => rate)(ctx, best.concurrency, ctx.s.seconds);
-    const ghzRow: Row = { name: `${AT_80}, ghz --rps`, port: GRPC_JS + GHZ, concurrency: best.concurrency, m: gm, note: `ghz --rps ${fmtInt(rate)}: the same rate, paced by ghz (no target; its CPU is the load tool's)` };
+    const ghzRow: Row = { name: `${AT_80}${suffix}, ghz --rps`, port: GRPC_JS + GHZ, concurrency: best.concurrency, m: gm, note: `ghz --rps ${fmtInt(rate)}: the same rate, paced by ghz (no target; its CPU is the load tool's)` };
     progress(ctx.section, ghzRow);
     out.push(ghzRow);
   }
@@ -536,6 +539,8 @@ async function withServers<T>(store: StoreKind, workers: string, s: Settings, fn
 interface Pass {
   store: StoreKind;
   rows: Row[];
+  /** The WORKERS=1 gRPC rows with the server pinned to CPU 0 and the load tool to the others. */
+  pinnedRows: Row[];
   workerRows: Row[];
   problems: string[];
 }
@@ -594,39 +599,67 @@ async function workerRows(store: StoreKind, s: Settings): Promise<{ rows: Row[];
   return { rows, problems };
 }
 
+/**
+ * The WORKERS=1 gRPC rows again on a fresh server, pinned: the server's and the bare server's
+ * process trees on CPU 0, the load tool on the other CPUs (taskset), so the server keeps its core
+ * as a one-CPU deployment would (its GC threads share that core too). Unpinned, the scheduler
+ * moves the server, its GC threads and the load tool across both cores from moment to moment.
+ * BENCH_PIN=0, or a one-CPU machine, leaves this section out.
+ */
+async function pinnedRows(store: StoreKind, s: Settings): Promise<{ rows: Row[]; problems: string[] }> {
+  if (!s.only.includes("grpc") || process.env.BENCH_PIN === "0") return { rows: [], problems: [] };
+  const { result: rows, problems } = await withServers(store, "1", s, async (ctx) => {
+    if (!pinApart([ctx.server.pid, ctx.bare.pid])) return [];
+    try {
+      const r = await alternate(ctx, [...grpcSpecs(PINNED), ...grpcMoreSpecs(PINNED)]);
+      r.push(...(await at80(ctx, r, PINNED)));
+      return r;
+    } finally {
+      unpinLoad();
+    }
+  });
+  return { rows, problems: problems.map((l) => `pinned: ${l}`) };
+}
+
 async function runPass(store: StoreKind, s: Settings): Promise<Pass> {
   const main = await mainRows(store, s);
+  const pinned = await pinnedRows(store, s);
   const workers = await workerRows(store, s);
-  return { store, rows: main.rows, workerRows: workers.rows, problems: [...main.problems, ...workers.problems] };
+  return { store, rows: main.rows, pinnedRows: pinned.rows, workerRows: workers.rows, problems: [...main.problems, ...pinned.problems, ...workers.problems] };
 }
 
 // --- output -----------------------------------------------------------------------------------------
 
 function targetsSummary(pass: Pass, s: Settings): string[] {
   const lines: string[] = [];
-  const all = [...pass.rows, ...pass.workerRows];
+  const all = [...pass.rows, ...pass.pinnedRows, ...pass.workerRows];
   const find = (name: string, port = GRPC_JS) => all.filter((r) => r.name === name && r.port === port);
   const item = (label: string, rows: Row[], f: (r: Row) => string) => rows.length && lines.push(`- ${label}: ${rows.map((r) => `${f(r)} at c=${r.concurrency}`).join(", ")}`);
   const md = (r: Row) => (r.mdRatio !== undefined ? ` (${fmtRatio(r.mdRatio)} of Health/Check with the same metadata)` : "");
   const both = (r: Row) => `${fmtRatio(r.ratio)} of Health/Check${md(r)}, ${fmtRatio(r.limitRatio)} of the limit ${mark(r.pass)}`;
   const ratio = (r: Row) => `${fmtRatio(r.ratio)}${md(r)} ${mark(r.pass)}`;
-  for (const w of ["1", s.workersAuto]) {
-    const suffix = w === "1" && pass.rows.some((r) => r.name === AUTH_VALID) ? "" : `, WORKERS=${w}`;
-    item(`WORKERS=${w}: Authenticate valid charge=0 ≥ 0.8× Health/Check (GRPC_PORT) and ≥ 0.65× the bare grpc-js limit`, find(AUTH_VALID + suffix), both);
-    item(`WORKERS=${w}: Health/Check over the bare grpc-js limit (no target; issue 17 measured 0.78×)`, find(NOOP_GRPC + suffix), (r) => fmtRatio(r.limitRatio));
+  // Unpinned WORKERS=1 (the main rows), the same rows pinned, and WORKERS=auto (valid, Health/Check, minimal only).
+  const variants: [label: string, suffix: string][] = [
+    ["WORKERS=1", pass.rows.some((r) => r.name === AUTH_VALID) ? "" : ", WORKERS=1"],
+    ["WORKERS=1 pinned", PINNED],
+    [`WORKERS=${s.workersAuto}`, `, WORKERS=${s.workersAuto}`],
+  ];
+  for (const [label, suffix] of variants) {
+    item(`${label}: Authenticate valid charge=0 ≥ 0.8× Health/Check (GRPC_PORT) and ≥ 0.65× the bare grpc-js limit`, find(AUTH_VALID + suffix), both);
+    item(`${label}: Health/Check over the bare grpc-js limit (no target; issue 17 measured 0.78×)`, find(NOOP_GRPC + suffix), (r) => fmtRatio(r.limitRatio));
     const valid = find(AUTH_VALID + suffix)[0];
-    item(`WORKERS=${w}: the minimal Authenticate on the bare server (no target: the least a correct Authenticate does on this transport)`, find(MINIMAL + suffix, BARE), (r) =>
+    item(`${label}: the minimal Authenticate on the bare server (no target: the least a correct Authenticate does on this transport)`, find(MINIMAL + suffix, BARE), (r) =>
       `${fmtRatio(r.ratio)} of Health/Check, ${fmtRatio(r.limitRatio)} of the limit${valid ? `; Authenticate valid charge=0 does ${fmtRatio(valid.m.rps / r.m.rps)} of its req/s` : ""}`);
+    item(`${label}: Authenticate valid charge=1 ≥ 0.7×`, find(AUTH_CHARGE + suffix), ratio);
+    item(`${label}: Authenticate unknown ≥ 0.9×`, find(AUTH_UNKNOWN + suffix), ratio);
+    item(`${label}: Authenticate malformed ≥ 0.9×`, find(AUTH_MALFORMED + suffix), ratio);
+    const p80 = find(AT_80 + suffix)[0];
+    const bare80 = find(`${LIMIT}, open loop at the same rate${suffix}`, BARE)[0];
+    const bareTail = bare80 ? `; the bare grpc-js server at the same rate: p99 ${fmtMs(bare80.m.p99Ms)} ms at ${fmtInt(bare80.m.rps)} req/s` : "";
+    const b80 = p80?.m.bursts;
+    const burstTail = b80 ? `; h2load sent bursts of ${fmtInt(b80.medianSize)} requests (median) every ${fmtMs(b80.medianSpacingMs)} ms` : "";
+    if (p80) lines.push(`- ${label}: p99 < 5 ms at 80 % of the best Authenticate rate (open loop): p99 ${fmtMs(p80.m.p99Ms)} ms at ${fmtInt(p80.m.rps)} req/s (c=${p80.concurrency}) ${mark(p80.pass)}${bareTail}${burstTail}`);
   }
-  item("Authenticate valid charge=1 ≥ 0.7×", find(AUTH_CHARGE), ratio);
-  item("Authenticate unknown ≥ 0.9×", find(AUTH_UNKNOWN), ratio);
-  item("Authenticate malformed ≥ 0.9×", find(AUTH_MALFORMED), ratio);
-  const p80 = find(AT_80)[0];
-  const bare80 = find(`${LIMIT}, open loop at the same rate`, BARE)[0];
-  const bareTail = bare80 ? `; the bare grpc-js server at the same rate: p99 ${fmtMs(bare80.m.p99Ms)} ms at ${fmtInt(bare80.m.rps)} req/s` : "";
-  const b80 = p80?.m.bursts;
-  const burstTail = b80 ? `; h2load sent bursts of ${fmtInt(b80.medianSize)} requests (median) every ${fmtMs(b80.medianSpacingMs)} ms` : "";
-  if (p80) lines.push(`- p99 < 5 ms at 80 % of the best Authenticate rate (open loop): p99 ${fmtMs(p80.m.p99Ms)} ms at ${fmtInt(p80.m.rps)} req/s (c=${p80.concurrency}) ${mark(p80.pass)}${bareTail}${burstTail}`);
   // WORKERS scaling (issue 6): WORKERS=auto's Authenticate over WORKERS=1's, same tool and c.
   for (const [name, target] of [[AUTH_VALID, 1.6], [NOOP_GRPC, undefined], [LIMIT, undefined]] as const) {
     const auto = all.find((r) => r.name === `${name}, WORKERS=${s.workersAuto}` && (r.port === GRPC_JS || r.port === BARE));
@@ -652,7 +685,7 @@ function storeComparison(passes: Pass[]): string[] {
   const mongo = passes.find((p) => p.store === "mongo");
   if (!emb || !mongo) return [];
   const lines: string[] = [];
-  const rows = (p: Pass) => [...p.rows, ...p.workerRows].filter((r) => r.name.startsWith("Authenticate") || r.name.startsWith("Envoy"));
+  const rows = (p: Pass) => [...p.rows, ...p.pinnedRows, ...p.workerRows].filter((r) => r.name.startsWith("Authenticate") || r.name.startsWith("Envoy"));
   for (const m of rows(mongo)) {
     const e = rows(emb).find((r) => r.name === m.name && r.port === m.port && r.concurrency === m.concurrency);
     if (!e) continue;
@@ -687,6 +720,7 @@ function render(passes: Pass[], s: Settings, header: string[], loadStart: number
   for (const p of passes) {
     out.push("", `## ${STORE_LABEL[p.store]}`, "", "Targets (issue 17; WORKERS scaling from issue 6):", "", ...targetsSummary(p, s));
     if (p.rows.length) out.push("", rowsTable(p.rows));
+    if (p.pinnedRows.length) out.push("", "WORKERS=1 pinned (a fresh server; it and the bare server on CPU 0, the load tool on the other CPUs):", "", rowsTable(p.pinnedRows));
     if (p.workerRows.length) out.push("", `WORKERS=${s.workersAuto} (a fresh server, and the bare limit under node:cluster with as many workers):`, "", rowsTable(p.workerRows));
     if (p.problems.length) out.push("", "Server warnings/errors during the pass:", "", ...p.problems.slice(0, 20).map((l) => `    ${l.slice(0, 300)}`));
   }

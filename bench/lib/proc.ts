@@ -254,4 +254,9 @@ export function pinApart(serverPids: number[]): boolean {
   return true;
 }
 
+/** Load tools run on every CPU again (the pinned servers are stopped, or stay where they are). */
+export function unpinLoad(): void {
+  loadCpus = null;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
