@@ -167,7 +167,6 @@ async function checkGrpcAnswers(server: BenchServer, b: Bodies): Promise<Answers
   return { healthOkBytes, authResponse };
 }
 
-/** The bare grpc-js server answers the very request Authenticate gets with the real server's answer. */
 /**
  * The bare grpc-js server answers the very request Authenticate gets with the real server's answer,
  * and so does its minimal Authenticate for the bench's valid key (and refuses a call without the
@@ -713,7 +712,7 @@ function render(passes: Pass[], s: Settings, header: string[], loadStart: number
       `${s.ghz ? "; ghz rows (BENCH_GHZ=1) once each, same c and connections" : ""}; HTTP/1.1 rows: wrk, ${process.env.BENCH_WRK_THREADS ?? 2} threads, c = ${s.httpConcurrency.join(", ")} keep-alive connections`,
     `- server: \`node ${startFlags().join(" ")} --import tsx src/main.ts\` (npm start's flags), HOST=127.0.0.1, LOG_LEVEL=warn, RATE_LIMIT_CAPACITY=RATE_LIMIT_REFILL_PER_SEC=${HUGE_LIMIT} ` +
       `(and SetRateLimit to the same for the bench customers), WORKERS=1 except in the workers table; ` +
-      "the bare grpc-js limit: bench/lib/bare-grpc-server.ts, one process (node:cluster with the same worker count in the workers table)",
+      "the bare grpc-js limit and the minimal Authenticate: bench/lib/bare-grpc-server.ts with the same node flags, one process (node:cluster with the same worker count in the workers table)",
     "- server CPU % is of one core (200 % = both cores of a 2-core machine), summed over the server's (or the bare server's) process tree; " +
       "RSS is the peak of the tree's summed VmRSS during the row; load tool CPU % is the tool's own (h2load, ghz or wrk)",
   ];
