@@ -169,19 +169,29 @@ async function checkGrpcAnswers(server: BenchServer, b: Bodies): Promise<Answers
 
 /**
  * The bare grpc-js server answers the very request Authenticate gets with the real server's answer,
- * and so does its minimal Authenticate for the bench's valid key (and refuses a call without the
- * internal credential). It runs with npm start's node flags, as the server does.
+ * and so does its minimal Authenticate for the bench's valid key (it denies the unknown key as
+ * UNKNOWN and refuses a call without the internal credential). It runs with npm start's node
+ * flags, as the server does.
  */
 async function startCheckedBare(workers: string, answers: Answers, b: Bodies, fx: Fixture, extraFlags: string[] = []): Promise<BareServer> {
   const minimal = { authorization: INTERNAL.authorization, keyDigest: digestKey(fx.validKey) };
   const bare = await startBare({ path: AUTHENTICATE_PATH, response: answers.authResponse, workers, minimal, nodeFlags: [...startFlags(), ...extraFlags] });
+  const at = `127.0.0.1:${bare.port}`;
+  type Answer = Awaited<ReturnType<typeof rawUnary>>;
+  const isValidAnswer = (r: Answer) => r.code === 0 && r.bytes.equals(Buffer.from(answers.authResponse));
+  const isUnknownDenial = (r: Answer) => {
+    if (r.code !== 0) return false;
+    const m = fromBinary(AuthenticateResponseSchema, r.bytes);
+    return !m.valid && m.denialReason === DenialReason.UNKNOWN;
+  };
   const checks = [
-    { what: "the bare grpc-js server", r: await rawUnary(`127.0.0.1:${bare.port}`, AUTHENTICATE_PATH, unframe(b.auth0), INTERNAL), code: 0 },
-    { what: "the minimal Authenticate", r: await rawUnary(`127.0.0.1:${bare.port}`, MINIMAL_PATH, unframe(b.auth0), INTERNAL), code: 0 },
-    { what: "the minimal Authenticate without the internal credential", r: await rawUnary(`127.0.0.1:${bare.port}`, MINIMAL_PATH, unframe(b.auth0), {}), code: 16 },
+    { what: "the bare grpc-js server", r: await rawUnary(at, AUTHENTICATE_PATH, unframe(b.auth0), INTERNAL), ok: isValidAnswer },
+    { what: "the minimal Authenticate", r: await rawUnary(at, MINIMAL_PATH, unframe(b.auth0), INTERNAL), ok: isValidAnswer },
+    { what: "the minimal Authenticate for an unknown key", r: await rawUnary(at, MINIMAL_PATH, unframe(b.unknown), INTERNAL), ok: isUnknownDenial },
+    { what: "the minimal Authenticate without the internal credential", r: await rawUnary(at, MINIMAL_PATH, unframe(b.auth0), {}), ok: (r: Answer) => r.code === 16 },
   ];
-  for (const { what, r, code } of checks) {
-    if (r.code !== code || (code === 0 && !r.bytes.equals(Buffer.from(answers.authResponse)))) {
+  for (const { what, r, ok } of checks) {
+    if (!ok(r)) {
       await bare.stop();
       throw new Error(`sanity check failed: ${what} answered ${JSON.stringify({ code: r.code, details: r.details, bytes: r.bytes.toString("hex") })}`);
     }
@@ -608,7 +618,10 @@ async function workerRows(store: StoreKind, s: Settings): Promise<{ rows: Row[];
 async function pinnedRows(store: StoreKind, s: Settings): Promise<{ rows: Row[]; problems: string[] }> {
   if (!s.only.includes("grpc") || process.env.BENCH_PIN === "0") return { rows: [], problems: [] };
   const { result: rows, problems } = await withServers(store, "1", s, async (ctx) => {
-    if (!pinApart([ctx.server.pid, ctx.bare.pid])) return [];
+    if (!pinApart([ctx.server.pid, ctx.bare.pid])) {
+      process.stderr.write("bench: could not pin the servers (taskset failed): the pinned section is left out\n");
+      return [];
+    }
     try {
       const r = await alternate(ctx, [...grpcSpecs(PINNED), ...grpcMoreSpecs(PINNED)]);
       r.push(...(await at80(ctx, r, PINNED)));

@@ -8,7 +8,7 @@
  * Beside it, at BARE_MINIMAL_PATH, the **minimal Authenticate**: the least any correct Authenticate
  * does on this transport, and nothing else. It checks the caller's `authorization` metadata against
  * the internal token in constant time, decodes the AuthenticateRequest (protobuf-es), hashes the
- * key (SHA-256) and looks the digest up in a Map, then answers the real server's pre-encoded valid
+ * key (SHA-256, our digestKey) and looks the digest up in a Map, then answers the real server's pre-encoded valid
  * answer on a hit and a fixed UNKNOWN denial on a miss. No validation of the other fields, no
  * expiry, revocation, scopes, usage, audit, metrics or context: a floor for our Authenticate on the
  * same transport (no target; bench/README.md).
@@ -30,13 +30,14 @@
  * `bare-grpc ready <pid>` once it listens; SIGTERM stops it (and, in the primary, the workers).
  */
 import cluster from "node:cluster";
-import { hash, timingSafeEqual } from "node:crypto";
-import { fromBinary } from "@bufbuild/protobuf";
+import { timingSafeEqual } from "node:crypto";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { type AuthenticateRequest, AuthenticateRequestSchema } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { type AuthenticateRequest, AuthenticateRequestSchema, AuthenticateResponseSchema, DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import { digestKey } from "../../src/domain/key-format.js";
 
-/** AuthenticateResponse { valid: false, denial_reason: UNKNOWN }. */
-const UNKNOWN_ANSWER = Buffer.from([0x10, 0x02]);
+/** The minimal Authenticate's answer to a key it does not know, encoded once. */
+const UNKNOWN_ANSWER = Buffer.from(toBinary(AuthenticateResponseSchema, create(AuthenticateResponseSchema, { valid: false, denialReason: DenialReason.UNKNOWN })));
 
 const port = Number(process.env.BARE_PORT);
 const path = process.env.BARE_PATH ?? "/bare.v1.Bare/Call";
@@ -73,7 +74,7 @@ if (workers > 1 && cluster.isPrimary) {
       callback({ code: grpc.status.UNAUTHENTICATED, details: "internal credential required" });
       return;
     }
-    callback(null, known.get(hash("sha256", call.request.key, "hex")) ?? UNKNOWN_ANSWER);
+    callback(null, known.get(digestKey(call.request.key)) ?? UNKNOWN_ANSWER);
   };
   if (minimalPath) server.register(minimalPath, minimal, identity, (b: Buffer) => fromBinary(AuthenticateRequestSchema, b), "unary");
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
