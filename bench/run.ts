@@ -56,6 +56,7 @@ const GRPC_JS = "GRPC_PORT (grpc-js)";
 const CONNECT = "PORT (connect-node)";
 const GHZ = ", ghz";
 const BARE = "own process (grpc-js)";
+const BARE_HTTP = "own process (node:http)";
 const HTTP1 = "PORT (HTTP/1.1)";
 const AUTHZ = "AUTHZ_PORT (HTTP/1.1)";
 const LIMIT = "bare grpc-js limit";
@@ -69,6 +70,8 @@ const NOOP_GRPC_MD = "Health/Check with Authenticate's metadata";
 /** The least a correct Authenticate does, on the bare grpc-js server (bench/lib/bare-grpc-server.ts). */
 const MINIMAL = "minimal Authenticate (token check, decode, SHA-256, Map lookup) on the bare server";
 const NOOP_HTTP = "GET /healthz";
+/** The least a correct GET /v1/api-keys does on the embedded store, on the bare node:http server (bench/lib/bare-http.ts). */
+const MINIMAL_LIST = "minimal list (Bearer, SHA-256, Map lookup, SQLite freshness check, the page) on the bare server";
 const AUTH_VALID = "Authenticate valid, charge=0";
 const AUTH_CHARGE = "Authenticate valid, charge=1";
 const AUTH_UNKNOWN = "Authenticate unknown key";
@@ -170,12 +173,16 @@ async function checkGrpcAnswers(server: BenchServer, b: Bodies): Promise<Answers
 /**
  * The bare grpc-js server answers the very request Authenticate gets with the real server's answer,
  * and so does its minimal Authenticate for the bench's valid key (it denies the unknown key as
- * UNKNOWN and refuses a call without the internal credential). It runs with npm start's node
- * flags, as the server does.
+ * UNKNOWN and refuses a call without the internal credential). Its node:http twin answers
+ * /healthz with our bytes and the minimal list with the real server's page for the same key (401
+ * without it). It runs with npm start's node flags, as the server does.
  */
-async function startCheckedBare(workers: string, answers: Answers, b: Bodies, fx: Fixture, extraFlags: string[] = []): Promise<BareServer> {
+async function startCheckedBare(server: BenchServer, workers: string, answers: Answers, b: Bodies, fx: Fixture, extraFlags: string[] = []): Promise<BareServer> {
   const minimal = { authorization: INTERNAL.authorization, keyDigest: digestKey(fx.validKey) };
-  const bare = await startBare({ path: AUTHENTICATE_PATH, response: answers.authResponse, workers, minimal, nodeFlags: [...startFlags(), ...extraFlags] });
+  const list = (base: string, authorization?: string) => fetch(`${base}/v1/api-keys`, { headers: authorization ? { authorization } : {} });
+  const page = Buffer.from(await (await list(server.url, `Bearer ${fx.validKey}`)).arrayBuffer());
+  const healthz = Buffer.from(await (await fetch(`${server.url}/healthz`)).arrayBuffer());
+  const bare = await startBare({ path: AUTHENTICATE_PATH, response: answers.authResponse, workers, minimal, page, nodeFlags: [...startFlags(), ...extraFlags] });
   const at = `127.0.0.1:${bare.port}`;
   type Answer = Awaited<ReturnType<typeof rawUnary>>;
   const isValidAnswer = (r: Answer) => r.code === 0 && r.bytes.equals(Buffer.from(answers.authResponse));
@@ -194,6 +201,22 @@ async function startCheckedBare(workers: string, answers: Answers, b: Bodies, fx
     if (!ok(r)) {
       await bare.stop();
       throw new Error(`sanity check failed: ${what} answered ${JSON.stringify({ code: r.code, details: r.details, bytes: r.bytes.toString("hex") })}`);
+    }
+  }
+  const http = `http://127.0.0.1:${bare.httpPort}`;
+  const answer = async (res: Promise<Response>) => {
+    const r = await res;
+    return { status: r.status, body: Buffer.from(await r.arrayBuffer()) };
+  };
+  const httpChecks = [
+    { what: "the bare GET /healthz", r: await answer(fetch(`${http}/healthz`)), want: { status: 200, body: healthz } },
+    { what: "the minimal list", r: await answer(list(http, `Bearer ${fx.validKey}`)), want: { status: 200, body: page } },
+    { what: "the minimal list for an unknown key", r: await answer(list(http, `Bearer ${fx.unknownKey}`)), want: { status: 401, body: Buffer.alloc(0) } },
+  ];
+  for (const { what, r, want } of httpChecks) {
+    if (r.status !== want.status || !r.body.equals(want.body)) {
+      await bare.stop();
+      throw new Error(`sanity check failed: ${what} answered ${r.status} ${r.body.toString().slice(0, 200)}`);
     }
   }
   return bare;
@@ -254,9 +277,10 @@ function ghzRun(port: "grpc" | "http", call: string, data: (fx: Fixture) => unkn
   };
 }
 
-function wrkRun(req: (ctx: Ctx) => Parameters<typeof wrk>[1]): Run {
+/** An HTTP/1.1 row driven by wrk, on the server or (its CPU measured instead) the bare server. */
+function wrkRun(req: (ctx: Ctx) => Parameters<typeof wrk>[1], where: "server" | "bare" = "server"): Run {
   return async (ctx, c, seconds) => {
-    const m = await wrk(ctx.server.pid, req(ctx), { connections: c, seconds });
+    const m = await wrk(where === "bare" ? ctx.bare.pid : ctx.server.pid, req(ctx), { connections: c, seconds });
     assertAlive(ctx);
     return m;
   };
@@ -357,7 +381,21 @@ function connectSpecs(ghzToo: boolean): { alternated: RowSpec[]; once: RowSpec[]
   };
 }
 
+const bareHttp = (ctx: Ctx) => `http://127.0.0.1:${ctx.bare.httpPort}`;
+
 function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] } {
+  // The bare node:http rows: its /healthz, and the minimal list, a floor for the embedded store's list.
+  const bare: RowSpec[] = [
+    { name: NOOP_HTTP, port: BARE_HTTP, http: true, run: wrkRun((ctx) => ({ url: `${bareHttp(ctx)}/healthz` }), "bare") },
+    {
+      name: MINIMAL_LIST,
+      port: BARE_HTTP,
+      http: true,
+      baseline: NOOP_HTTP,
+      baselinePort: HTTP1,
+      run: wrkRun((ctx) => ({ url: `${bareHttp(ctx)}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` }), "bare"),
+    },
+  ];
   return {
     alternated: [
       { name: NOOP_HTTP, port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/healthz` })) },
@@ -369,6 +407,7 @@ function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] }
         minRatio: LIST_TARGET[store],
         run: wrkRun((ctx) => ({ url: `${ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` })),
       },
+      ...(store === "embedded" ? bare : []),
       // Forward-auth /check (nginx auth_request, Caddy forward_auth) against the same port's /healthz.
       { name: NOOP_HTTP, port: AUTHZ, http: true, run: wrkRun((ctx) => ({ url: `http://127.0.0.1:${ctx.server.authzPort}/healthz` })) },
       { name: "forward-auth /check valid, charge=0", port: AUTHZ, http: true, baseline: NOOP_HTTP, run: forwardAuth("0") },
@@ -531,7 +570,7 @@ async function withServers<T>(store: StoreKind, workers: string, s: Settings, fn
     const fx = await provision(server);
     const b = bodies(fx);
     const answers = await checkGrpcAnswers(server, b);
-    bare = await startCheckedBare(workers, answers, b, fx);
+    bare = await startCheckedBare(server, workers, answers, b, fx);
     const result = await fn({ server, fx, b, answers, bare, store, section, s });
     await bare.stop();
     const code = await server.stop();
@@ -683,6 +722,12 @@ function targetsSummary(pass: Pass, s: Settings): string[] {
     }
   }
   item(`REST list ≥ ${LIST_TARGET[pass.store]}× GET /healthz`, find(REST_LIST, HTTP1), ratio);
+  const list = find(REST_LIST, HTTP1)[0];
+  const bareHealthz = find(NOOP_HTTP, BARE_HTTP)[0];
+  const perRound = (a: Row, b: Row) => median(a.roundsRps!.map((x, i) => x / b.roundsRps![i]!));
+  item("REST list: the minimal list on the bare node:http server (no target: the least a correct list does on the embedded store)", find(MINIMAL_LIST, BARE_HTTP), (r) =>
+    `${fmtRatio(r.ratio)} of GET /healthz${bareHealthz ? `, ${fmtRatio(perRound(r, bareHealthz))} of the bare server's GET /healthz` : ""}${list ? `; GET /v1/api-keys does ${fmtRatio(perRound(list, r))} of its req/s` : ""}`);
+  if (bareHealthz) item("GET /healthz over the bare node:http server's (no target)", find(NOOP_HTTP, HTTP1), (r) => fmtRatio(perRound(r, bareHealthz)));
   item("Envoy Check valid charge=0 over Health/Check (issue 15, no target)", find(ENVOY_0), (r) => fmtRatio(r.ratio));
   item("Envoy Check valid charge=1 over Health/Check", find(ENVOY_1), (r) => fmtRatio(r.ratio));
   item("forward-auth /check charge=0 over AUTHZ_PORT's GET /healthz (issue 15, no target)", find("forward-auth /check valid, charge=0", AUTHZ), (r) => fmtRatio(r.ratio));
@@ -725,7 +770,7 @@ function render(passes: Pass[], s: Settings, header: string[], loadStart: number
       `${s.ghz ? "; ghz rows (BENCH_GHZ=1) once each, same c and connections" : ""}; HTTP/1.1 rows: wrk, ${process.env.BENCH_WRK_THREADS ?? 2} threads, c = ${s.httpConcurrency.join(", ")} keep-alive connections`,
     `- server: \`node ${startFlags().join(" ")} --import tsx src/main.ts\` (npm start's flags), HOST=127.0.0.1, LOG_LEVEL=warn, RATE_LIMIT_CAPACITY=RATE_LIMIT_REFILL_PER_SEC=${HUGE_LIMIT} ` +
       `(and SetRateLimit to the same for the bench customers), WORKERS=1 except in the workers table; ` +
-      "the bare grpc-js limit and the minimal Authenticate: bench/lib/bare-grpc-server.ts with the same node flags, one process (node:cluster with the same worker count in the workers table)",
+      "the bare grpc-js limit and the minimal Authenticate: bench/lib/bare-grpc-server.ts with the same node flags, one process (node:cluster with the same worker count in the workers table); the bare GET /healthz and the minimal list: bench/lib/bare-http.ts in that process, on a port of its own",
     "- server CPU % is of one core (200 % = both cores of a 2-core machine), summed over the server's (or the bare server's) process tree; " +
       "RSS is the peak of the tree's summed VmRSS during the row; load tool CPU % is the tool's own (h2load, ghz or wrk)",
   ];
@@ -763,6 +808,7 @@ const PROFILE_ROWS: Record<string, ProfileRow> = {
   minimal: { name: MINIMAL, where: "bare", port: BARE, run: h2("bare", MINIMAL_PATH, (b) => b.auth0, bareBytes) },
   list: { name: REST_LIST, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` })) },
   healthz: { name: NOOP_HTTP, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/healthz` })) },
+  minimallist: { name: MINIMAL_LIST, where: "bare", port: BARE_HTTP, http: true, run: wrkRun((ctx) => ({ url: `${bareHttp(ctx)}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` }), "bare") },
 };
 
 /**
@@ -793,7 +839,7 @@ async function profileRun(s: Settings): Promise<void> {
     const b = bodies(fx);
     const answers = await checkGrpcAnswers(server, b);
     if (spec.where === "bare") spawned = performance.now();
-    bare = await startCheckedBare("1", answers, b, fx, spec.where === "bare" ? profFlags : []);
+    bare = await startCheckedBare(server, "1", answers, b, fx, spec.where === "bare" ? profFlags : []);
     const ctx: Ctx = { server, fx, b, answers, bare, store: s.stores[0]!, section: `profile (${spec.name})`, s };
     const c = spec.http ? s.httpConcurrency[0]! : s.concurrency[0]!;
     const run = spec.run;

@@ -24,10 +24,15 @@
  *   BARE_MINIMAL_PATH  the minimal Authenticate's path
  *   BARE_AUTHORIZATION the `authorization` value the minimal Authenticate accepts (Bearer <token>)
  *   BARE_KEY_DIGEST    the SHA-256 (hex) of the one key the minimal Authenticate knows
+ *   BARE_HTTP_PORT     if set, the bare HTTP/1.1 server on this port too (bench/lib/bare-http.ts:
+ *                      GET /healthz and the minimal list of BARE_KEY_DIGEST's customer)
+ *   BARE_PAGE_HEX      the minimal list's page (the real server's answer to the same request)
+ *   BARE_DIR           a directory for the minimal list's SQLite file
  *
  * Server options are the ones src/transport/grpc/grpc-js-server.ts sets (channelz off, 256 streams
  * per connection), so the limit is that of the same transport configuration. Each worker prints
- * `bare-grpc ready <pid>` once it listens; SIGTERM stops it (and, in the primary, the workers).
+ * `bare-grpc ready <pid>` once it listens (on both ports); SIGTERM stops it (and, in the primary,
+ * the workers).
  */
 import cluster from "node:cluster";
 import { timingSafeEqual } from "node:crypto";
@@ -35,6 +40,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { type AuthenticateRequest, AuthenticateRequestSchema, AuthenticateResponseSchema, DenialReason } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import { digestKey } from "../../src/domain/key-format.js";
+import { listenBareHttp } from "./bare-http.js";
 
 /** The minimal Authenticate's answer to a key it does not know, encoded once. */
 const UNKNOWN_ANSWER = Buffer.from(toBinary(AuthenticateResponseSchema, create(AuthenticateResponseSchema, { valid: false, denialReason: DenialReason.UNKNOWN })));
@@ -77,13 +83,20 @@ if (workers > 1 && cluster.isPrimary) {
     callback(null, known.get(digestKey(call.request.key)) ?? UNKNOWN_ANSWER);
   };
   if (minimalPath) server.register(minimalPath, minimal, identity, (b: Buffer) => fromBinary(AuthenticateRequestSchema, b), "unary");
+  const httpPort = Number(process.env.BARE_HTTP_PORT ?? "0");
+  let listening = httpPort > 0 ? 2 : 1;
+  const ready = () => --listening === 0 && process.stdout.write(`bare-grpc ready ${process.pid}\n`);
   server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) => {
     if (err) {
       process.stderr.write(`bare-grpc: ${err.message}\n`);
       process.exit(1);
     }
-    process.stdout.write(`bare-grpc ready ${process.pid}\n`);
+    ready();
   });
+  if (httpPort > 0) {
+    const page = Buffer.from(process.env.BARE_PAGE_HEX ?? "", "hex");
+    listenBareHttp({ port: httpPort, keyDigest: process.env.BARE_KEY_DIGEST ?? "", page, dir: process.env.BARE_DIR ?? "." }, ready);
+  }
   process.on("SIGTERM", () => {
     server.forceShutdown();
     process.exit(0);

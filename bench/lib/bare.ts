@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { availableParallelism } from "node:os";
 import * as grpc from "@grpc/grpc-js";
 import { freePort } from "../../test/helpers/loopback.js";
-import { killTree, sleep, spawnTracked } from "./proc.js";
+import { killTree, removeDir, sleep, spawnTracked, tempDir } from "./proc.js";
 import { REPO } from "./server.js";
 
 /**
@@ -41,6 +41,8 @@ export function rawUnary(target: string, path: string, request: Uint8Array, meta
 
 export interface BareServer {
   port: number;
+  /** The bare HTTP/1.1 server's port (bench/lib/bare-http.ts). */
+  httpPort: number;
   pid: number;
   workers: number;
   alive(): boolean;
@@ -50,17 +52,24 @@ export interface BareServer {
 /** The bare server's minimal Authenticate (bench/lib/bare-grpc-server.ts): a name of its own, not our API. */
 export const MINIMAL_PATH = "/bare.v1.Bare/MinimalAuthenticate";
 
-/** Starts bench/lib/bare-grpc-server.ts (`workers` = "auto" → one per core, as WORKERS=auto). */
+/**
+ * Starts bench/lib/bare-grpc-server.ts (`workers` = "auto" → one per core, as WORKERS=auto), with
+ * the bare HTTP/1.1 server of bench/lib/bare-http.ts on a second port.
+ */
 export async function startBare(opts: {
   path: string;
   response: Uint8Array;
   workers: string;
   /** The minimal Authenticate's credential (`Bearer <token>`) and the digest of the one key it knows. */
   minimal: { authorization: string; keyDigest: string };
+  /** The minimal list's page: the real server's GET /v1/api-keys body for the same key. */
+  page: Uint8Array;
   nodeFlags: string[];
 }): Promise<BareServer> {
   const workers = opts.workers === "auto" ? availableParallelism() : Math.max(1, Number(opts.workers));
   const port = await freePort();
+  const httpPort = await freePort();
+  const dir = tempDir("zpk-bench-bare-");
   const child: ChildProcess = spawnTracked(process.execPath, [...opts.nodeFlags, "--import", "tsx", "bench/lib/bare-grpc-server.ts"], {
     cwd: REPO,
     env: {
@@ -73,6 +82,9 @@ export async function startBare(opts: {
       BARE_MINIMAL_PATH: MINIMAL_PATH,
       BARE_AUTHORIZATION: opts.minimal.authorization,
       BARE_KEY_DIGEST: opts.minimal.keyDigest,
+      BARE_HTTP_PORT: String(httpPort),
+      BARE_PAGE_HEX: Buffer.from(opts.page).toString("hex"),
+      BARE_DIR: dir,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -92,15 +104,18 @@ export async function startBare(opts: {
   }
   return {
     port,
+    httpPort,
     pid: child.pid!,
     workers,
     alive,
     async stop() {
-      if (!alive()) return;
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => killTree(child), 10_000);
-      await exited;
-      clearTimeout(timer);
+      if (alive()) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => killTree(child), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      removeDir(dir);
     },
   };
 }
