@@ -383,6 +383,10 @@ function connectSpecs(ghzToo: boolean): { alternated: RowSpec[]; once: RowSpec[]
 
 const bareHttp = (ctx: Ctx) => `http://127.0.0.1:${ctx.bare.httpPort}`;
 
+/** GET /v1/api-keys with the bench customer's key: our list, or the bare server's minimal list. */
+const listRun = (where: "server" | "bare" = "server") =>
+  wrkRun((ctx) => ({ url: `${where === "bare" ? bareHttp(ctx) : ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` }), where);
+
 function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] } {
   // The bare node:http rows: its /healthz, and the minimal list, a floor for the embedded store's list.
   const bare: RowSpec[] = [
@@ -393,7 +397,7 @@ function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] }
       http: true,
       baseline: NOOP_HTTP,
       baselinePort: HTTP1,
-      run: wrkRun((ctx) => ({ url: `${bareHttp(ctx)}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` }), "bare"),
+      run: listRun("bare"),
     },
   ];
   return {
@@ -405,7 +409,7 @@ function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] }
         http: true,
         baseline: NOOP_HTTP,
         minRatio: LIST_TARGET[store],
-        run: wrkRun((ctx) => ({ url: `${ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` })),
+        run: listRun(),
       },
       ...(store === "embedded" ? bare : []),
       // Forward-auth /check (nginx auth_request, Caddy forward_auth) against the same port's /healthz.
@@ -806,9 +810,9 @@ const PROFILE_ROWS: Record<string, ProfileRow> = {
   health: { name: NOOP_GRPC, where: "server", port: GRPC_JS, run: h2("grpc", HEALTH_PATH, (b) => b.health, healthBytes("grpc"), false) },
   bare: { name: LIMIT, where: "bare", port: BARE, run: h2("bare", AUTHENTICATE_PATH, (b) => b.auth0, bareBytes) },
   minimal: { name: MINIMAL, where: "bare", port: BARE, run: h2("bare", MINIMAL_PATH, (b) => b.auth0, bareBytes) },
-  list: { name: REST_LIST, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` })) },
+  list: { name: REST_LIST, where: "server", port: HTTP1, http: true, run: listRun() },
   healthz: { name: NOOP_HTTP, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/healthz` })) },
-  minimallist: { name: MINIMAL_LIST, where: "bare", port: BARE_HTTP, http: true, run: wrkRun((ctx) => ({ url: `${bareHttp(ctx)}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` }), "bare") },
+  minimallist: { name: MINIMAL_LIST, where: "bare", port: BARE_HTTP, http: true, run: listRun("bare") },
 };
 
 /**
