@@ -29,7 +29,7 @@ import { type BareServer, MINIMAL_PATH, rawUnary, startBare } from "./lib/bare.j
 import { grpcFrame, type H2loadCheck, h2loadGrpc } from "./lib/h2load.js";
 import { findTool, ghz, type GhzCall, type Measurement, wrk } from "./lib/load.js";
 import { cleanup, installCleanup, pinApart, unpinLoad } from "./lib/proc.js";
-import { fmtInt, fmtMs, fmtRatio, mark, median, progress, type Row, rowsTable } from "./lib/report.js";
+import { fmtInt, fmtMs, fmtRatio, mark, median, progress, roundRatio, type Row, rowsTable } from "./lib/report.js";
 import {
   authOutcomes,
   type BenchServer,
@@ -704,7 +704,7 @@ function targetsSummary(pass: Pass, s: Settings): string[] {
     item(`${label}: Health/Check over the bare grpc-js limit (no target; issue 17 measured 0.78×)`, find(NOOP_GRPC + suffix), (r) => fmtRatio(r.limitRatio));
     const valid = find(AUTH_VALID + suffix)[0];
     item(`${label}: the minimal Authenticate on the bare server (no target: the least a correct Authenticate does on this transport)`, find(MINIMAL + suffix, BARE), (r) =>
-      `${fmtRatio(r.ratio)} of Health/Check, ${fmtRatio(r.limitRatio)} of the limit${valid ? `; Authenticate valid charge=0 does ${fmtRatio(valid.m.rps / r.m.rps)} of its req/s` : ""}`);
+      `${fmtRatio(r.ratio)} of Health/Check, ${fmtRatio(r.limitRatio)} of the limit${valid ? `; Authenticate valid charge=0 does ${fmtRatio(roundRatio(valid, r))} of its req/s` : ""}`);
     item(`${label}: Authenticate valid charge=1 ≥ 0.7×`, find(AUTH_CHARGE + suffix), ratio);
     item(`${label}: Authenticate unknown ≥ 0.9×`, find(AUTH_UNKNOWN + suffix), ratio);
     item(`${label}: Authenticate malformed ≥ 0.9×`, find(AUTH_MALFORMED + suffix), ratio);
@@ -728,10 +728,9 @@ function targetsSummary(pass: Pass, s: Settings): string[] {
   item(`REST list ≥ ${LIST_TARGET[pass.store]}× GET /healthz`, find(REST_LIST, HTTP1), ratio);
   const list = find(REST_LIST, HTTP1)[0];
   const bareHealthz = find(NOOP_HTTP, BARE_HTTP)[0];
-  const perRound = (a: Row, b: Row) => median(a.roundsRps!.map((x, i) => x / b.roundsRps![i]!));
   item("REST list: the minimal list on the bare node:http server (no target: the least a correct list does on the embedded store)", find(MINIMAL_LIST, BARE_HTTP), (r) =>
-    `${fmtRatio(r.ratio)} of GET /healthz${bareHealthz ? `, ${fmtRatio(perRound(r, bareHealthz))} of the bare server's GET /healthz` : ""}${list ? `; GET /v1/api-keys does ${fmtRatio(perRound(list, r))} of its req/s` : ""}`);
-  if (bareHealthz) item("GET /healthz over the bare node:http server's (no target)", find(NOOP_HTTP, HTTP1), (r) => fmtRatio(perRound(r, bareHealthz)));
+    `${fmtRatio(r.ratio)} of GET /healthz${bareHealthz ? `, ${fmtRatio(roundRatio(r, bareHealthz))} of the bare server's GET /healthz` : ""}${list ? `; GET /v1/api-keys does ${fmtRatio(roundRatio(list, r))} of its req/s` : ""}`);
+  if (bareHealthz) item("GET /healthz over the bare node:http server's (no target)", find(NOOP_HTTP, HTTP1), (r) => fmtRatio(roundRatio(r, bareHealthz)));
   item("Envoy Check valid charge=0 over Health/Check (issue 15, no target)", find(ENVOY_0), (r) => fmtRatio(r.ratio));
   item("Envoy Check valid charge=1 over Health/Check", find(ENVOY_1), (r) => fmtRatio(r.ratio));
   item("forward-auth /check charge=0 over AUTHZ_PORT's GET /healthz (issue 15, no target)", find("forward-auth /check valid, charge=0", AUTHZ), (r) => fmtRatio(r.ratio));

@@ -5,8 +5,8 @@
  * - `GET /healthz`: `{"status":"ok"}`, the same bytes as ours, with nothing else: node's HTTP/1.1
  *   on this machine, which GET /healthz on PORT is compared with.
  * - `GET /v1/api-keys`, the **minimal list**: the least a correct list of one customer's keys does
- *   on the embedded store, and nothing else. It reads `authorization: Bearer <key>` (the pattern
- *   src/service/credentials.ts uses), hashes the key (SHA-256, our digestKey) and looks the digest
+ *   on the embedded store, and nothing else. It reads `authorization: Bearer <key>` (with
+ *   src/service/credentials.ts's bearerToken), hashes the key (SHA-256, our digestKey) and looks the digest
  *   up in a Map, checks that the SQLite file is unchanged since its page was read (`PRAGMA
  *   data_version` and `SELECT total_changes()`, what src/storage/sqlite/list-cache.ts runs per
  *   request, on a WAL file of its own), and answers the real server's page with a fresh request id
@@ -19,6 +19,7 @@ import { createServer } from "node:http";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { digestKey } from "../../src/domain/key-format.js";
+import { bearerToken } from "../../src/service/credentials.js";
 
 export interface BareHttpOptions {
   port: number;
@@ -30,7 +31,6 @@ export interface BareHttpOptions {
 }
 
 const HEALTH = Buffer.from(JSON.stringify({ status: "ok" }));
-const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
 
 export function listenBareHttp(opts: BareHttpOptions, ready: () => void): void {
   const db = new Database(join(opts.dir, `bare-${process.pid}.sqlite`));
@@ -46,8 +46,8 @@ export function listenBareHttp(opts: BareHttpOptions, ready: () => void): void {
       res.end(HEALTH);
       return;
     }
-    const presented = BEARER.exec(req.headers.authorization ?? "")?.[1];
-    const page = req.url === "/v1/api-keys" && presented !== undefined ? known.get(digestKey(presented)) : undefined;
+    const presented = bearerToken(req.headers.authorization ?? "");
+    const page = req.url === "/v1/api-keys" && presented !== null ? known.get(digestKey(presented)) : undefined;
     if (page === undefined) {
       res.writeHead(401, { "content-length": "0" });
       res.end();

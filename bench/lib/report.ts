@@ -23,6 +23,9 @@ export interface Row {
   note?: string;
 }
 
+/** Median over the alternating rounds of `a`'s req/s over `b`'s in the same round (rows of one alternation). */
+export const roundRatio = (a: Row, b: Row) => median(a.roundsRps!.map((x, i) => x / b.roundsRps![i]!));
+
 export const fmtInt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
 export const fmtMs = (n: number) => (!Number.isFinite(n) ? "–" : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
 export const fmtPct = (n: number) => (Number.isFinite(n) ? `${Math.round(n)}` : "–");

@@ -94,12 +94,19 @@ export class Credentials {
 /** How every customer key starts (SPEC §2). */
 const KEY_MARK = "zpk_";
 
+/** The token of an `authorization: Bearer <token>` value, or null if the value is not of that form. */
+export function bearerToken(authorization: string): string | null {
+  return BEARER.exec(authorization)?.[1] ?? null;
+}
+
+const BEARER = /^Bearer[ ]+(\S+)\s*$/i;
+
 /** The credential sent, and whether it came as `authorization: Bearer` (else `x-api-key`). */
 function presentedCredential(ctx: HandlerContext): { presented: string; bearer: boolean } {
   const auth = ctx.requestHeader.get("authorization");
   if (auth !== null) {
-    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(auth);
-    if (m?.[1]) return { presented: m[1], bearer: true };
+    const token = bearerToken(auth);
+    if (token !== null) return { presented: token, bearer: true };
     throw unauthenticated("the authorization header must be: Bearer <key>");
   }
   const apiKey = ctx.requestHeader.get("x-api-key")?.trim();

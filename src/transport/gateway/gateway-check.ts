@@ -8,7 +8,7 @@ import {
   DenialReason,
 } from "../../../gen/apikeys/v1/api_key_service_pb.js";
 import type { ErrorCode } from "../../domain/errors.js";
-import type { Credentials } from "../../service/credentials.js";
+import { bearerToken, type Credentials } from "../../service/credentials.js";
 import { kPeerAddress, kTrustedGateway, REQUEST_ID_HEADER, requestIdOf } from "../../service/call-context.js";
 import { hasKeyInUrl, KEY_IN_URL_MESSAGE } from "../http/key-in-url.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
@@ -267,7 +267,7 @@ function parseCharge(raw: string | undefined): number | null {
  */
 function presentedKey(req: GatewayRequest): { key: string; headers: string[] } | null {
   const auth = req.header("authorization");
-  const bearer = auth === undefined ? null : (/^Bearer[ ]+(\S+)\s*$/i.exec(auth)?.[1] ?? null);
+  const bearer = auth === undefined ? null : bearerToken(auth);
   const apiKey = req.header("x-api-key")?.trim() || null;
   const extra = req.header("x-api-key") !== undefined ? ["x-api-key"] : [];
   if (bearer !== null && bearer.startsWith("zpk_")) return { key: bearer.slice(0, 256), headers: ["authorization", ...extra] };
