@@ -9,6 +9,16 @@ export const USAGE_RETENTION_MS = 7 * 24 * HOUR_MS;
 /** Distinct (key, hour, outcome) counters held between flushes; beyond it new ones are dropped. */
 const MAX_HOURLY_PENDING = 100_000;
 
+/** Each overlay copy's record, for as long as the copy lives. */
+const bases = new WeakMap<KeyRecord, KeyRecord>();
+
+/**
+ * The record an overlay copy was made from (the record itself if it is none): the copy differs
+ * from it only in `totalRequests` and `lastUsedAt`, so what is derived from its other fields (REST's
+ * list JSON, key-page-json.ts) can be kept per stored record and reused for every copy.
+ */
+export const overlaidFrom = (key: KeyRecord): KeyRecord => bases.get(key) ?? key;
+
 /**
  * Write-behind for `last_used_at` / `total_requests` (SPEC §2): successful authentications are
  * counted in memory and written as one batch per interval and on shutdown, never one write per
@@ -58,15 +68,17 @@ export class UsageRecorder {
     }
   }
 
-  /** The key as it will be once pending usage is written. */
+  /** The key as it will be once pending usage is written: a copy (see `overlaidFrom`) or the key itself. */
   overlay(key: KeyRecord): KeyRecord {
     const d = this.pending.get(key.id);
     if (!d) return key;
-    return {
+    const copy = {
       ...key,
       totalRequests: key.totalRequests + d.count,
       lastUsedAt: Math.max(key.lastUsedAt ?? 0, d.lastUsedAt),
     };
+    bases.set(copy, key);
+    return copy;
   }
 
   get depth(): number {

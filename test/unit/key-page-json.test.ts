@@ -1,7 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ListKeysResponseSchema } from "../../gen/apikeys/v1/api_key_service_pb.js";
+import pino from "pino";
 import { keyRecordBytes } from "../../src/domain/key-record-bytes.js";
+import type { Store } from "../../src/domain/store.js";
+import { UsageRecorder } from "../../src/domain/usage-recorder.js";
 import type { KeyRecord } from "../../src/domain/types.js";
 import type { KeyRecordPage } from "../../src/service/api-key-service.js";
 import { keyMessage } from "../../src/service/messages.js";
@@ -110,6 +113,22 @@ describe("the REST list page's JSON, built from records", () => {
     const after = Object.freeze({ ...base, name: "renamed", metadata: Object.freeze({ team: "b" }) });
     expect(keyPageJson(page([before])).toString()).toBe(viaPresent(page([before])));
     expect(keyPageJson(page([after])).toString()).toBe(viaPresent(page([after])));
+  });
+
+  it("a usage overlay of a frozen record shows the pending usage, and the record's own page stays as it was", () => {
+    const usage = new UsageRecorder({} as Store, 60_000, pino({ level: "silent" }));
+    const stored = Object.freeze({ ...full, lastUsedAt: NOW - 5000, totalRequests: 7 });
+    expect(keyPageJson(page([stored])).toString()).toBe(viaPresent(page([stored])));
+    for (let n = 1; n <= 3; n++) {
+      usage.record(stored.id, NOW + n);
+      const overlaid = usage.overlay(stored);
+      const json = JSON.parse(keyPageJson(page([overlaid, stored])).toString()) as { data: { last_used_at: string; total_requests: number }[] };
+      expect(json.data.map((k) => [k.last_used_at, k.total_requests])).toEqual([
+        [new Date(NOW + n).toISOString(), 7 + n],
+        [new Date(NOW - 5000).toISOString(), 7],
+      ]);
+      expect(keyPageJson(page([overlaid, stored])).toString()).toBe(viaPresent(page([overlaid, stored])));
+    }
   });
 
   it("the SQLite list cache's count for a key covers the record and the JSON kept for it, whatever its strings", () => {

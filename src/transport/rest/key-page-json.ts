@@ -1,4 +1,5 @@
 import { hintOf, isActive, type KeyRecord } from "../../domain/types.js";
+import { overlaidFrom } from "../../domain/usage-recorder.js";
 import type { KeyRecordPage } from "../../service/api-key-service.js";
 
 /**
@@ -17,9 +18,12 @@ export function keyPageJson(page: KeyRecordPage): Buffer {
   const chunks: Uint8Array[] = [PAGE_START];
   for (let i = 0; i < page.items.length; i++) {
     const k = page.items[i]!;
-    const parts = keyJsonParts(k);
+    const base = overlaidFrom(k);
+    const parts = keyJsonParts(base);
     if (i > 0) chunks.push(COMMA);
-    chunks.push(parts[0], isActive(k, page.now) ? TRUE : FALSE, parts[1]);
+    if (k === base) chunks.push(parts.start);
+    else chunks.push(parts.start.subarray(0, parts.usageAt), utf8.encode(usageJson(k)), parts.start.subarray(parts.datesAt));
+    chunks.push(isActive(k, page.now) ? TRUE : FALSE, parts.end);
   }
   chunks.push(utf8.encode(`],"next_page_token":${str(page.nextPageToken)},"total_size":${page.totalSize}}`));
   return Buffer.concat(chunks);
@@ -32,30 +36,46 @@ const [PAGE_START, COMMA, TRUE, FALSE] = ['{"data":[', ",", "true", "false"].map
  * One `Key` object's JSON, fields in the proto's order, as the UTF-8 bytes before and after
  * `is_active`'s value, the one field that depends on the time. A frozen record (what
  * SqliteStore's list cache hands out again while the file is unchanged) cannot change, so its
- * parts are kept for as long as the record lives; any other record (the usage overlay's copies,
- * MongoDB's reads) is rendered each time. TextEncoder's arrays own their memory (a Buffer from
- * node's pool would keep its whole 8 KB slab alive).
+ * parts are kept for as long as the record lives; an overlay copy of it (usage-recorder.ts)
+ * differs only in `last_used_at` and `total_requests`, whose bytes in `start` it replaces, and
+ * any other record (MongoDB's reads) is rendered each time. TextEncoder's arrays own their memory
+ * (a Buffer from node's pool would keep its whole 8 KB slab alive).
  */
-function keyJsonParts(k: KeyRecord): readonly [Uint8Array, Uint8Array] {
+interface KeyJsonParts {
+  /** Up to `"is_active":`. */
+  start: Uint8Array;
+  /** Where in `start` the usage fields' bytes begin (after `"last_used_at":`) and end (`,"expires_at"`). */
+  usageAt: number;
+  datesAt: number;
+  end: Uint8Array;
+}
+
+function keyJsonParts(k: KeyRecord): KeyJsonParts {
   const frozen = Object.isFrozen(k);
   let parts = frozen ? kept.get(k) : undefined;
   if (parts === undefined) {
-    parts = [
-      utf8.encode(
-        `{"id":${str(k.id)},"customer_id":${str(k.customerId)},"instance_id":${str(k.instanceId)},"name":${str(k.name)}` +
-          `,"prefix":${str(k.prefix)},"environment":${str(k.environment)},"scopes":${JSON.stringify(k.scopes)}` +
-          `,"metadata":${JSON.stringify(k.metadata)},"last_used_at":${time(k.lastUsedAt)},"total_requests":${JSON.stringify(k.totalRequests)}` +
-          `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)}` +
-          `,"is_active":`,
-      ),
-      utf8.encode(`,"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`),
-    ];
+    const head =
+      `{"id":${str(k.id)},"customer_id":${str(k.customerId)},"instance_id":${str(k.instanceId)},"name":${str(k.name)}` +
+      `,"prefix":${str(k.prefix)},"environment":${str(k.environment)},"scopes":${JSON.stringify(k.scopes)}` +
+      `,"metadata":${JSON.stringify(k.metadata)},"last_used_at":`;
+    const usage = usageJson(k); // ASCII: its length is its byte count
+    const dates = `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)},"is_active":`;
+    const usageAt = Buffer.byteLength(head);
+    parts = {
+      start: utf8.encode(head + usage + dates),
+      usageAt,
+      datesAt: usageAt + usage.length,
+      end: utf8.encode(`,"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`),
+    };
     if (frozen) kept.set(k, parts);
   }
   return parts;
 }
 
-const kept = new WeakMap<KeyRecord, readonly [Uint8Array, Uint8Array]>();
+/** `last_used_at`'s value and the `total_requests` field. */
+const usageJson = (k: KeyRecord) => `${time(k.lastUsedAt)},"total_requests":${JSON.stringify(k.totalRequests)}`;
+
+const kept = new WeakMap<KeyRecord, KeyJsonParts>();
 
 const str = (s: string | null) => (s === null ? "null" : JSON.stringify(s));
 /** ISO 8601 has no character JSON escapes. */
