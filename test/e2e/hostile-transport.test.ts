@@ -299,6 +299,64 @@ describe("the HTTP/1.1-vs-HTTP/2 sniffer waits until the bytes differ from the H
   }, 30_000);
 });
 
+describe("answers finished in the same turn are written together (coalesced-end.ts), each whole and in order", () => {
+  /** Sends `raw` in one write and returns everything received until the server closes the connection. */
+  async function exchange(raw: string): Promise<string> {
+    const socket = net.connect(server.port, "127.0.0.1");
+    const chunks: Buffer[] = [];
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.on("error", () => {});
+    const closed = new Promise((r) => socket.on("close", r));
+    socket.write(raw);
+    await Promise.race([closed, sleep(5_000)]);
+    socket.destroy();
+    return Buffer.concat(chunks).toString("utf8");
+  }
+  /** Splits an HTTP/1.1 byte stream into responses (status and body, by Content-Length). */
+  function responses(stream: string): Array<{ status: number; body: string; requestId: string | undefined }> {
+    const out: Array<{ status: number; body: string; requestId: string | undefined }> = [];
+    let rest = Buffer.from(stream);
+    while (rest.length > 0) {
+      const end = rest.indexOf("\r\n\r\n");
+      const head = rest.subarray(0, end).toString("latin1");
+      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+      out.push({
+        status: Number(head.split(" ")[1]),
+        body: rest.subarray(end + 4, end + 4 + length).toString("utf8"),
+        requestId: /x-request-id: (\S+)/i.exec(head)?.[1],
+      });
+      rest = rest.subarray(end + 4 + length);
+    }
+    return out;
+  }
+  const get = (key: string, path: string, last = false) =>
+    `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\n${last ? "Connection: close\r\n" : ""}\r\n`;
+
+  it("requests pipelined on one connection get their own answers, in the order asked", async () => {
+    const key = (await issueAsInternal(server, uuid(), { name: "pipelined" })).secret;
+    const paths = ["/v1/api-keys", "/healthz", "/v1/nowhere", "/v1/api-keys?page_size=1", "/healthz"];
+    const got = responses(await exchange(paths.map((p, i) => get(key, p, i === paths.length - 1)).join("")));
+    expect(got.map((r) => r.status)).toEqual([200, 200, 404, 200, 200]);
+    const [all, , missing, one] = got as [(typeof got)[0], (typeof got)[0], (typeof got)[0], (typeof got)[0]];
+    expect((JSON.parse(all.body) as { data: unknown[] }).data).toHaveLength(1);
+    expect(JSON.parse(missing.body)).toMatchObject({ error: { code: "not_found" } });
+    expect(JSON.parse(one.body)).toMatchObject({ data: [{ name: "pipelined" }], total_size: 1 });
+    expect(got[1]!.body).toBe('{"status":"ok"}');
+    const ids = got.filter((r) => r.requestId !== undefined).map((r) => r.requestId);
+    expect(new Set(ids).size, "a request id per answer").toBe(ids.length);
+  });
+
+  it("40 connections asking at once (each of its own customer) are all answered with their whole page", async () => {
+    const keys = await Promise.all(Array.from({ length: 40 }, (_, i) => issueAsInternal(server, uuid(), { name: `turn-${i}` })));
+    const pages = await Promise.all(keys.map((k) => exchange(get(k.secret, "/v1/api-keys", true))));
+    pages.forEach((page, i) => {
+      const [r] = responses(page);
+      expect(r?.status).toBe(200);
+      expect(JSON.parse(r!.body)).toMatchObject({ data: [{ name: `turn-${i}` }], total_size: 1 });
+    });
+  });
+});
+
 describe("the internal token counts only as authorization: Bearer, never in X-API-Key", () => {
   it("REST on PORT: X-API-Key: <INTERNAL_TOKEN> is 401; as Bearer it is the internal caller", async () => {
     const path = `/v1/api-keys?customer_id=${customer}`;

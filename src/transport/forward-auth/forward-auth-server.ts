@@ -3,6 +3,7 @@ import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { ErrorCode } from "../../domain/errors.js";
 import { newRequestId, REQUEST_ID_HEADER } from "../../service/call-context.js";
+import { coalescedEnd } from "../http/coalesced-end.js";
 import { errorBodyText, type GatewayCheck, type GatewayDecision, type GatewayRequest } from "../gateway/gateway-check.js";
 
 /** What the forward-auth protocols send: the original request's method and URI. */
@@ -144,7 +145,8 @@ function send(res: http.ServerResponse, status: number, headers: [string, string
   for (const [k, v] of headers) out[k] = v;
   out["content-length"] = String(Buffer.byteLength(body));
   res.writeHead(status, out);
-  res.end(body);
+  coalescedEnd(res, body); // with the turn's other answers
+
 }
 
 function parseUrl(raw: string | undefined): URL | null {

@@ -2,6 +2,7 @@ import type * as http from "node:http";
 import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import { ConnectError } from "@connectrpc/connect";
 import { ApiError, ERROR_TABLE, type ErrorCode, errorCodeForGrpc } from "../../domain/errors.js";
+import { coalescedEnd } from "./coalesced-end.js";
 import { newRequestId, REQUEST_ID_HEADER } from "../../service/call-context.js";
 
 /** The request and response types connect-node hands its fallback, for HTTP/1.1 and HTTP/2. */
@@ -9,12 +10,12 @@ type NodeHandlerFn = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
 export type NodeRequest = Parameters<NodeHandlerFn>[0];
 export type NodeResponse = Parameters<NodeHandlerFn>[1];
 
-/** Writes a JSON response (or an empty one for 204) with the given headers. */
+/** Writes a JSON response (or an empty one for 204) with the given headers, with the turn's other answers (coalesced-end.ts). */
 export function sendJson(res: NodeResponse, status: number, body: unknown, headers: Headers = new Headers()): void {
   if (res.headersSent) return;
   if (status === 204 || body === undefined) {
     (res as http.ServerResponse).writeHead(status, headerRecord(res, headers));
-    res.end();
+    coalescedEnd(res);
     return;
   }
   sendJsonText(res, status, JSON.stringify(body), headers);
@@ -27,7 +28,7 @@ export function sendJsonText(res: NodeResponse, status: number, json: string | U
   out["content-type"] = "application/json";
   out["content-length"] = String(typeof json === "string" ? Buffer.byteLength(json) : json.byteLength);
   (res as http.ServerResponse).writeHead(status, out);
-  res.end(json);
+  coalescedEnd(res, json);
 }
 
 function headerRecord(res: NodeResponse, headers: Headers): Record<string, string> {
