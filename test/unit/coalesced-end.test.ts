@@ -25,4 +25,14 @@ describe("coalescedEnd", () => {
     await nextTurn();
     expect(log).toEqual(["first", "late:x"]);
   });
+
+  it("an end() that throws does not keep the turn's other answers from being written", async () => {
+    const log: string[] = [];
+    const warned = new Promise<Error>((r) => process.once("warning", r));
+    coalescedEnd({ end: () => { throw new Error("boom"); } });
+    coalescedEnd(recorder(log, "after"), "y");
+    await nextTurn();
+    expect(log).toEqual(["after:y"]);
+    expect((await warned).message).toBe("boom");
+  });
 });

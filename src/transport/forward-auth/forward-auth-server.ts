@@ -146,7 +146,6 @@ function send(res: http.ServerResponse, status: number, headers: [string, string
   out["content-length"] = String(Buffer.byteLength(body));
   res.writeHead(status, out);
   coalescedEnd(res, body); // with the turn's other answers
-
 }
 
 function parseUrl(raw: string | undefined): URL | null {

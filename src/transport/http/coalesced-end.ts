@@ -33,5 +33,13 @@ let queue: unknown[] = [];
 function flush(): void {
   const ending = queue;
   queue = []; // before ending: an answer finished meanwhile waits for the next turn
-  for (let i = 0; i < ending.length; i += 2) (ending[i] as Endable).end(ending[i + 1] as string | Uint8Array | undefined);
+  for (let i = 0; i < ending.length; i += 2) {
+    // node's end() reports a gone client as an event, not a throw; should one throw anyway, the
+    // turn's other answers are still written and the process goes on (a warning on stderr).
+    try {
+      (ending[i] as Endable).end(ending[i + 1] as string | Uint8Array | undefined);
+    } catch (err) {
+      process.emitWarning(err instanceof Error ? err : String(err));
+    }
+  }
 }
