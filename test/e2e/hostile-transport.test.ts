@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApiKeyService } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { rawExchange } from "../helpers/fuzz-http.js";
 import { issueAsInternal, rest, uuid } from "../helpers/rest.js";
 import { allRpcClients } from "../helpers/rpc-clients.js";
 import { type RunningServer, sleep, startServer } from "../helpers/server.js";
@@ -299,23 +300,16 @@ describe("the HTTP/1.1-vs-HTTP/2 sniffer waits until the bytes differ from the H
   }, 30_000);
 });
 
-describe("answers finished in the same turn are written together (coalesced-end.ts), each whole and in order", () => {
-  /** Sends `raw` in one write and returns everything received until the server closes the connection. */
-  async function exchange(raw: string): Promise<string> {
-    const socket = net.connect(server.port, "127.0.0.1");
-    const chunks: Buffer[] = [];
-    socket.on("data", (d: Buffer) => chunks.push(d));
-    socket.on("error", () => {});
-    const closed = new Promise((r) => socket.on("close", r));
-    socket.write(raw);
-    await Promise.race([closed, sleep(5_000)]);
-    socket.destroy();
-    return Buffer.concat(chunks).toString("utf8");
-  }
+// Answers are ended at the end of their turn, together (coalesced-end.ts; the deferral and its
+// order are unit-tested in test/unit/coalesced-end.test.ts): here, that no answer is lost,
+// mixed up or reordered when several finish in one turn.
+describe("answers finished in the same turn each reach their own request, whole and in order", () => {
+  /** Sends `raw` in one write; everything received until the server closes the connection (latin-1). */
+  const exchange = async (raw: string) => (await rawExchange(server.port, Buffer.from(raw), 5_000)).text;
   /** Splits an HTTP/1.1 byte stream into responses (status and body, by Content-Length). */
   function responses(stream: string): Array<{ status: number; body: string; requestId: string | undefined }> {
     const out: Array<{ status: number; body: string; requestId: string | undefined }> = [];
-    let rest = Buffer.from(stream);
+    let rest = Buffer.from(stream, "latin1");
     while (rest.length > 0) {
       const end = rest.indexOf("\r\n\r\n");
       const head = rest.subarray(0, end).toString("latin1");

@@ -4,7 +4,7 @@ import { ListKeysResponseSchema } from "../../gen/apikeys/v1/api_key_service_pb.
 import pino from "pino";
 import { keyRecordBytes } from "../../src/domain/key-record-bytes.js";
 import type { Store } from "../../src/domain/store.js";
-import { UsageRecorder } from "../../src/domain/usage-recorder.js";
+import { overlaidFrom, UsageRecorder } from "../../src/domain/usage-recorder.js";
 import type { KeyRecord } from "../../src/domain/types.js";
 import type { KeyRecordPage } from "../../src/service/api-key-service.js";
 import { keyMessage } from "../../src/service/messages.js";
@@ -122,6 +122,7 @@ describe("the REST list page's JSON, built from records", () => {
     for (let n = 1; n <= 3; n++) {
       usage.record(stored.id, NOW + n);
       const overlaid = usage.overlay(stored);
+      expect(overlaidFrom(overlaid), "the copy leads back to the stored record, whose kept bytes it reuses").toBe(stored);
       const json = JSON.parse(keyPageJson(page([overlaid, stored])).toString()) as { data: { last_used_at: string; total_requests: number }[] };
       expect(json.data.map((k) => [k.last_used_at, k.total_requests])).toEqual([
         [new Date(NOW + n).toISOString(), 7 + n],

@@ -18,7 +18,7 @@ export function keyPageJson(page: KeyRecordPage): Buffer {
   const chunks: Uint8Array[] = [PAGE_START];
   for (let i = 0; i < page.items.length; i++) {
     const k = page.items[i]!;
-    const base = overlaidFrom(k);
+    const base = Object.isFrozen(k) ? k : overlaidFrom(k); // an overlay copy is never frozen
     const parts = keyJsonParts(base);
     if (i > 0) chunks.push(COMMA);
     if (k === base) chunks.push(parts.start);
