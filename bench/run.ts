@@ -28,7 +28,7 @@ import { digestKey } from "../src/domain/key-format.js";
 import { type BareServer, MINIMAL_PATH, rawUnary, startBare } from "./lib/bare.js";
 import { grpcFrame, type H2loadCheck, h2loadGrpc } from "./lib/h2load.js";
 import { findTool, ghz, type GhzCall, type Measurement, wrk } from "./lib/load.js";
-import { cleanup, installCleanup, pinApart, unpinLoad } from "./lib/proc.js";
+import { cleanup, installCleanup, listenerPid, pinApart, unpinLoad } from "./lib/proc.js";
 import { fmtInt, fmtMs, fmtRatio, mark, median, progress, roundRatio, type Row, rowsTable } from "./lib/report.js";
 import {
   authOutcomes,
@@ -70,8 +70,11 @@ const NOOP_GRPC_MD = "Health/Check with Authenticate's metadata";
 /** The least a correct Authenticate does, on the bare grpc-js server (bench/lib/bare-grpc-server.ts). */
 const MINIMAL = "minimal Authenticate (token check, decode, SHA-256, Map lookup) on the bare server";
 const NOOP_HTTP = "GET /healthz";
-/** The least a correct GET /v1/api-keys does on the embedded store, on the bare node:http server (bench/lib/bare-http.ts). */
-const MINIMAL_LIST = "minimal list (Bearer, SHA-256, Map lookup, SQLite freshness check, the page) on the bare server";
+/** The least a correct GET /v1/api-keys does on each store, on the bare node:http server (bench/lib/bare-http.ts). */
+const MINIMAL_LIST: Record<StoreKind, string> = {
+  embedded: "minimal list (Bearer, SHA-256, Map lookup, SQLite freshness check, the page) on the bare server",
+  mongo: "minimal list (Bearer, SHA-256, Map lookup, one find of the page on MongoDB, the page) on the bare server",
+};
 const AUTH_VALID = "Authenticate valid, charge=0";
 const AUTH_CHARGE = "Authenticate valid, charge=1";
 const AUTH_UNKNOWN = "Authenticate unknown key";
@@ -182,7 +185,8 @@ async function startCheckedBare(server: BenchServer, workers: string, answers: A
   const list = (base: string, authorization?: string) => fetch(`${base}/v1/api-keys`, { headers: authorization ? { authorization } : {} });
   const page = Buffer.from(await (await list(server.url, `Bearer ${fx.validKey}`)).arrayBuffer());
   const healthz = Buffer.from(await (await fetch(`${server.url}/healthz`)).arrayBuffer());
-  const bare = await startBare({ path: AUTHENTICATE_PATH, response: answers.authResponse, workers, minimal, page, nodeFlags: [...startFlags(), ...extraFlags] });
+  const mongo = server.mongoDb !== null && process.env.MONGODB_URI ? { uri: process.env.MONGODB_URI, db: server.mongoDb, customerId: fx.customerA } : undefined;
+  const bare = await startBare({ path: AUTHENTICATE_PATH, response: answers.authResponse, workers, minimal, page, ...(mongo ? { mongo } : {}), nodeFlags: [...startFlags(), ...extraFlags] });
   const at = `127.0.0.1:${bare.port}`;
   type Answer = Awaited<ReturnType<typeof rawUnary>>;
   const isValidAnswer = (r: Answer) => r.code === 0 && r.bytes.equals(Buffer.from(answers.authResponse));
@@ -280,10 +284,19 @@ function ghzRun(port: "grpc" | "http", call: string, data: (fx: Fixture) => unkn
 /** An HTTP/1.1 row driven by wrk, on the server or (its CPU measured instead) the bare server. */
 function wrkRun(req: (ctx: Ctx) => Parameters<typeof wrk>[1], where: "server" | "bare" = "server"): Run {
   return async (ctx, c, seconds) => {
-    const m = await wrk(where === "bare" ? ctx.bare.pid : ctx.server.pid, req(ctx), { connections: c, seconds });
+    const storePid = ctx.store === "mongo" ? mongoServerPid() : null;
+    const m = await wrk(where === "bare" ? ctx.bare.pid : ctx.server.pid, req(ctx), { connections: c, seconds }, storePid);
     assertAlive(ctx);
     return m;
   };
+}
+
+let mongoPid: number | null | undefined;
+/** The MongoDB server's pid when MONGODB_URI names one port on 127.0.0.1 or localhost (FerretDB here), else null. */
+function mongoServerPid(): number | null {
+  if (mongoPid !== undefined) return mongoPid;
+  const m = /^mongodb:\/\/(?:[^@/]*@)?(?:127\.0\.0\.1|localhost):(\d+)(?:[/?]|$)/.exec(process.env.MONGODB_URI ?? "");
+  return (mongoPid = m ? listenerPid(Number(m[1])) : null);
 }
 
 function forwardAuth(charge: string): Run {
@@ -388,11 +401,11 @@ const listRun = (where: "server" | "bare" = "server") =>
   wrkRun((ctx) => ({ url: `${where === "bare" ? bareHttp(ctx) : ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` }), where);
 
 function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] } {
-  // The bare node:http rows: its /healthz, and the minimal list, a floor for the embedded store's list.
+  // The bare node:http rows: its /healthz, and the minimal list, a floor for this store's list.
   const bare: RowSpec[] = [
     { name: NOOP_HTTP, port: BARE_HTTP, http: true, run: wrkRun((ctx) => ({ url: `${bareHttp(ctx)}/healthz` }), "bare") },
     {
-      name: MINIMAL_LIST,
+      name: MINIMAL_LIST[store],
       port: BARE_HTTP,
       http: true,
       baseline: NOOP_HTTP,
@@ -411,7 +424,7 @@ function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] }
         minRatio: LIST_TARGET[store],
         run: listRun(),
       },
-      ...(store === "embedded" ? bare : []),
+      ...bare,
       // Forward-auth /check (nginx auth_request, Caddy forward_auth) against the same port's /healthz.
       { name: NOOP_HTTP, port: AUTHZ, http: true, run: wrkRun((ctx) => ({ url: `http://127.0.0.1:${ctx.server.authzPort}/healthz` })) },
       { name: "forward-auth /check valid, charge=0", port: AUTHZ, http: true, baseline: NOOP_HTTP, run: forwardAuth("0") },
@@ -725,11 +738,13 @@ function targetsSummary(pass: Pass, s: Settings): string[] {
       lines.push(`- WORKERS=${s.workersAuto} over WORKERS=1, ${name}: ${fmtRatio(x)}${judged}`);
     }
   }
-  item(`REST list ≥ ${LIST_TARGET[pass.store]}× GET /healthz`, find(REST_LIST, HTTP1), ratio);
+  // The MongoDB pass with the database server on this machine: what it spent on each list.
+  const storeCpu = (r: Row) => (r.m.store ? `; the MongoDB server's own CPU ${fmtInt(r.m.store.cpuPct)} %, ${fmtInt(r.m.store.cpuUsPerReq)} µs a request` : "");
+  item(`REST list ≥ ${LIST_TARGET[pass.store]}× GET /healthz`, find(REST_LIST, HTTP1), (r) => `${ratio(r)}${storeCpu(r)}`);
   const list = find(REST_LIST, HTTP1)[0];
   const bareHealthz = find(NOOP_HTTP, BARE_HTTP)[0];
-  item("REST list: the minimal list on the bare node:http server (no target: the least a correct list does on the embedded store)", find(MINIMAL_LIST, BARE_HTTP), (r) =>
-    `${fmtRatio(r.ratio)} of GET /healthz${bareHealthz ? `, ${fmtRatio(roundRatio(r, bareHealthz))} of the bare server's GET /healthz` : ""}${list ? `; GET /v1/api-keys does ${fmtRatio(roundRatio(list, r))} of its req/s` : ""}`);
+  item(`REST list: the minimal list on the bare node:http server (no target: the least a correct list does on the ${pass.store === "mongo" ? "MongoDB" : "embedded"} store)`, find(MINIMAL_LIST[pass.store], BARE_HTTP), (r) =>
+    `${fmtRatio(r.ratio)} of GET /healthz${bareHealthz ? `, ${fmtRatio(roundRatio(r, bareHealthz))} of the bare server's GET /healthz` : ""}${storeCpu(r)}${list ? `; GET /v1/api-keys does ${fmtRatio(roundRatio(list, r))} of its req/s` : ""}`);
   if (bareHealthz) item("GET /healthz over the bare node:http server's (no target)", find(NOOP_HTTP, HTTP1), (r) => fmtRatio(roundRatio(r, bareHealthz)));
   item("Envoy Check valid charge=0 over Health/Check (issue 15, no target)", find(ENVOY_0), (r) => fmtRatio(r.ratio));
   item("Envoy Check valid charge=1 over Health/Check", find(ENVOY_1), (r) => fmtRatio(r.ratio));
@@ -811,7 +826,7 @@ const PROFILE_ROWS: Record<string, ProfileRow> = {
   minimal: { name: MINIMAL, where: "bare", port: BARE, run: h2("bare", MINIMAL_PATH, (b) => b.auth0, bareBytes) },
   list: { name: REST_LIST, where: "server", port: HTTP1, http: true, run: listRun() },
   healthz: { name: NOOP_HTTP, where: "server", port: HTTP1, http: true, run: wrkRun((ctx) => ({ url: `${ctx.server.url}/healthz` })) },
-  minimallist: { name: MINIMAL_LIST, where: "bare", port: BARE_HTTP, http: true, run: listRun("bare") },
+  minimallist: { name: "minimal list on the bare server (bench/lib/bare-http.ts)", where: "bare", port: BARE_HTTP, http: true, run: listRun("bare") },
 };
 
 /**

@@ -28,6 +28,9 @@
  *                      GET /healthz and the minimal list of BARE_KEY_DIGEST's customer)
  *   BARE_PAGE_HEX      the minimal list's page (the real server's answer to the same request)
  *   BARE_DIR           a directory for the minimal list's SQLite file
+ *   BARE_MONGODB_URI, BARE_MONGODB_DB, BARE_CUSTOMER_ID
+ *                      the MongoDB pass: the minimal list's round trip goes to the real server's
+ *                      database, for this customer's keys (bench/lib/bare-http.ts)
  *
  * Server options are the ones src/transport/grpc/grpc-js-server.ts sets (channelz off, 256 streams
  * per connection), so the limit is that of the same transport configuration. Each worker prints
@@ -95,7 +98,9 @@ if (workers > 1 && cluster.isPrimary) {
   });
   if (httpPort > 0) {
     const page = Buffer.from(process.env.BARE_PAGE_HEX ?? "", "hex");
-    listenBareHttp({ port: httpPort, keyDigest: process.env.BARE_KEY_DIGEST ?? "", page, dir: process.env.BARE_DIR ?? "." }, ready);
+    const { BARE_MONGODB_URI: uri, BARE_MONGODB_DB: db, BARE_CUSTOMER_ID: customerId } = process.env;
+    const mongo = uri && db && customerId ? { uri, db, customerId } : undefined;
+    listenBareHttp({ port: httpPort, keyDigest: process.env.BARE_KEY_DIGEST ?? "", page, dir: process.env.BARE_DIR ?? ".", ...(mongo ? { mongo } : {}) }, ready);
   }
   process.on("SIGTERM", () => {
     server.forceShutdown();

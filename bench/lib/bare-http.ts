@@ -13,13 +13,24 @@
  *   and the rate-limit headers; an unknown key gets 401 (and a changed file, which nothing makes, 503). No rate-limit charge, usage count, audit,
  *   metrics, query parameters or paging: a floor for GET /v1/api-keys on the same transport (no
  *   target; bench/README.md).
+ * - On MongoDB (`mongo` set: the bench's MongoDB pass) the freshness check is instead what an exact
+ *   list cannot do without there: one round trip. It sends our list's query for the customer
+ *   (src/storage/mongo/mongo-store.ts's keyFilter, projection, sort and limit, read raw and not
+ *   decoded) to the real server's `api_keys` collection, and answers the page if as many documents
+ *   came back as the page has keys (else 503). No usage read (ours is a second round trip), no
+ *   decoding or rendering: a floor for GET /v1/api-keys on MongoDB, which the store's round trip
+ *   bounds.
  */
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { MongoClient } from "mongodb";
 import { digestKey } from "../../src/domain/key-format.js";
+import { LIMITS } from "../../src/domain/validation.js";
 import { bearerToken } from "../../src/service/credentials.js";
+import type { KeyDoc } from "../../src/storage/mongo/documents.js";
+import { keyFilter, LIST_PROJECTION } from "../../src/storage/mongo/mongo-store.js";
 
 export interface BareHttpOptions {
   port: number;
@@ -28,18 +39,15 @@ export interface BareHttpOptions {
   page: Buffer;
   /** A directory for the minimal list's SQLite file. */
   dir: string;
+  /** The MongoDB pass: the real server's database and the customer whose page `page` is. */
+  mongo?: { uri: string; db: string; customerId: string };
 }
 
 const HEALTH = Buffer.from(JSON.stringify({ status: "ok" }));
 
 export function listenBareHttp(opts: BareHttpOptions, ready: () => void): void {
-  const db = new Database(join(opts.dir, `bare-${process.pid}.sqlite`));
-  db.pragma("journal_mode = WAL");
-  db.exec("CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY)");
-  const dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
-  const totalChanges = db.prepare<[], number>("SELECT total_changes()").pluck();
+  const fresh = opts.mongo ? mongoCheck(opts.mongo, opts.page) : sqliteCheck(opts.dir);
   const known = new Map([[opts.keyDigest, opts.page]]);
-  const read = { version: dataVersion.get()!, changes: totalChanges.get()! };
   const server = createServer((req, res) => {
     if (req.url === "/healthz") {
       res.writeHead(200, { "content-type": "application/json", "content-length": String(HEALTH.byteLength) });
@@ -53,20 +61,51 @@ export function listenBareHttp(opts: BareHttpOptions, ready: () => void): void {
       res.end();
       return;
     }
-    // Nothing writes the file: a change would be a fault of the bench, shown as non-2xx answers.
-    if (dataVersion.get() !== read.version || totalChanges.get() !== read.changes) {
-      res.writeHead(503, { "content-length": "0" });
-      res.end();
-      return;
-    }
-    res.writeHead(200, {
-      "x-request-id": `req_${randomUUID()}`,
-      "x-ratelimit-limit": "1000000",
-      "x-ratelimit-remaining": "999999",
-      "content-type": "application/json",
-      "content-length": String(page.byteLength),
-    });
-    res.end(page);
+    const answer = (ok: boolean) => {
+      // Nothing writes the store: a change would be a fault of the bench, shown as non-2xx answers.
+      if (!ok) {
+        res.writeHead(503, { "content-length": "0" });
+        res.end();
+        return;
+      }
+      res.writeHead(200, {
+        "x-request-id": `req_${randomUUID()}`,
+        "x-ratelimit-limit": "1000000",
+        "x-ratelimit-remaining": "999999",
+        "content-type": "application/json",
+        "content-length": String(page.byteLength),
+      });
+      res.end(page);
+    };
+    const ok = fresh();
+    if (typeof ok === "boolean") answer(ok);
+    else ok.then(answer, () => answer(false));
   });
   server.listen(opts.port, "127.0.0.1", ready);
+}
+
+/** The embedded store's check: the SQLite file is unchanged since the page was read. */
+function sqliteCheck(dir: string): () => boolean {
+  const db = new Database(join(dir, `bare-${process.pid}.sqlite`));
+  db.pragma("journal_mode = WAL");
+  db.exec("CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY)");
+  const dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+  const totalChanges = db.prepare<[], number>("SELECT total_changes()").pluck();
+  const read = { version: dataVersion.get()!, changes: totalChanges.get()! };
+  return () => dataVersion.get() === read.version && totalChanges.get() === read.changes;
+}
+
+/** MongoDB's check: one round trip of our list's query, as many documents as the page has keys. */
+function mongoCheck(mongo: NonNullable<BareHttpOptions["mongo"]>, page: Buffer): () => Promise<boolean> {
+  const keys = (JSON.parse(page.toString()) as { data: unknown[] }).data.length;
+  // The pool and write options of src/storage/mongo/mongo-store.ts's client.
+  const client = new MongoClient(mongo.uri, { maxPoolSize: 50, retryWrites: false, appName: "zpk-bench-bare" });
+  const collection = client.db(mongo.db).collection<KeyDoc>("api_keys");
+  // A list without page_size asks for one more than the default page, to know whether one follows.
+  const limit = LIMITS.pageSizeDefault + 1;
+  return async () => {
+    const query = { customerId: mongo.customerId, instanceId: null, includeInactive: false, now: Date.now(), beforeId: null, limit };
+    const docs = await collection.find(keyFilter(query), { raw: true, projection: LIST_PROJECTION }).sort({ _id: -1 }).limit(limit).toArray();
+    return docs.length === keys;
+  };
 }

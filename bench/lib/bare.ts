@@ -64,6 +64,8 @@ export async function startBare(opts: {
   minimal: { authorization: string; keyDigest: string };
   /** The minimal list's page: the real server's GET /v1/api-keys body for the same key. */
   page: Uint8Array;
+  /** The MongoDB pass: the minimal list does its round trip on the real server's database. */
+  mongo?: { uri: string; db: string; customerId: string };
   nodeFlags: string[];
 }): Promise<BareServer> {
   const workers = opts.workers === "auto" ? availableParallelism() : Math.max(1, Number(opts.workers));
@@ -85,6 +87,7 @@ export async function startBare(opts: {
       BARE_HTTP_PORT: String(httpPort),
       BARE_PAGE_HEX: Buffer.from(opts.page).toString("hex"),
       BARE_DIR: dir,
+      ...(opts.mongo ? { BARE_MONGODB_URI: opts.mongo.uri, BARE_MONGODB_DB: opts.mongo.db, BARE_CUSTOMER_ID: opts.mongo.customerId } : {}),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

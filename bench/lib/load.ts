@@ -28,6 +28,8 @@ export interface Measurement {
   /** CPU % of each server process (workers), busiest first. */
   serverProcCpuPct: number[];
   loadCpuPct: number;
+  /** The MongoDB pass with the database server on this machine: its CPU while the row ran (% of one core, µs per successful request). */
+  store?: { cpuPct: number; cpuUsPerReq: number };
   /** Open loop with h2load: how its requests went out (arrivalBursts). */
   bursts?: Bursts;
 }
@@ -86,14 +88,19 @@ export function toolVersion(name: "ghz" | "wrk" | "h2load"): string {
 export const percentile = (sorted: Float64Array, p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
-/** Runs a load tool while sampling the server tree; the tool's own CPU comes from bash `times`. */
-export async function underLoad(serverPid: number, run: () => Promise<{ code: number | null; stdout: string; stderr: string; cpuPct: number }>) {
+/**
+ * Runs a load tool while sampling the server tree (and the database server's, `storePid`); the
+ * tool's own CPU comes from bash `times`.
+ */
+export async function underLoad(serverPid: number, run: () => Promise<{ code: number | null; stdout: string; stderr: string; cpuPct: number }>, storePid: number | null = null) {
   const sampler = new TreeSampler(serverPid);
+  const storeSampler = storePid !== null ? new TreeSampler(storePid) : null;
   try {
     const result = await run();
-    return { result, server: sampler.stop(), loadCpuPct: result.cpuPct };
+    return { result, server: sampler.stop(), store: storeSampler?.stop() ?? null, loadCpuPct: result.cpuPct };
   } catch (err) {
     sampler.stop();
+    storeSampler?.stop();
     throw err;
   }
 }
@@ -212,7 +219,8 @@ interface WrkJson {
   p999_us: number;
 }
 
-export async function wrk(serverPid: number, req: WrkRequest, load: { connections: number; seconds: number }): Promise<Measurement> {
+/** `storePid`: a database server on this machine whose CPU the row reports too (Measurement.store). */
+export async function wrk(serverPid: number, req: WrkRequest, load: { connections: number; seconds: number }, storePid: number | null = null): Promise<Measurement> {
   const threads = Math.max(1, Math.min(Number(process.env.BENCH_WRK_THREADS ?? 2), load.connections));
   const args = [
     `--threads=${threads}`,
@@ -231,7 +239,7 @@ export async function wrk(serverPid: number, req: WrkRequest, load: { connection
       .map(([k, v]) => `${k}: ${v}`)
       .join("\n"),
   };
-  const { result, server, loadCpuPct } = await underLoad(serverPid, () => runTracked(findTool("wrk"), args, { cwd: REPO, env }));
+  const { result, server, store, loadCpuPct } = await underLoad(serverPid, () => runTracked(findTool("wrk"), args, { cwd: REPO, env }), storePid);
   const line = result.stdout.split("\n").find((l) => l.startsWith("BENCH_JSON "));
   if (result.code !== 0 || !line) throw new Error(`wrk failed (${result.code}): ${result.stderr}${result.stdout}`);
   const r = JSON.parse(line.slice("BENCH_JSON ".length)) as WrkJson;
@@ -254,5 +262,6 @@ export async function wrk(serverPid: number, req: WrkRequest, load: { connection
     serverRssMb: server.peakRssMb,
     serverProcCpuPct: server.perProcessCpuPct,
     loadCpuPct,
+    ...(store ? { store: { cpuPct: store.cpuPct, cpuUsPerReq: ok > 0 ? (store.cpuSeconds * 1e6) / ok : NaN } } : {}),
   };
 }

@@ -133,6 +133,20 @@ export class TreeSampler {
   }
 }
 
+/**
+ * The pid of the process listening on 127.0.0.1:`port` (or null: none, another user's, or no `ss`),
+ * so the bench can say what a database server on this machine spent while a row ran.
+ */
+export function listenerPid(port: number): number | null {
+  try {
+    const out = execFileSync("ss", ["-ltnpH", `sport = :${port}`], { stdio: ["ignore", "pipe", "ignore"] }).toString();
+    const m = /pid=(\d+)/.exec(out);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 // --- children ------------------------------------------------------------------------------------
 
 const children = new Set<ChildProcess>();

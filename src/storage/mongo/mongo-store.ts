@@ -514,8 +514,8 @@ function binaryOf(raw: unknown): Uint8Array | null {
   return new Uint8Array(raw as Uint8Array);
 }
 
-/** Fields a key listing needs: all but the ones only filters use. */
-const LIST_PROJECTION = { metadata_pairs: 0, pending_write: 0 };
+/** Fields a key listing needs: all but the ones only filters use (also the bench's minimal list on MongoDB). */
+export const LIST_PROJECTION = { metadata_pairs: 0, pending_write: 0 };
 const USAGE_PROJECTION = { key_id: 1, total_requests: 1, last_used_at: 1 };
 
 /** Documents read with `raw: true` (the driver then hands back each one's BSON bytes). */
@@ -526,8 +526,11 @@ const INSERT_CHUNK = 25;
 
 const date = (ms: number | null) => (ms === null ? null : new Date(ms));
 
-/** The filter of a key listing (and its count): committed keys of the customer matching the query. */
-function keyFilter(q: KeyListQuery): Filter<KeyDoc> {
+/**
+ * The filter of a key listing (and its count): committed keys of the customer matching the query.
+ * bench/lib/bare-http.ts's minimal list on MongoDB sends the same query.
+ */
+export function keyFilter(q: KeyListQuery): Filter<KeyDoc> {
   const and: Filter<KeyDoc>[] = [{ customer_id: q.customerId }, { pending_write: null }];
   if (q.instanceId !== null) and.push({ instance_id: q.instanceId });
   if (!q.includeInactive) {
