@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
 import { flood } from "./flood.js";
 import { inProcess } from "./in-process.js";
+import { mongoDriver } from "./mongo-driver.js";
 import { summarizeProfile } from "./profile-summary.js";
 import {
   ApiKeyService,
@@ -909,7 +910,8 @@ async function main(): Promise<void> {
   installCleanup();
   if (process.argv[2] === "flood") return flood();
   if (process.argv[2] === "in-process") return inProcess();
-  if (process.argv[2] !== undefined) throw new Error(`unknown argument ${process.argv[2]}: use \`npm run bench\`, \`npm run bench -- flood\` or \`npm run bench -- in-process\``);
+  if (process.argv[2] === "mongo-driver") return mongoDriver();
+  if (process.argv[2] !== undefined) throw new Error(`unknown argument ${process.argv[2]}: use \`npm run bench\`, \`npm run bench -- flood\`, \`npm run bench -- in-process\` or \`npm run bench -- mongo-driver\``);
   const s = settings();
   findTool("h2load");
   if (s.cpuProf) return profileRun(s);

@@ -14,12 +14,11 @@
  *   metrics, query parameters or paging: a floor for GET /v1/api-keys on the same transport (no
  *   target; bench/README.md).
  * - On MongoDB (`mongo` set: the bench's MongoDB pass) the freshness check is instead what an exact
- *   list cannot do without there: one round trip. It sends our list's query for the customer
- *   (src/storage/mongo/mongo-store.ts's keyFilter, projection, sort and limit, read raw and not
- *   decoded) to the real server's `api_keys` collection, and answers the page if as many documents
- *   came back as the page has keys (else 503). No usage read (ours is a second round trip), no
- *   decoding or rendering: a floor for GET /v1/api-keys on MongoDB, which the store's round trip
- *   bounds.
+ *   list cannot do without there: one round trip. It sends our list's `find` command for the
+ *   customer (src/storage/mongo/mongo-store.ts's listKeysCommand) to the real server's `api_keys`
+ *   collection, and answers the page if as many documents came back as the page has keys (else
+ *   503). No usage read (ours is a second round trip), no records or rendering: a floor for
+ *   GET /v1/api-keys on MongoDB, which the store's round trip bounds.
  */
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
@@ -29,8 +28,7 @@ import { MongoClient } from "mongodb";
 import { digestKey } from "../../src/domain/key-format.js";
 import { LIMITS } from "../../src/domain/validation.js";
 import { bearerToken } from "../../src/service/credentials.js";
-import type { KeyDoc } from "../../src/storage/mongo/documents.js";
-import { keyFilter, LIST_PROJECTION } from "../../src/storage/mongo/mongo-store.js";
+import { listKeysCommand } from "../../src/storage/mongo/mongo-store.js";
 
 export interface BareHttpOptions {
   port: number;
@@ -100,12 +98,12 @@ function mongoCheck(mongo: NonNullable<BareHttpOptions["mongo"]>, page: Buffer):
   const keys = (JSON.parse(page.toString()) as { data: unknown[] }).data.length;
   // The pool and write options of src/storage/mongo/mongo-store.ts's client.
   const client = new MongoClient(mongo.uri, { maxPoolSize: 50, retryWrites: false, appName: "zpk-bench-bare" });
-  const collection = client.db(mongo.db).collection<KeyDoc>("api_keys");
+  const db = client.db(mongo.db);
   // A list without page_size asks for one more than the default page, to know whether one follows.
   const limit = LIMITS.pageSizeDefault + 1;
   return async () => {
     const query = { customerId: mongo.customerId, instanceId: null, includeInactive: false, now: Date.now(), beforeId: null, limit };
-    const docs = await collection.find(keyFilter(query), { raw: true, projection: LIST_PROJECTION }).sort({ _id: -1 }).limit(limit).toArray();
-    return docs.length === keys;
+    const reply = await db.command(listKeysCommand("api_keys", query));
+    return (reply.cursor.firstBatch as unknown[]).length === keys;
   };
 }

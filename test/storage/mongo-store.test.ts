@@ -3,7 +3,9 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { MongoClient } from "mongodb";
 import { describe, expect, it } from "vitest";
 import { StorageUnavailableError } from "../../src/domain/errors.js";
-import { MongoStore } from "../../src/storage/mongo/mongo-store.js";
+import { LIMITS } from "../../src/domain/validation.js";
+import { type KeyDoc, keyToDoc } from "../../src/storage/mongo/documents.js";
+import { MongoStore, PAGE_READ_MAX } from "../../src/storage/mongo/mongo-store.js";
 import { freshDbName, mongoServer, mongoUri } from "../helpers/mongo.js";
 import { describeStoreContract, keyId } from "./store-contract.js";
 
@@ -82,5 +84,37 @@ describe("MongoStore (MongoDB only)", () => {
     expect((await store.listKeys(q)).map((k) => k.id)).toEqual([id]);
     expect(await store.countKeys(q)).toBe(1);
     await Promise.all([store.close(), c.close()]);
+  });
+});
+
+describe("MongoStore listKeys (MongoDB only)", () => {
+  it("a page of the largest keys the limits allow, one more than page_size's maximum, comes back whole", async () => {
+    const db = freshDbName();
+    const store = await MongoStore.connect(mongoUri(), db);
+    const c = new MongoClient(mongoUri());
+    try {
+      const customer = randomUUID();
+      const wide = (n: number, i: number) => `${i}`.padEnd(n, "𝔸"); // 4 bytes a character in UTF-8
+      const metadata = Object.fromEntries(Array.from({ length: LIMITS.metadataEntries }, (_, i) => [wide(LIMITS.metadataKeyChars, i), wide(LIMITS.metadataValueChars, i)]));
+      const at = Date.UTC(2026, 0, 1);
+      const keys = Array.from({ length: PAGE_READ_MAX }, (_, i) =>
+        keyToDoc({
+          id: keyId(), customerId: customer, instanceId: null, name: wide(LIMITS.nameChars, i), prefix: "zpk_live_abcdefgh", environment: "live",
+          scopes: Array.from({ length: LIMITS.scopes }, (_, s) => `scope:${s}`.padEnd(100, "x")), metadata, digest: randomBytes(32).toString("hex"),
+          lastUsedAt: null, totalRequests: 0, expiresAt: null, createdAt: at, updatedAt: at, revokedAt: null, enabled: true,
+          rolledFrom: null, rolledTo: null, predecessorGraceMs: null, lastFour: "abcd",
+        }),
+      );
+      for (let i = 0; i < keys.length; i += 25) await c.db(db).collection<KeyDoc>("api_keys").insertMany(keys.slice(i, i + 25));
+      const q = { customerId: customer, instanceId: null, includeInactive: false, now: at, beforeId: null };
+      const page = await store.listKeys({ ...q, limit: PAGE_READ_MAX });
+      expect(page.map((k) => k.id)).toEqual(keys.map((k) => k._id).sort().reverse());
+      expect(page.every((k) => Object.keys(k.metadata).length === LIMITS.metadataEntries && k.scopes.length === LIMITS.scopes)).toBe(true);
+      await expect(store.listKeys({ ...q, limit: PAGE_READ_MAX + 1 })).rejects.toBeInstanceOf(RangeError);
+    } finally {
+      await store.close();
+      await c.db(db).dropDatabase().catch(() => {});
+      await c.close();
+    }
   });
 });

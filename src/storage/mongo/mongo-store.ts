@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { Binary, BSON, type Collection, type Db, MongoClient, MongoError, type Filter } from "mongodb";
 import { alreadyExists, StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
+import { LIMITS } from "../../domain/validation.js";
 import type { AuditEvent, KeyRecord, RateLimitPolicy } from "../../domain/types.js";
 import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, KeyPatch, Store, UsageDelta } from "../../domain/store.js";
 import {
@@ -41,7 +42,7 @@ export class MongoStore implements Store {
     private readonly usage: Collection<UsageDoc>,
     private readonly idempotency: Collection<IdempotencyDoc>,
     pendingWrites: Collection<PendingWriteDoc>,
-    db: Db,
+    private readonly db: Db,
   ) {
     this.pending = new PendingWrites(pendingWrites, keys, events);
     this.dashboard = new MongoDashboard(db, this.writer);
@@ -255,15 +256,17 @@ export class MongoStore implements Store {
   }
 
   /**
-   * Read raw (one Buffer per document) and decoded by `BSON.deserialize`: the driver's own
-   * decoding of a cursor batch cost about twice as much CPU for a 10-key page (issue 17,
-   * docs/mongodb.md); `metadata_pairs` and `pending_write` (filter-only fields) are not fetched.
+   * One `find` command, not a cursor: a page is at most `pageSizeMax + 1` key documents, which
+   * one batch always holds (`singleBatch`; mongo-page-size.test.ts checks the largest page against
+   * the 16 MiB reply limit), and the driver's cursor machinery cost our process 361 against 215 µs
+   * of CPU per 10-key page (`npm run bench -- mongo-driver`, docs/mongodb.md). `metadata_pairs`
+   * and `pending_write` (filter-only fields) are not fetched.
    */
   listKeys(q: KeyListQuery): Promise<KeyRecord[]> {
-    const filter = keyFilter(q);
+    if (q.limit > PAGE_READ_MAX) return Promise.reject(new RangeError(`listKeys reads at most ${PAGE_READ_MAX} keys at a time (asked for ${q.limit})`));
     return guard(async () => {
-      const docs = await this.keys.find(filter, { raw: true, projection: LIST_PROJECTION }).sort({ _id: -1 }).limit(q.limit).toArray();
-      return this.withUsage(decodeRaw<KeyDoc>(docs).map(docToKey));
+      const reply = await this.db.command(listKeysCommand(this.keys.collectionName, q));
+      return this.withUsage((reply.cursor.firstBatch as KeyDoc[]).map(docToKey));
     });
   }
 
@@ -514,6 +517,9 @@ function binaryOf(raw: unknown): Uint8Array | null {
   return new Uint8Array(raw as Uint8Array);
 }
 
+/** The most keys one listKeys reads: a page and one more (domain/page-token.ts paginate), so one batch holds them. */
+export const PAGE_READ_MAX = LIMITS.pageSizeMax + 1;
+
 /** Fields a key listing needs: all but the ones only filters use (also the bench's minimal list on MongoDB). */
 export const LIST_PROJECTION = { metadata_pairs: 0, pending_write: 0 };
 const USAGE_PROJECTION = { key_id: 1, total_requests: 1, last_used_at: 1 };
@@ -525,6 +531,16 @@ const decodeRaw = <T>(docs: unknown[]): T[] => docs.map((b) => BSON.deserialize(
 const INSERT_CHUNK = 25;
 
 const date = (ms: number | null) => (ms === null ? null : new Date(ms));
+
+/** listKeys's one `find` command (also timed by bench/mongo-driver.ts). */
+export const listKeysCommand = (collection: string, q: KeyListQuery) => ({
+  find: collection,
+  filter: keyFilter(q),
+  projection: LIST_PROJECTION,
+  sort: { _id: -1 },
+  limit: q.limit,
+  singleBatch: true,
+});
 
 /**
  * The filter of a key listing (and its count): committed keys of the customer matching the query.
