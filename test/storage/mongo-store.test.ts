@@ -3,6 +3,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { MongoClient } from "mongodb";
 import { describe, expect, it } from "vitest";
 import { StorageUnavailableError } from "../../src/domain/errors.js";
+import type { KeyRecord } from "../../src/domain/types.js";
 import { LIMITS } from "../../src/domain/validation.js";
 import { type KeyDoc, keyToDoc } from "../../src/storage/mongo/documents.js";
 import { MongoStore, PAGE_READ_MAX } from "../../src/storage/mongo/mongo-store.js";
@@ -87,6 +88,14 @@ describe("MongoStore (MongoDB only)", () => {
   });
 });
 
+/** A committed key document of `customer`, as MongoStore writes it, with `over` in place of the defaults. */
+const storedKey = (customer: string, at: number, over: Partial<KeyRecord> = {}): KeyDoc =>
+  keyToDoc({
+    id: keyId(), customerId: customer, instanceId: null, name: "k", prefix: "zpk_live_abcdefgh", environment: "live", scopes: [], metadata: {},
+    digest: randomBytes(32).toString("hex"), lastUsedAt: null, totalRequests: 0, expiresAt: null, createdAt: at, updatedAt: at,
+    revokedAt: null, enabled: true, rolledFrom: null, rolledTo: null, predecessorGraceMs: null, lastFour: "abcd", ...over,
+  });
+
 describe("MongoStore listKeys (MongoDB only)", () => {
   it("a page of the largest keys the limits allow, one more than page_size's maximum, comes back whole", async () => {
     const db = freshDbName();
@@ -98,12 +107,7 @@ describe("MongoStore listKeys (MongoDB only)", () => {
       const metadata = Object.fromEntries(Array.from({ length: LIMITS.metadataEntries }, (_, i) => [wide(LIMITS.metadataKeyChars, i), wide(LIMITS.metadataValueChars, i)]));
       const at = Date.UTC(2026, 0, 1);
       const keys = Array.from({ length: PAGE_READ_MAX }, (_, i) =>
-        keyToDoc({
-          id: keyId(), customerId: customer, instanceId: null, name: wide(LIMITS.nameChars, i), prefix: "zpk_live_abcdefgh", environment: "live",
-          scopes: Array.from({ length: LIMITS.scopes }, (_, s) => `scope:${s}`.padEnd(100, "x")), metadata, digest: randomBytes(32).toString("hex"),
-          lastUsedAt: null, totalRequests: 0, expiresAt: null, createdAt: at, updatedAt: at, revokedAt: null, enabled: true,
-          rolledFrom: null, rolledTo: null, predecessorGraceMs: null, lastFour: "abcd",
-        }),
+        storedKey(customer, at, { name: wide(LIMITS.nameChars, i), metadata, scopes: Array.from({ length: LIMITS.scopes }, (_, s) => `scope:${s}`.padEnd(100, "x")) }),
       );
       for (let i = 0; i < keys.length; i += 25) await c.db(db).collection<KeyDoc>("api_keys").insertMany(keys.slice(i, i + 25));
       const q = { customerId: customer, instanceId: null, includeInactive: false, now: at, beforeId: null };
@@ -117,4 +121,82 @@ describe("MongoStore listKeys (MongoDB only)", () => {
       await c.close();
     }
   });
+});
+
+describe("MongoStore usage writer slots (MongoDB only)", () => {
+  const at = Date.UTC(2026, 0, 1);
+  /** A database with one key in it, and a client to look at its collections. */
+  const withKey = async () => {
+    const db = freshDbName();
+    const c = new MongoClient(mongoUri());
+    const customer = randomUUID();
+    const key = storedKey(customer, at);
+    await c.db(db).collection<KeyDoc>("api_keys").insertOne(key);
+    const id = key._id;
+    const usageIds = async () => (await c.db(db).collection("api_key_usage").find({ key_id: id }).toArray()).map((d) => String(d._id)).sort();
+    const done = async () => {
+      await c.db(db).dropDatabase().catch(() => {});
+      await c.close();
+    };
+    return { db, c, id, customer, usageIds, done };
+  };
+  /** A test body run against a fresh database holding one key, dropped afterwards. */
+  const inKeyDb = (body: (k: Awaited<ReturnType<typeof withKey>>) => Promise<void>) => async () => {
+    const k = await withKey();
+    try {
+      await body(k);
+    } finally {
+      await k.done();
+    }
+  };
+
+  it("processes started one after another reuse one usage document per key, and the key shows every use", inKeyDb(async (k) => {
+    for (let start = 0; start < 5; start++) {
+      const store = await MongoStore.connect(mongoUri(), k.db);
+      await store.recordUsage([{ keyId: k.id, count: 3, lastUsedAt: at + start }]);
+      await store.close();
+    }
+    expect(await k.usageIds()).toEqual([`${k.id}:w0`]);
+    const store = await MongoStore.connect(mongoUri(), k.db);
+    expect(await store.findKey(k.customer, k.id)).toMatchObject({ totalRequests: 15, lastUsedAt: at + 4 });
+    await store.close();
+  }));
+
+  it("processes running at once write apart, and a later one takes over a stopped one's slot", inKeyDb(async (k) => {
+    const [a, b] = [await MongoStore.connect(mongoUri(), k.db), await MongoStore.connect(mongoUri(), k.db)];
+    await Promise.all([a.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }]), b.recordUsage([{ keyId: k.id, count: 2, lastUsedAt: at }])]);
+    expect(await k.usageIds()).toEqual([`${k.id}:w0`, `${k.id}:w1`]);
+    await a.close();
+    const c = await MongoStore.connect(mongoUri(), k.db);
+    await c.recordUsage([{ keyId: k.id, count: 4, lastUsedAt: at }]);
+    expect(await k.usageIds()).toEqual([`${k.id}:w0`, `${k.id}:w1`]);
+    expect(await c.findKey(k.customer, k.id)).toMatchObject({ totalRequests: 7 });
+    await Promise.all([b.close(), c.close()]);
+  }));
+
+  it("a crashed process's slot is taken over only once its lease has ended", inKeyDb(async (k) => {
+    // What a process that died without freeing slot 0 leaves behind.
+    const until = Date.now() + 2500;
+    await k.c.db(k.db).collection("usage_writers").insertOne({ _id: 0 as never, holder: "crashed", until: new Date(until) });
+    const early = await MongoStore.connect(mongoUri(), k.db);
+    await early.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }]);
+    expect(await k.usageIds()).toEqual([`${k.id}:w1`]);
+    await new Promise((r) => setTimeout(r, until - Date.now() + 100));
+    const late = await MongoStore.connect(mongoUri(), k.db);
+    await late.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }]);
+    expect(await k.usageIds()).toEqual([`${k.id}:w0`, `${k.id}:w1`]);
+    await Promise.all([early.close(), late.close()]);
+  }));
+
+  it("a process whose slot was taken over claims another one before it writes again", inKeyDb(async (k) => {
+    const store = await MongoStore.connect(mongoUri(), k.db, { writerLeaseMs: 600 });
+    // Another process took slot 0 over (this one was paused past its lease).
+    await k.c.db(k.db).collection("usage_writers").updateOne({ _id: 0 as never }, { $set: { holder: "other", until: new Date(Date.now() + 60_000) } });
+    await new Promise((r) => setTimeout(r, 450)); // past the renewal point (a third of the lease before its end)
+    await store.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }]);
+    expect(await k.usageIds()).toEqual([`${k.id}:w1`]);
+    await store.close();
+    const slots = await k.c.db(k.db).collection("usage_writers").find().toArray();
+    expect(slots.map((s) => [s._id, s.holder])).toEqual([[0, "other"]]); // its own slot 1 freed, the other's left alone
+  }));
 });

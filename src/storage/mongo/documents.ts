@@ -67,7 +67,10 @@ export interface BucketDoc {
   created: Date;
 }
 
-/** Usage counted by one process for one key (`_id` = `<key id>:<writer>`); a key's usage is the sum. */
+/**
+ * Usage counted for one key under one writer slot (`_id` = `<key id>:w<slot>`, writer-slot.ts;
+ * before that, `<key id>:<random hex>` per process start); a key's usage is the sum.
+ */
 export interface UsageDoc {
   _id: string;
   key_id: string;

@@ -13,6 +13,7 @@ import { PendingWrites } from "./pending-writes.js";
 import { ensureIndexes } from "./indexes.js";
 import { KeyedQueue } from "./keyed-queue.js";
 import { MongoDashboard } from "./mongo-dashboard.js";
+import { WRITER_LEASE_MS, WriterSlot } from "./writer-slot.js";
 import type { HourlyUsageDelta, HourlyUsageQuery, HourlyUsageRow, SessionRecord } from "../../domain/session-store.js";
 
 /** Bucket versions are kept this long (far above any request's duration) before being deleted. */
@@ -43,10 +44,15 @@ export class MongoStore implements Store {
     private readonly idempotency: Collection<IdempotencyDoc>,
     pendingWrites: Collection<PendingWriteDoc>,
     private readonly db: Db,
+    writerLeaseMs: number,
   ) {
     this.pending = new PendingWrites(pendingWrites, keys, events);
     this.dashboard = new MongoDashboard(db, this.writer);
+    this.usageWriter = new WriterSlot(db.collection("usage_writers"), writerLeaseMs);
   }
+
+  /** The name of this process's `api_key_usage` documents (`<key id>:<name>`), see WriterSlot. */
+  private readonly usageWriter: WriterSlot;
 
   /** Sessions, portal grants and hourly usage (mongo-dashboard.ts). */
   private readonly dashboard: MongoDashboard;
@@ -54,7 +60,7 @@ export class MongoStore implements Store {
   private readonly pending: PendingWrites;
   private recoveryTimer: NodeJS.Timeout | null = null;
 
-  /** This process's usage documents are `<key id>:<writer>`: no two processes write the same one. */
+  /** This process's hourly usage documents end with it: no two processes write the same one. */
   private readonly writer = randomBytes(8).toString("hex");
 
   /**
@@ -67,8 +73,11 @@ export class MongoStore implements Store {
    */
   private readonly keyLocks = new KeyedQueue();
 
-  /** Connects and creates indexes; throws StorageUnavailableError when the server is unreachable. */
-  static async connect(uri: string, dbName: string, opts: { timeoutMs?: number } = {}): Promise<MongoStore> {
+  /**
+   * Connects, creates indexes and claims a usage writer slot; throws StorageUnavailableError when
+   * the server is unreachable. `writerLeaseMs`: the slot's lease (WRITER_LEASE_MS; tests shorten it).
+   */
+  static async connect(uri: string, dbName: string, opts: { timeoutMs?: number; writerLeaseMs?: number } = {}): Promise<MongoStore> {
     const timeoutMs = opts.timeoutMs ?? 2000;
     const client = new MongoClient(uri, {
       serverSelectionTimeoutMS: timeoutMs,
@@ -84,7 +93,7 @@ export class MongoStore implements Store {
       });
       const db: Db = client.db(dbName);
       await ensureIndexes(db);
-      return new MongoStore(
+      const store = new MongoStore(
         client,
         db.collection("api_keys"),
         db.collection("audit_events"),
@@ -94,7 +103,10 @@ export class MongoStore implements Store {
         db.collection("idempotency_records"),
         db.collection("pending_writes"),
         db,
+        opts.writerLeaseMs ?? WRITER_LEASE_MS,
       );
+      await store.usageWriter.start();
+      return store;
     }).then(async (store) => {
       await store.pending.recover().catch(() => {});
       store.recoveryTimer = setInterval(() => void store.pending.recover().catch(() => {}), 10_000).unref();
@@ -329,18 +341,19 @@ export class MongoStore implements Store {
   }
 
   /**
-   * Usage lives in `api_key_usage`, one document per key per writing process, so key documents
-   * are only written by user actions (update, revoke) and no two processes ever `$inc` the same
-   * document. (FerretDB 1.24 loses concurrent updates to one document, which made a usage flush
-   * racing a revoke undo the revoke.) Readers sum a key's documents.
+   * Usage lives in `api_key_usage`, one document per key per writer slot (writer-slot.ts), so key
+   * documents are only written by user actions (update, revoke) and no two live processes ever
+   * `$inc` the same document. (FerretDB 1.24 loses concurrent updates to one document, which made
+   * a usage flush racing a revoke undo the revoke.) Readers sum a key's documents.
    */
   recordUsage(deltas: UsageDelta[]): Promise<void> {
     if (deltas.length === 0) return Promise.resolve();
     return guard(async () => {
+      const writer = await this.usageWriter.name();
       await this.usage.bulkWrite(
         deltas.map((d) => ({
           updateOne: {
-            filter: { _id: `${d.keyId}:${this.writer}` },
+            filter: { _id: `${d.keyId}:${writer}` },
             update: {
               $inc: { total_requests: d.count },
               $max: { last_used_at: new Date(d.lastUsedAt) },
@@ -506,6 +519,7 @@ export class MongoStore implements Store {
 
   async close(): Promise<void> {
     if (this.recoveryTimer) clearInterval(this.recoveryTimer);
+    await this.usageWriter.release().catch(() => {}); // else its lease ends on its own
     await this.client.close();
   }
 }
