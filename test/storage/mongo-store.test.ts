@@ -190,13 +190,15 @@ describe("MongoStore usage writer slots (MongoDB only)", () => {
 
   it("a process whose slot was taken over claims another one before it writes again", inKeyDb(async (k) => {
     const store = await MongoStore.connect(mongoUri(), k.db, { writerLeaseMs: 600 });
-    // Another process took slot 0 over (this one was paused past its lease).
+    const claimed = Date.now();
+    // Another process takes slot 0 over while this one is paused past its lease (a blocked event
+    // loop: no renewal runs), then five flushes start at once beside the late renewal.
     await k.c.db(k.db).collection("usage_writers").updateOne({ _id: 0 as never }, { $set: { holder: "other", until: new Date(Date.now() + 60_000) } });
-    await new Promise((r) => setTimeout(r, 450)); // past the renewal point (a third of the lease before its end)
-    await store.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }]);
+    while (Date.now() < claimed + 650); // the pause
+    await Promise.all(Array.from({ length: 5 }, () => store.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }])));
     expect(await k.usageIds()).toEqual([`${k.id}:w1`]);
     await store.close();
     const slots = await k.c.db(k.db).collection("usage_writers").find().toArray();
-    expect(slots.map((s) => [s._id, s.holder])).toEqual([[0, "other"]]); // its own slot 1 freed, the other's left alone
+    expect(slots.map((s) => [s._id, s.holder])).toEqual([[0, "other"]]); // one slot claimed and freed, the other's left alone
   }));
 });

@@ -269,8 +269,8 @@ export class MongoStore implements Store {
 
   /**
    * One `find` command, not a cursor: a page is at most `pageSizeMax + 1` key documents, which
-   * one batch always holds (`singleBatch`; mongo-page-size.test.ts checks the largest page against
-   * the 16 MiB reply limit), and the driver's cursor machinery cost our process 361 against 215 µs
+   * one batch always holds (`singleBatch`; test/storage/mongo-store.test.ts reads a page of the
+   * largest keys LIMITS allow, far inside the 16 MiB reply limit), and the driver's cursor machinery cost our process 361 against 215 µs
    * of CPU per 10-key page (`npm run bench -- mongo-driver`, docs/mongodb.md). `metadata_pairs`
    * and `pending_write` (filter-only fields) are not fetched.
    */

@@ -32,6 +32,8 @@ export class WriterSlot {
   /** The lease's end as this process last wrote it. */
   private until = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** The renewal under way: the timer's and a write's never run at once (two claims would take two slots). */
+  private renewing: Promise<void> | null = null;
 
   constructor(
     private readonly slots: Collection<WriterSlotDoc>,
@@ -55,13 +57,19 @@ export class WriterSlot {
   async release(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.renewing?.catch(() => {}); // a claim under way would otherwise take a slot after this
     if (this.slot === null) return;
     const slot = this.slot;
     this.slot = null;
     await this.slots.deleteOne({ _id: slot, holder: this.holder });
   }
 
-  private async renew(now: number): Promise<void> {
+  private renew(now: number): Promise<void> {
+    this.renewing ??= this.renewNow(now).finally(() => (this.renewing = null));
+    return this.renewing;
+  }
+
+  private async renewNow(now: number): Promise<void> {
     const until = new Date(now + this.leaseMs);
     if (this.slot !== null) {
       const r = await this.slots.updateOne({ _id: this.slot, holder: this.holder }, { $set: { until } });
