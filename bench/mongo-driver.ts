@@ -9,8 +9,7 @@
  * this shows the driver's share, which a faster MongoDB would not take off.
  */
 import { once } from "node:events";
-import { BSON, Long } from "bson";
-import { type Document, MongoClient } from "mongodb";
+import { BSON, type Document, Long, MongoClient } from "mongodb";
 import { type KeyDoc, keyToDoc } from "../src/storage/mongo/documents.js";
 import { keyFilter, LIST_PROJECTION, listKeysCommand } from "../src/storage/mongo/mongo-store.js";
 import { LIMITS } from "../src/domain/validation.js";

@@ -10,7 +10,7 @@
  * `instant-mongo ready <port>` once it listens on 127.0.0.1 (port 0: any free one).
  */
 import { createServer } from "node:net";
-import { BSON } from "bson";
+import { BSON } from "mongodb";
 
 const OP_REPLY = 1;
 const OP_QUERY = 2004;
