@@ -192,11 +192,16 @@ describe("MongoStore usage writer slots (MongoDB only)", () => {
     const store = await MongoStore.connect(mongoUri(), k.db, { writerLeaseMs: 600 });
     const claimed = Date.now();
     // Another process takes slot 0 over while this one is paused past its lease (a blocked event
-    // loop: no renewal runs), then five flushes start at once beside the late renewal.
+    // loop: no renewal runs), then five writes start at once beside the late renewal, each of
+    // another key (the usage recorder never overlaps two flushes, and two upserts of one new
+    // document at once can collide on its _id).
     await k.c.db(k.db).collection("usage_writers").updateOne({ _id: 0 as never }, { $set: { holder: "other", until: new Date(Date.now() + 60_000) } });
     while (Date.now() < claimed + 650); // the pause
-    await Promise.all(Array.from({ length: 5 }, () => store.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }])));
-    expect(await k.usageIds()).toEqual([`${k.id}:w1`]);
+    const others = Array.from({ length: 4 }, () => keyId());
+    await Promise.all([k.id, ...others].map((keyId) => store.recordUsage([{ keyId, count: 1, lastUsedAt: at }])));
+    expect(await k.usageIds()).toEqual([`${k.id}:w1`]); // one new slot between them all
+    const written = await k.c.db(k.db).collection("api_key_usage").find({ key_id: { $in: others } }).toArray();
+    expect(written.map((d) => String(d._id)).sort()).toEqual(others.map((o) => `${o}:w1`).sort());
     await store.close();
     const slots = await k.c.db(k.db).collection("usage_writers").find().toArray();
     expect(slots.map((s) => [s._id, s.holder])).toEqual([[0, "other"]]); // one slot claimed and freed, the other's left alone
