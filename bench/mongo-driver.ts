@@ -11,7 +11,8 @@
 import { once } from "node:events";
 import { BSON, type Document, Long, MongoClient } from "mongodb";
 import { type KeyDoc, keyToDoc } from "../src/storage/mongo/documents.js";
-import { keyFilter, LIST_PROJECTION, listKeysCommand } from "../src/storage/mongo/mongo-store.js";
+import { keyFilter, LIST_PROJECTION, listKeysCommand, mongoClientOptions } from "../src/storage/mongo/mongo-store.js";
+import { newKeyRecord } from "../src/domain/types.js";
 import { LIMITS } from "../src/domain/validation.js";
 import { killTree, spawnTracked } from "./lib/proc.js";
 import { REPO } from "./lib/server.js";
@@ -25,12 +26,10 @@ const IN_FLIGHT = 64;
 function page(): Document[] {
   const now = Date.now();
   return Array.from({ length: 10 }, (_, i) => {
-    const { metadata_pairs: _pairs, pending_write: _pending, ...doc }: KeyDoc = keyToDoc({
-      id: `key_${String(i).padStart(26, "0")}`, customerId: CUSTOMER, instanceId: null, name: `bench-${i}`,
-      prefix: "zpk_live_", environment: "live", scopes: [], metadata: {}, digest: "0".repeat(64),
-      lastUsedAt: null, totalRequests: 0, expiresAt: null, createdAt: now, updatedAt: now, revokedAt: null,
-      enabled: true, rolledFrom: null, rolledTo: null, predecessorGraceMs: null, lastFour: "abcd",
-    });
+    const { metadata_pairs: _pairs, pending_write: _pending, ...doc }: KeyDoc = keyToDoc(newKeyRecord({
+      id: `key_${String(i).padStart(26, "0")}`, customerId: CUSTOMER, instanceId: null, name: `bench-${i}`, prefix: "zpk_live_",
+      environment: "live", scopes: [], metadata: {}, digest: "0".repeat(64), expiresAt: null, lastFour: "abcd",
+    }, now));
     return doc;
   });
 }
@@ -50,8 +49,7 @@ export async function mongoDriver(): Promise<void> {
     await once(child.stdout!, "data");
   }
   const port = Number(/instant-mongo ready (\d+)/.exec(out)![1]);
-  // The pool and write options of src/storage/mongo/mongo-store.ts's client.
-  const client = new MongoClient(`mongodb://127.0.0.1:${port}/`, { maxPoolSize: 50, retryWrites: false, appName: "zpk-bench-driver" });
+  const client = new MongoClient(`mongodb://127.0.0.1:${port}/`, { ...mongoClientOptions(), appName: "zpk-bench-driver" });
   try {
     await client.connect();
     const db = client.db("zpk");

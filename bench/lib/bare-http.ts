@@ -28,7 +28,7 @@ import { MongoClient } from "mongodb";
 import { digestKey } from "../../src/domain/key-format.js";
 import { LIMITS } from "../../src/domain/validation.js";
 import { bearerToken } from "../../src/service/credentials.js";
-import { listKeysCommand } from "../../src/storage/mongo/mongo-store.js";
+import { listKeysCommand, mongoClientOptions } from "../../src/storage/mongo/mongo-store.js";
 
 export interface BareHttpOptions {
   port: number;
@@ -44,6 +44,7 @@ export interface BareHttpOptions {
 const HEALTH = Buffer.from(JSON.stringify({ status: "ok" }));
 
 export function listenBareHttp(opts: BareHttpOptions, ready: () => void): void {
+  // SQLite's check is synchronous and stays so (a promise per request would be work the embedded floor does not need).
   const fresh = opts.mongo ? mongoCheck(opts.mongo, opts.page) : sqliteCheck(opts.dir);
   const known = new Map([[opts.keyDigest, opts.page]]);
   const server = createServer((req, res) => {
@@ -96,8 +97,7 @@ function sqliteCheck(dir: string): () => boolean {
 /** MongoDB's check: one round trip of our list's query, as many documents as the page has keys. */
 function mongoCheck(mongo: NonNullable<BareHttpOptions["mongo"]>, page: Buffer): () => Promise<boolean> {
   const keys = (JSON.parse(page.toString()) as { data: unknown[] }).data.length;
-  // The pool and write options of src/storage/mongo/mongo-store.ts's client.
-  const client = new MongoClient(mongo.uri, { maxPoolSize: 50, retryWrites: false, appName: "zpk-bench-bare" });
+  const client = new MongoClient(mongo.uri, { ...mongoClientOptions(), appName: "zpk-bench-bare" });
   const db = client.db(mongo.db);
   // A list without page_size asks for one more than the default page, to know whether one follows.
   const limit = LIMITS.pageSizeDefault + 1;

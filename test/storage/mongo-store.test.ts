@@ -8,7 +8,8 @@ import { LIMITS } from "../../src/domain/validation.js";
 import { type KeyDoc, keyToDoc } from "../../src/storage/mongo/documents.js";
 import { MongoStore, PAGE_READ_MAX } from "../../src/storage/mongo/mongo-store.js";
 import { freshDbName, mongoServer, mongoUri } from "../helpers/mongo.js";
-import { describeStoreContract, keyId } from "./store-contract.js";
+import { sleep } from "../helpers/server.js";
+import { describeStoreContract, keyId, keyRecord, listQuery } from "./store-contract.js";
 
 /**
  * The shared storage contract against the MongoDB store, on FerretDB (or a real MongoDB with
@@ -88,13 +89,9 @@ describe("MongoStore (MongoDB only)", () => {
   });
 });
 
-/** A committed key document of `customer`, as MongoStore writes it, with `over` in place of the defaults. */
+/** A committed key document of `customer` (store-contract.ts's keyRecord), as MongoStore writes it. */
 const storedKey = (customer: string, at: number, over: Partial<KeyRecord> = {}): KeyDoc =>
-  keyToDoc({
-    id: keyId(), customerId: customer, instanceId: null, name: "k", prefix: "zpk_live_abcdefgh", environment: "live", scopes: [], metadata: {},
-    digest: randomBytes(32).toString("hex"), lastUsedAt: null, totalRequests: 0, expiresAt: null, createdAt: at, updatedAt: at,
-    revokedAt: null, enabled: true, rolledFrom: null, rolledTo: null, predecessorGraceMs: null, lastFour: "abcd", ...over,
-  });
+  keyToDoc(keyRecord({ customerId: customer, createdAt: at, updatedAt: at, ...over }));
 
 describe("MongoStore listKeys (MongoDB only)", () => {
   it("a page of the largest keys the limits allow, one more than page_size's maximum, comes back whole", async () => {
@@ -110,7 +107,7 @@ describe("MongoStore listKeys (MongoDB only)", () => {
         storedKey(customer, at, { name: wide(LIMITS.nameChars, i), metadata, scopes: Array.from({ length: LIMITS.scopes }, (_, s) => `scope:${s}`.padEnd(100, "x")) }),
       );
       for (let i = 0; i < keys.length; i += 25) await c.db(db).collection<KeyDoc>("api_keys").insertMany(keys.slice(i, i + 25));
-      const q = { customerId: customer, instanceId: null, includeInactive: false, now: at, beforeId: null };
+      const q = listQuery({ customerId: customer, now: at });
       const page = await store.listKeys({ ...q, limit: PAGE_READ_MAX });
       expect(page.map((k) => k.id)).toEqual(keys.map((k) => k._id).sort().reverse());
       expect(page.every((k) => Object.keys(k.metadata).length === LIMITS.metadataEntries && k.scopes.length === LIMITS.scopes)).toBe(true);
@@ -181,7 +178,7 @@ describe("MongoStore usage writer slots (MongoDB only)", () => {
     const early = await MongoStore.connect(mongoUri(), k.db);
     await early.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }]);
     expect(await k.usageIds()).toEqual([`${k.id}:w1`]);
-    await new Promise((r) => setTimeout(r, until - Date.now() + 100));
+    await sleep(until - Date.now() + 100);
     const late = await MongoStore.connect(mongoUri(), k.db);
     await late.recordUsage([{ keyId: k.id, count: 1, lastUsedAt: at }]);
     expect(await k.usageIds()).toEqual([`${k.id}:w0`, `${k.id}:w1`]);

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { Binary, BSON, type Collection, type Db, MongoClient, MongoError, type Filter } from "mongodb";
+import { Binary, BSON, type Collection, type Db, MongoClient, type MongoClientOptions, MongoError, type Filter } from "mongodb";
 import { alreadyExists, StorageUnavailableError } from "../../domain/errors.js";
 import type { BucketState } from "../../domain/rate-limit/token-bucket.js";
 import { LIMITS } from "../../domain/validation.js";
@@ -78,15 +78,7 @@ export class MongoStore implements Store {
    * the server is unreachable. `writerLeaseMs`: the slot's lease (WRITER_LEASE_MS; tests shorten it).
    */
   static async connect(uri: string, dbName: string, opts: { timeoutMs?: number; writerLeaseMs?: number } = {}): Promise<MongoStore> {
-    const timeoutMs = opts.timeoutMs ?? 2000;
-    const client = new MongoClient(uri, {
-      serverSelectionTimeoutMS: timeoutMs,
-      connectTimeoutMS: timeoutMs,
-      socketTimeoutMS: Math.max(10_000, timeoutMs * 5),
-      maxPoolSize: 50,
-      retryWrites: false, // FerretDB has no retryable writes; our writes are idempotent or CAS'd
-      appName: "zpk",
-    });
+    const client = new MongoClient(uri, mongoClientOptions(opts.timeoutMs));
     return guard(async () => {
       await client.connect().catch((e: unknown) => {
         throw new StorageUnavailableError(`cannot reach MongoDB at ${hostsOf(uri)}: ${(e as Error).message}`, e);
@@ -522,6 +514,18 @@ export class MongoStore implements Store {
     await this.usageWriter.release().catch(() => {}); // else its lease ends on its own
     await this.client.close();
   }
+}
+
+/** The store's driver options (also the bench's clients, so they measure the same pool). */
+export function mongoClientOptions(timeoutMs = 2000): MongoClientOptions {
+  return {
+    serverSelectionTimeoutMS: timeoutMs,
+    connectTimeoutMS: timeoutMs,
+    socketTimeoutMS: Math.max(10_000, timeoutMs * 5),
+    maxPoolSize: 50,
+    retryWrites: false, // FerretDB has no retryable writes; our writes are idempotent or CAS'd
+    appName: "zpk",
+  };
 }
 
 /** The driver hands back BSON binary as `Binary`. */
