@@ -16,7 +16,7 @@ const RATE = 0.01;
  *
  * - never more admitted than capacity + elapsed × rate (the client's elapsed time bounds the
  *   bucket's own);
- * - at most `processes` × reserve refused early;
+ * - at most `processes` × 1.5 × reserve refused early (a reserve half spent is topped up by one more);
  * - about one store step per reserve, not one per charge (summed over `metricsPorts`);
  * - reserves unused for RATE_LIMIT_LEASE_MS (250 ms) go back to the bucket: charging on later,
  *   at least the capacity is admitted in all, and still never more than the bound.
@@ -58,7 +58,7 @@ export async function checkLargeBucket(clients: RpcClient[], auth: Record<string
   console.log(`[large bucket] ${processes} processes: ${first} of ${CAPACITY + 300} admitted in ${steps} store steps, ${later} more after the reserves went back; bound ${bound()}`);
   expect(steps, `store steps for ${CAPACITY + 300} charges`).toBeLessThan(1_000);
   expect(first, "admitted more than SPEC §6 allows").toBeLessThanOrEqual(bound());
-  expect(first, `refused more than ${processes} processes x ${RESERVE} reserved tokens early`).toBeGreaterThanOrEqual(CAPACITY - processes * RESERVE);
+  expect(first, `refused more than ${processes} processes x 1.5 x ${RESERVE} reserved tokens early`).toBeGreaterThanOrEqual(CAPACITY - processes * 1.5 * RESERVE);
   expect(first + later, "tokens were lost in reserves").toBeGreaterThanOrEqual(CAPACITY);
   expect(first + later).toBeLessThanOrEqual(bound());
 }

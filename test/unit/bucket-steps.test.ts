@@ -7,6 +7,8 @@ import type { RateLimitPolicy } from "../../src/domain/types.js";
 import { gate, removeWrappedStores, wrappedSqliteStore } from "../helpers/wrapped-store.js";
 
 const SMALL: RateLimitPolicy = { capacity: 5, refillPerSecond: 0.001 };
+/** Reserves of 100 tokens (1 %); at T0 nothing refills, so every token can be accounted for. */
+const BIG: RateLimitPolicy = { capacity: 10_000, refillPerSecond: 0.001 };
 const T0 = Date.UTC(2026, 0, 1);
 
 afterEach(removeWrappedStores);
@@ -15,17 +17,24 @@ afterEach(removeWrappedStores);
  * Bucket steps over a real SQLite store whose first bucket step waits until released, like a slow
  * database, and that counts bucket steps: the charges made meanwhile queue up behind that step.
  */
-function gatedStore() {
+function gatedStore(policy = SMALL, gatedStep = 0) {
   const { passed, release } = gate();
   let steps = 0;
   const store = wrappedSqliteStore({
     updateBucket: (original) => async (...args) => {
-      if (steps++ === 0) await passed;
+      if (steps++ === gatedStep) await passed;
       return original(...args);
     },
   });
-  const bucket = new BucketSteps(store, SMALL, new Reserves(250), () => T0, pino({ level: "silent" }));
-  return { bucket, release, steps: () => steps };
+  const log = pino({ level: "silent" });
+  const bucket = new BucketSteps(store, policy, new Reserves(250), () => T0, log);
+  /** Tokens left in the shared bucket once every reserve went back (a fresh process without reserves charges 1). */
+  const leftInBucket = async () => {
+    await bucket.stop();
+    const probe = await new BucketSteps(store, policy, new Reserves(0), () => T0, log).charge("c", 1);
+    return isOverCapacity(probe) ? expect.unreachable() : probe.remaining + 1;
+  };
+  return { bucket, release, steps: () => steps, leftInBucket };
 }
 
 /** The first charge's store step has begun (and waits at the gate). */
@@ -66,5 +75,38 @@ describe("BucketSteps: charges queued behind a store step", () => {
     expect(shown(await first)).toBe(4);
     expect((await Promise.all(over)).map(shown)).toEqual(["over 5", "over 5"]);
     expect(shown(await bucket.charge("c", 1))).toBe(3);
+  });
+});
+
+describe("BucketSteps: a large bucket's reserve", () => {
+  const allowedCost = (o: ChargeOutcome, cost: number) => (!isOverCapacity(o) && o.allowed ? cost : 0);
+
+  it("is topped up once half spent while its other half still answers charges at once", async () => {
+    const { bucket, release, steps, leftInBucket } = gatedStore(BIG, 1);
+    expect(shown(await bucket.charge("c", 1)), "the first step takes the charge and a reserve of 100").toBe(9_999);
+    const fromMemory = Array.from({ length: 100 }, () => bucket.charge("c", 1));
+    expect(fromMemory.filter((o) => o instanceof Promise), "charges waiting for the store").toHaveLength(0);
+    await stepStarted();
+    expect(steps(), "the top-up step (held at its gate) began once 51 were spent").toBe(2);
+    const waits = bucket.charge("c", 1);
+    expect(waits, "the reserve is spent: the next charge waits for the top-up").toBeInstanceOf(Promise);
+    release();
+    expect(shown(await waits), "served from the topped-up reserve").toBe(9_799 + 99);
+    expect(steps(), "no step of its own").toBe(2);
+    expect(await leftInBucket(), "every token taken is either admitted or given back").toBe(10_000 - 102);
+  });
+
+  it("is given back before a step that charges what it cannot cover, and not spent while that step runs", async () => {
+    const { bucket, release, leftInBucket } = gatedStore(BIG, 1);
+    let admitted = allowedCost(await bucket.charge("c", 1), 1);
+    for (let i = 0; i < 40; i++) admitted += allowedCost((await bucket.charge("c", 1)) as ChargeOutcome, 1);
+    const large = bucket.charge("c", 70); // 60 left in the reserve: a store step (held at its gate)
+    await stepStarted();
+    const during = bucket.charge("c", 1);
+    expect(during, "the reserve went back with the step: a charge meanwhile waits for the next one").toBeInstanceOf(Promise);
+    release();
+    admitted += allowedCost(await large, 70) + allowedCost(await during, 1);
+    expect(admitted).toBe(112);
+    expect(await leftInBucket(), "no token both given back and spent").toBe(10_000 - admitted);
   });
 });

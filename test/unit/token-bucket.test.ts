@@ -142,6 +142,13 @@ describe("exchange (a step of a process that keeps a reserve)", () => {
     expect(decided(r)).toEqual([]);
   });
 
+  it("a step with no charge (a reserve's top-up) reserves what is left, up to the reserve", () => {
+    const r = exchange({ tokens: 5_000, at: T0 }, BIG, T0, { returned: 0, costs: [], reserve: 100 });
+    expect([r.reserved, r.next.tokens]).toEqual([100, 4_900]);
+    const low = exchange({ tokens: 30.5, at: T0 }, BIG, T0, { returned: 0, costs: [], reserve: 100 });
+    expect([low.reserved, low.next.tokens]).toEqual([30, 0.5]);
+  });
+
   it("charges queued requests in order with the same decisions as one take each, then reserves only if the last was allowed", () => {
     const small: RateLimitPolicy = { capacity: 20, refillPerSecond: 1 };
     const start: BucketState = { tokens: 4, at: T0 };

@@ -46,9 +46,15 @@ export class BucketSteps {
     private readonly log: Logger,
   ) {}
 
-  /** Takes `cost` tokens from the customer's bucket: from the reserve at once, or in the next store step. */
+  /**
+   * Takes `cost` tokens from the customer's bucket: from the reserve at once (topping it up in
+   * the background once it is half spent), or in the next store step.
+   */
   charge(customerId: string, cost: number): ChargeOutcome | Promise<ChargeOutcome> {
-    return this.reserves.spend(customerId, cost, this.now()) ?? this.queue(customerId, cost);
+    const spent = this.reserves.spend(customerId, cost, this.now());
+    if (spent === null) return this.queue(customerId, cost);
+    if (this.reserves.lowAfterSpend(customerId)) this.topUp(customerId);
+    return spent;
   }
 
   /** Gives the customer's unused reserved tokens back to its bucket (its policy changed). */
@@ -102,10 +108,22 @@ export class BucketSteps {
 
   /** One store step for queued costs: puts the old reserve back, charges them, takes a new reserve. */
   private async chargeInStore(customerId: string, costs: number[]): Promise<ChargeOutcome[]> {
-    const returned = this.reserves.unused(customerId);
+    // Dropped before the step: the tokens it puts back must not also be spent while it runs.
+    const returned = this.reserves.drop(customerId);
     const { outcomes, reserved, policy } = await this.step(customerId, (p) => ({ returned, costs, reserve: this.reserves.sizeFor(p) }));
     this.reserves.replace(customerId, reserved, policy, lastRemaining(outcomes), this.now());
     return outcomes;
+  }
+
+  /** A store step that adds a reserve's worth to the customer's reserve while charges still spend the rest of it. */
+  private topUp(customerId: string): void {
+    void this.serialized(customerId, async () => {
+      const { reserved, policy, left } = await this.step(customerId, (p) => ({ returned: 0, costs: [], reserve: this.reserves.topUpSize(customerId, p) }));
+      this.reserves.topUp(customerId, reserved, policy, left, this.now());
+    }).catch((err: unknown) =>
+      // The reserve goes on serving what it holds; once spent, charges go to the store (and fail there).
+      this.log.warn({ err: String(err) }, "could not top up a rate-limit reserve"),
+    );
   }
 
   private async returnReserve(customerId: string): Promise<void> {
@@ -131,7 +149,7 @@ export class BucketSteps {
     return this.store.updateBucket(customerId, this.defaults, (state, policy) => {
       const now = this.now();
       const r = exchange(state ?? fullBucket(policy, now), policy, now, op(policy));
-      return { next: r.next, decision: { outcomes: r.outcomes, reserved: r.reserved, policy } };
+      return { next: r.next, decision: { outcomes: r.outcomes, reserved: r.reserved, policy, left: Math.floor(r.next.tokens) } };
     });
   }
 

@@ -63,7 +63,7 @@ export interface ExchangeOp {
   returned: number;
   /** What each queued request takes, in arrival order (empty: only put back). */
   costs: number[];
-  /** Extra tokens to reserve if the last request the bucket decided was allowed. */
+  /** Extra tokens to reserve if the last request the bucket decided was allowed (or there was none: a top-up). */
   reserve: number;
 }
 
@@ -72,8 +72,8 @@ export interface ExchangeOp {
  * that queued up meanwhile together (bucket-steps.ts): first put back `returned` unused tokens
  * (never above capacity), then take each cost in turn as `take` does (a refusal takes nothing, so
  * a later, smaller cost may still be allowed; a cost above capacity is answered `OverCapacity`
- * and takes nothing either), then, only if the last cost the bucket decided was allowed, up to
- * `reserve` more that are left. The outcomes are exactly those of the same requests charged one
+ * and takes nothing either), then, only if the last cost the bucket decided was allowed (or no
+ * cost was given: a top-up of a reserve), up to `reserve` more that are left. The outcomes are exactly those of the same requests charged one
  * store step each at the same instant.
  */
 export function exchange(
@@ -84,7 +84,7 @@ export function exchange(
 ): { next: BucketState; outcomes: ChargeOutcome[]; reserved: number } {
   const current = refill(state, policy, now);
   let next: BucketState = { tokens: Math.min(policy.capacity, current.tokens + op.returned), at: current.at };
-  let lastAllowed = false;
+  let lastAllowed = op.costs.length === 0;
   const outcomes = op.costs.map((cost): ChargeOutcome => {
     if (cost > policy.capacity) return { overCapacity: true, capacity: policy.capacity };
     const step = take(next, policy, cost, now);
