@@ -34,21 +34,23 @@ interface Reserve {
  *
  * Why the SPEC bound stays exact: every admitted request spends a token that was taken from the
  * shared bucket in an atomic store step, so admissions never exceed capacity + elapsed × rate.
+ * The error is one-sided: while P processes hold reserves, a customer can be refused up to
+ * P × 1.5 × reserve tokens early (a reserve holds at most half of one plus the one a top-up adds).
+ * Unused tokens go back to the bucket `holdMs` after the reserve was last filled (and at
+ * shutdown), so they are not lost.
+ *
  * Once charges have spent half a reserve, it asks to be topped up (`lowAfterSpend`): a store step
  * adds one more reserve's worth while the other half is still spent from memory, so a busy
  * customer's charges do not wait for the store. On MongoDB a step takes milliseconds (10-25 ms on
  * FerretDB under the bench's load), in which every charge of the customer used to queue: 15-22 %
  * of the time at ~14 000 charges a second (docs/rate-limits.md has the A/B). Filling only back up
- * to one reserve would keep the bound below at P × reserve, but make twice the store steps, and
- * the database's CPU for them took back most of the gain.
+ * to one reserve would keep the bound above at P × reserve, but make twice the store steps, and
+ * the database's CPU for them took back most of the gain. A top-up that finds the customer's
+ * policy changed adds nothing and makes the reserve due, so it goes back in the next step, as a
+ * reserve sized for the old policy should.
  *
- * The error is one-sided: while P processes hold reserves, a customer can be refused up to
- * P × 1.5 × reserve tokens early (a reserve holds at most half of one plus the one a top-up adds).
- * Unused tokens go back to the bucket `holdMs` after the reserve was last filled (and at
- * shutdown), so they are not lost. A top-up that finds the customer's policy changed adds nothing
- * and makes the reserve due, so it goes back in the next step, as a reserve sized for the old
- * policy should. Only memory here: the store steps that fill and empty reserves are
- * bucket-steps.ts's, one customer at a time.
+ * Only memory here: the store steps that fill, top up and empty reserves are bucket-steps.ts's,
+ * one customer at a time.
  */
 export class Reserves {
   private readonly held = new Map<string, Reserve>();

@@ -73,8 +73,8 @@ export interface ExchangeOp {
  * (never above capacity), then take each cost in turn as `take` does (a refusal takes nothing, so
  * a later, smaller cost may still be allowed; a cost above capacity is answered `OverCapacity`
  * and takes nothing either), then, only if the last cost the bucket decided was allowed (or no
- * cost was given: a top-up of a reserve), up to `reserve` more that are left. The outcomes are exactly those of the same requests charged one
- * store step each at the same instant.
+ * cost was given: a top-up of a reserve), up to `reserve` more that are left. The outcomes are
+ * exactly those of the same requests charged one store step each at the same instant.
  */
 export function exchange(
   state: BucketState,
