@@ -14,8 +14,9 @@ const T0 = Date.UTC(2026, 0, 1);
 afterEach(removeWrappedStores);
 
 /**
- * Bucket steps over a real SQLite store whose first bucket step waits until released, like a slow
- * database, and that counts bucket steps: the charges made meanwhile queue up behind that step.
+ * Bucket steps over a real SQLite store whose bucket step number `gatedStep` (the first by default)
+ * waits until released, like a slow database, and that counts bucket steps: the charges made
+ * meanwhile queue up behind that step.
  */
 function gatedStore(policy = SMALL, gatedStep = 0) {
   const { passed, release } = gate();
@@ -99,7 +100,7 @@ describe("BucketSteps: a large bucket's reserve", () => {
   it("is given back before a step that charges what it cannot cover, and not spent while that step runs", async () => {
     const { bucket, release, leftInBucket } = gatedStore(BIG, 1);
     let admitted = allowedCost(await bucket.charge("c", 1), 1);
-    for (let i = 0; i < 40; i++) admitted += allowedCost((await bucket.charge("c", 1)) as ChargeOutcome, 1);
+    for (let i = 0; i < 40; i++) admitted += allowedCost(await bucket.charge("c", 1), 1);
     const large = bucket.charge("c", 70); // 60 left in the reserve: a store step (held at its gate)
     await stepStarted();
     const during = bucket.charge("c", 1);
