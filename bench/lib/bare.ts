@@ -52,11 +52,7 @@ export interface BareServer {
 /** The bare server's minimal Authenticate (bench/lib/bare-grpc-server.ts): a name of its own, not our API. */
 export const MINIMAL_PATH = "/bare.v1.Bare/MinimalAuthenticate";
 
-/**
- * Starts bench/lib/bare-grpc-server.ts (`workers` = "auto" → one per core, as WORKERS=auto), with
- * the bare HTTP/1.1 server of bench/lib/bare-http.ts on a second port.
- */
-export async function startBare(opts: {
+export interface BareOptions {
   path: string;
   response: Uint8Array;
   workers: string;
@@ -67,7 +63,26 @@ export async function startBare(opts: {
   /** The MongoDB pass: the minimal list does its round trip on the real server's database. */
   mongo?: { uri: string; db: string; customerId: string };
   nodeFlags: string[];
-}): Promise<BareServer> {
+}
+
+/**
+ * Starts bench/lib/bare-grpc-server.ts (`workers` = "auto" → one per core, as WORKERS=auto), with
+ * the bare HTTP/1.1 server of bench/lib/bare-http.ts on a second port. A port picked free can be
+ * taken before the bind (an outgoing connection's source port, from the same ephemeral range), so a
+ * start that fails with EADDRINUSE picks new ports, as startServer does.
+ */
+export async function startBare(opts: BareOptions): Promise<BareServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBareOnce(opts);
+    } catch (err) {
+      if (attempt < 3 && String(err).includes("EADDRINUSE")) continue;
+      throw err;
+    }
+  }
+}
+
+async function startBareOnce(opts: BareOptions): Promise<BareServer> {
   const workers = opts.workers === "auto" ? availableParallelism() : Math.max(1, Number(opts.workers));
   const port = await freePort();
   const httpPort = await freePort();
@@ -98,7 +113,10 @@ export async function startBare(opts: {
   const alive = () => child.exitCode === null && child.signalCode === null;
   const deadline = Date.now() + 30_000;
   while ((out.match(/bare-grpc ready/g) ?? []).length < workers) {
-    if (!alive()) throw new Error(`the bare grpc-js server exited before it was ready:\n${out}`);
+    if (!alive()) {
+      removeDir(dir);
+      throw new Error(`the bare grpc-js server exited before it was ready:\n${out}`);
+    }
     if (Date.now() > deadline) {
       killTree(child);
       throw new Error(`the bare grpc-js server was not ready in 30 s:\n${out}`);
