@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { availableParallelism } from "node:os";
 import * as grpc from "@grpc/grpc-js";
 import { freePort } from "../../test/helpers/loopback.js";
-import { killTree, removeDir, sleep, spawnTracked, tempDir } from "./proc.js";
+import { killTree, removeDir, sleep, spawnTracked, tempDir, withFreshPorts } from "./proc.js";
 import { REPO } from "./server.js";
 
 /**
@@ -67,19 +67,10 @@ export interface BareOptions {
 
 /**
  * Starts bench/lib/bare-grpc-server.ts (`workers` = "auto" → one per core, as WORKERS=auto), with
- * the bare HTTP/1.1 server of bench/lib/bare-http.ts on a second port. A port picked free can be
- * taken before the bind (an outgoing connection's source port, from the same ephemeral range), so a
- * start that fails with EADDRINUSE picks new ports, as startServer does.
+ * the bare HTTP/1.1 server of bench/lib/bare-http.ts on a second port.
  */
-export async function startBare(opts: BareOptions): Promise<BareServer> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startBareOnce(opts);
-    } catch (err) {
-      if (attempt < 3 && String(err).includes("EADDRINUSE")) continue;
-      throw err;
-    }
-  }
+export function startBare(opts: BareOptions): Promise<BareServer> {
+  return withFreshPorts(() => startBareOnce(opts));
 }
 
 async function startBareOnce(opts: BareOptions): Promise<BareServer> {

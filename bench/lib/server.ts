@@ -7,7 +7,7 @@ import { MongoClient } from "mongodb";
 import { checksum } from "../../src/domain/key-format.js";
 import { freePort, tcpOpen } from "../../test/helpers/loopback.js";
 import { metricValue, scrapeMetrics } from "../../test/helpers/metrics.js";
-import { killTree, processTree, removeDir, sleep, spawnTracked, tempDir } from "./proc.js";
+import { killTree, processTree, removeDir, sleep, spawnTracked, tempDir, withFreshPorts } from "./proc.js";
 
 /** The real server, started as `npm start` starts it, on loopback ports the bench picked. */
 
@@ -68,16 +68,8 @@ export function startFlags(): string[] {
   return m[1]!.split(" ").filter(Boolean);
 }
 
-export async function startServer(opts: StartOptions): Promise<BenchServer> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startOnce(opts);
-    } catch (err) {
-      // Another process (tests run alongside) may take a port between our probe and the bind.
-      if (attempt < 3 && String(err).includes("EADDRINUSE")) continue;
-      throw err;
-    }
-  }
+export function startServer(opts: StartOptions): Promise<BenchServer> {
+  return withFreshPorts(() => startOnce(opts));
 }
 
 async function startOnce(opts: StartOptions): Promise<BenchServer> {
