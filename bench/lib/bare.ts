@@ -1,8 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 import { availableParallelism } from "node:os";
 import * as grpc from "@grpc/grpc-js";
-import { freePort } from "../../test/helpers/loopback.js";
-import { killTree, removeDir, sleep, spawnTracked, tempDir, withFreshPorts } from "./proc.js";
+import { freePort, withFreshPorts } from "../../test/helpers/loopback.js";
+import { killTree, removeDir, sleep, spawnTracked, tempDir } from "./proc.js";
 import { REPO } from "./server.js";
 
 /**

@@ -274,19 +274,3 @@ export function unpinLoad(): void {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Starts a process on ports picked free (`start`), again with new ones (three attempts in all)
- * when the bind fails with EADDRINUSE: between the probe and the bind another process, or an
- * outgoing connection's source port from the same ephemeral range, may take the port.
- */
-export async function withFreshPorts<T>(start: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start();
-    } catch (err) {
-      if (attempt < 3 && String(err).includes("EADDRINUSE")) continue;
-      throw err;
-    }
-  }
-}

@@ -5,9 +5,9 @@ import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { MongoClient } from "mongodb";
 import { checksum } from "../../src/domain/key-format.js";
-import { freePort, tcpOpen } from "../../test/helpers/loopback.js";
+import { freePort, tcpOpen, withFreshPorts } from "../../test/helpers/loopback.js";
 import { metricValue, scrapeMetrics } from "../../test/helpers/metrics.js";
-import { killTree, processTree, removeDir, sleep, spawnTracked, tempDir, withFreshPorts } from "./proc.js";
+import { killTree, processTree, removeDir, sleep, spawnTracked, tempDir } from "./proc.js";
 
 /** The real server, started as `npm start` starts it, on loopback ports the bench picked. */
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { authzPortOf, internalRpc, type IssuedKey, issueKey, requireTool, revokeKey, startEchoUpstream } from "../helpers/gateway.js";
-import { freePort, tcpOpen } from "../helpers/loopback.js";
+import { freePort, tcpOpen, withFreshPorts } from "../helpers/loopback.js";
 import { wellFormedUnknownKey } from "../helpers/rest-support.js";
 import { REPO, type RunningServer, sleep, startServer, tempDir } from "../helpers/server.js";
 
@@ -141,7 +141,7 @@ beforeAll(async () => {
   requireTool("caddy", CADDY);
   [zpk, upstream] = await Promise.all([startServer(), startEchoUpstream()]);
   const authzPort = authzPortOf(zpk);
-  const [n, c] = await Promise.all([startNginx(authzPort), startCaddy(authzPort)]);
+  const [n, c] = await Promise.all([withFreshPorts(() => startNginx(authzPort)), withFreshPorts(() => startCaddy(authzPort))]);
   proxies.nginx = n;
   proxies.caddy = c;
 }, 120_000);
