@@ -13,6 +13,7 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
+import { ab } from "./ab.js";
 import { flood } from "./flood.js";
 import { inProcess } from "./in-process.js";
 import { mongoDriver } from "./mongo-driver.js";
@@ -29,7 +30,7 @@ import { digestKey } from "../src/domain/key-format.js";
 import { type BareServer, MINIMAL_PATH, rawUnary, startBare } from "./lib/bare.js";
 import { grpcFrame, type H2loadCheck, h2loadGrpc } from "./lib/h2load.js";
 import { findTool, ghz, type GhzCall, type Measurement, wrk } from "./lib/load.js";
-import { cleanup, installCleanup, listenerPid, pinApart, unpinLoad } from "./lib/proc.js";
+import { cleanup, installCleanup, mongoServerPid, pinApart, unpinLoad } from "./lib/proc.js";
 import { fmtInt, fmtMs, fmtRatio, mark, median, progress, roundRatio, type Row, rowsTable } from "./lib/report.js";
 import {
   authOutcomes,
@@ -290,14 +291,6 @@ function wrkRun(req: (ctx: Ctx) => Parameters<typeof wrk>[1], where: "server" | 
     assertAlive(ctx);
     return m;
   };
-}
-
-let mongoPid: number | null | undefined;
-/** The MongoDB server's pid when MONGODB_URI names one port on 127.0.0.1 or localhost (FerretDB here), else null. */
-function mongoServerPid(): number | null {
-  if (mongoPid !== undefined) return mongoPid;
-  const m = /^mongodb:\/\/(?:[^@/]*@)?(?:127\.0\.0\.1|localhost):(\d+)(?:[/?]|$)/.exec(process.env.MONGODB_URI ?? "");
-  return (mongoPid = m ? listenerPid(Number(m[1])) : null);
 }
 
 function forwardAuth(charge: string): Run {
@@ -911,7 +904,8 @@ async function main(): Promise<void> {
   if (process.argv[2] === "flood") return flood();
   if (process.argv[2] === "in-process") return inProcess();
   if (process.argv[2] === "mongo-driver") return mongoDriver();
-  if (process.argv[2] !== undefined) throw new Error(`unknown argument ${process.argv[2]}: use \`npm run bench\`, \`npm run bench -- flood\`, \`npm run bench -- in-process\` or \`npm run bench -- mongo-driver\``);
+  if (process.argv[2] === "ab") return ab(process.argv[3]);
+  if (process.argv[2] !== undefined) throw new Error(`unknown argument ${process.argv[2]}: use \`npm run bench\`, \`npm run bench -- flood\`, \`npm run bench -- in-process\`, \`npm run bench -- mongo-driver\` or \`npm run bench -- ab <ref>\``);
   const s = settings();
   findTool("h2load");
   if (s.cpuProf) return profileRun(s);

@@ -147,6 +147,14 @@ export function listenerPid(port: number): number | null {
   }
 }
 
+let mongoPid: number | null | undefined;
+/** The MongoDB server's pid when MONGODB_URI names one port on 127.0.0.1 or localhost (FerretDB here), else null. */
+export function mongoServerPid(): number | null {
+  if (mongoPid !== undefined) return mongoPid;
+  const m = /^mongodb:\/\/(?:[^@/]*@)?(?:127\.0\.0\.1|localhost):(\d+)(?:[/?]|$)/.exec(process.env.MONGODB_URI ?? "");
+  return (mongoPid = m ? listenerPid(Number(m[1])) : null);
+}
+
 // --- children ------------------------------------------------------------------------------------
 
 const children = new Set<ChildProcess>();
