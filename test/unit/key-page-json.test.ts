@@ -146,6 +146,19 @@ describe("the REST list page's JSON, built from records", () => {
     for (const k of keys) expect(keyRecordBytes(k) + keyPageJson(page([k])).byteLength).toBeLessThanOrEqual(listedKeyBytes(k));
   });
 
+  it("pages written one after another keep their own bytes, small ones (cut from a shared buffer) and large ones", () => {
+    const usage = new UsageRecorder({} as Store, 60_000, pino({ level: "silent" }));
+    const stored = Array.from({ length: 40 }, (_, i) => Object.freeze({ ...full, id: `key_01M8TSH7WXVPA7364E3MD0Z${String(i).padStart(3, "0")}` }));
+    const pages: KeyRecordPage[] = [];
+    for (let n = 0; n < 60; n++) {
+      usage.record(stored[n % 40]!.id, NOW + n);
+      pages.push(page(stored.slice(0, 1 + (n % 40)).map((k) => usage.overlay(k)), n % 3 === 0 ? null : `t${n}`, n));
+    }
+    const written = pages.map((p) => keyPageJson(p));
+    expect(written.some((b) => b.byteLength < 8192) && written.some((b) => b.byteLength > 8192)).toBe(true);
+    pages.forEach((p, n) => expect(written[n]!.toString(), `page ${n}`).toBe(viaPresent(p)));
+  });
+
   it("has a field for every field of Key", () => {
     const fields = Object.keys((JSON.parse(keyPageJson(page([full])).toString()) as { data: object[] }).data[0]!);
     const message = Object.keys((JSON.parse(viaPresent(page([full]))) as { data: object[] }).data[0]!);
