@@ -20,6 +20,38 @@ const bases = new WeakMap<KeyRecord, KeyRecord>();
 export const overlaidFrom = (key: KeyRecord): KeyRecord => bases.get(key) ?? key;
 
 /**
+ * `{ ...key, totalRequests, lastUsedAt }`, field by field: a spread of a frozen record (what the
+ * SQLite list cache hands out) takes V8's slow path, 220 ns against 30 ns a copy on these machines,
+ * once per listed key with pending usage. The type names every field, so a new one is a compile
+ * error here until it is copied.
+ */
+function withUsage(key: Readonly<KeyRecord>, totalRequests: number, lastUsedAt: number): KeyRecord {
+  const copy: Required<KeyRecord> = {
+    id: key.id,
+    customerId: key.customerId,
+    instanceId: key.instanceId,
+    name: key.name,
+    prefix: key.prefix,
+    environment: key.environment,
+    scopes: key.scopes,
+    metadata: key.metadata,
+    digest: key.digest,
+    lastUsedAt,
+    totalRequests,
+    expiresAt: key.expiresAt,
+    createdAt: key.createdAt,
+    updatedAt: key.updatedAt,
+    revokedAt: key.revokedAt,
+    enabled: key.enabled,
+    rolledFrom: key.rolledFrom,
+    rolledTo: key.rolledTo,
+    predecessorGraceMs: key.predecessorGraceMs,
+    lastFour: key.lastFour,
+  };
+  return copy;
+}
+
+/**
  * Write-behind for `last_used_at` / `total_requests` (SPEC §2): successful authentications are
  * counted in memory and written as one batch per interval and on shutdown, never one write per
  * request. A crash loses at most one interval of counts. Reads through this process see the
@@ -72,11 +104,7 @@ export class UsageRecorder {
   overlay(key: KeyRecord): KeyRecord {
     const d = this.pending.get(key.id);
     if (!d) return key;
-    const copy = {
-      ...key,
-      totalRequests: key.totalRequests + d.count,
-      lastUsedAt: Math.max(key.lastUsedAt ?? 0, d.lastUsedAt),
-    };
+    const copy = withUsage(key, key.totalRequests + d.count, Math.max(key.lastUsedAt ?? 0, d.lastUsedAt));
     bases.set(copy, key);
     return copy;
   }

@@ -20,18 +20,16 @@ import type { KeyRecordPage } from "../../service/api-key-service.js";
  */
 export function keyPageJson(page: KeyRecordPage): Buffer {
   const n = page.items.length;
-  const parts: KeyJsonParts[] = new Array(n);
+  const parts: KeyJson[] = new Array(n);
   const usage: (string | undefined)[] = new Array(n);
-  const active: boolean[] = new Array(n);
   const tail = `],"next_page_token":${str(page.nextPageToken)},"total_size":${page.totalSize}}`;
   let length = PAGE_START.length + Math.max(0, n - 1) + Buffer.byteLength(tail);
   for (let i = 0; i < n; i++) {
     const k = page.items[i]!;
     const base = Object.isFrozen(k) ? k : overlaidFrom(k); // an overlay copy is never frozen
-    const p = (parts[i] = keyJsonParts(base));
-    length += ((active[i] = isActive(k, page.now)) ? 4 : 5) + p.end.length;
-    if (k === base) length += p.start.length;
-    else length += p.head.length + (usage[i] = usageJson(k)).length + p.dates.length; // usage is ASCII: its length is its byte count
+    const p = (parts[i] = keyJson(base, isActive(k, page.now)));
+    if (k === base) length += p.whole.length;
+    else length += p.head.length + (usage[i] = usageJson(k)).length + p.rest.length; // usage is ASCII: its length is its byte count
   }
   const out = pageBuffer(length);
   let at = put(out, 0, PAGE_START);
@@ -39,14 +37,12 @@ export function keyPageJson(page: KeyRecordPage): Buffer {
     const p = parts[i]!;
     const u = usage[i];
     if (i > 0) out[at++] = COMMA;
-    if (u === undefined) at = put(out, at, p.start);
+    if (u === undefined) at = put(out, at, p.whole);
     else {
       at = put(out, at, p.head);
       at += out.write(u, at, "latin1");
-      at = put(out, at, p.dates);
+      at = put(out, at, p.rest);
     }
-    at = put(out, at, active[i] ? TRUE : FALSE);
-    at = put(out, at, p.end);
   }
   out.write(tail, at, "utf8");
   return out;
@@ -56,7 +52,7 @@ const put = (out: Buffer, at: number, bytes: Uint8Array) => (out.set(bytes, at),
 
 const utf8 = new TextEncoder();
 const COMMA = 0x2c;
-const [PAGE_START, TRUE, FALSE] = ['{"data":[', "true", "false"].map((s) => utf8.encode(s)) as [Uint8Array, Uint8Array, Uint8Array];
+const PAGE_START = utf8.encode('{"data":[');
 
 /** Bytes of one slab, and the largest page cut from one (a larger page gets a buffer of its own). */
 export const PAGE_SLAB_BYTES = 32 * 1024;
@@ -83,50 +79,47 @@ function pageBuffer(length: number): Buffer {
 }
 
 /**
- * One `Key` object's JSON, fields in the proto's order, as the UTF-8 bytes before and after
- * `is_active`'s value, the one field that depends on the time. A frozen record (what
- * SqliteStore's list cache hands out again while the file is unchanged) cannot change, so its
- * parts are kept for as long as the record lives; an overlay copy of it (usage-recorder.ts)
- * differs only in `last_used_at` and `total_requests`, whose bytes in `start` it replaces, and
- * any other record (MongoDB's reads) is rendered each time. TextEncoder's arrays own their memory
- * (a Buffer from node's pool would keep its whole 8 KB slab alive).
+ * One `Key` object's JSON, fields in the proto's order, for one value of `is_active` (the one field
+ * that depends on the time). A frozen record (what SqliteStore's list cache hands out again while
+ * the file is unchanged) cannot change, so its JSON is kept for as long as the record lives, and
+ * made again only when its `is_active` turns (at its expiry); an overlay copy of it
+ * (usage-recorder.ts) differs only in `last_used_at` and `total_requests`, whose bytes between
+ * `head` and `rest` it replaces, and any other record (MongoDB's reads) is rendered each time.
+ * TextEncoder's arrays own their memory (a Buffer from node's pool would keep its whole 8 KB slab
+ * alive).
  */
-interface KeyJsonParts {
-  /** Up to `"is_active":`. */
-  start: Uint8Array;
-  /** `start` up to the usage fields' bytes (through `"last_used_at":`), and from their end (`,"expires_at"…`). */
+interface KeyJson {
+  active: boolean;
+  whole: Uint8Array;
+  /** `whole` up to the usage fields' bytes (through `"last_used_at":`), and from their end (`,"expires_at"…`). */
   head: Uint8Array;
-  dates: Uint8Array;
-  end: Uint8Array;
+  rest: Uint8Array;
 }
 
-function keyJsonParts(k: KeyRecord): KeyJsonParts {
+function keyJson(k: KeyRecord, active: boolean): KeyJson {
   const frozen = Object.isFrozen(k);
-  let parts = frozen ? kept.get(k) : undefined;
-  if (parts === undefined) {
+  let json = frozen ? kept.get(k) : undefined;
+  if (json === undefined || json.active !== active) {
     const head =
       `{"id":${str(k.id)},"customer_id":${str(k.customerId)},"instance_id":${str(k.instanceId)},"name":${str(k.name)}` +
       `,"prefix":${str(k.prefix)},"environment":${str(k.environment)},"scopes":${JSON.stringify(k.scopes)}` +
       `,"metadata":${JSON.stringify(k.metadata)},"last_used_at":`;
     const usage = usageJson(k); // ASCII: its length is its byte count
-    const dates = `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)},"is_active":`;
+    const rest =
+      `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)}` +
+      `,"is_active":${active},"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`;
     const usageAt = Buffer.byteLength(head);
-    const start = utf8.encode(head + usage + dates);
-    parts = {
-      start,
-      head: start.subarray(0, usageAt),
-      dates: start.subarray(usageAt + usage.length),
-      end: utf8.encode(`,"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`),
-    };
-    if (frozen) kept.set(k, parts);
+    const whole = utf8.encode(head + usage + rest);
+    json = { active, whole, head: whole.subarray(0, usageAt), rest: whole.subarray(usageAt + usage.length) };
+    if (frozen) kept.set(k, json);
   }
-  return parts;
+  return json;
 }
 
 /** `last_used_at`'s value and the `total_requests` field. */
 const usageJson = (k: KeyRecord) => `${time(k.lastUsedAt)},"total_requests":${JSON.stringify(k.totalRequests)}`;
 
-const kept = new WeakMap<KeyRecord, KeyJsonParts>();
+const kept = new WeakMap<KeyRecord, KeyJson>();
 
 const str = (s: string | null) => (s === null ? "null" : JSON.stringify(s));
 /** ISO 8601 has no character JSON escapes. */
