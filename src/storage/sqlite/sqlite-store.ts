@@ -219,15 +219,17 @@ export class SqliteStore implements Store {
   }
 
   async listKeys(q: KeyListQuery): Promise<KeyRecord[]> {
-    const { where, params } = keyFilter(q);
-    const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
-    // The answer's identity: everything the rows depend on but the time (see ListCache).
-    const query = `${where}\n${q.limit}\n${JSON.stringify({ ...params, now: undefined })}`;
+    // The answer's identity: everything the rows depend on but the time (see ListCache). The SQL
+    // is made only when the rows are read: a list answered from the cache builds no query text.
+    const query = JSON.stringify([q.customerId, q.instanceId, q.includeInactive, q.beforeId, q.limit, q.metadata ?? null]);
+    const read = () => {
+      const { where, params } = keyFilter(q);
+      const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
+      return this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit }).map(frozenKey);
+    };
     // The array is the caller's (a copy: a frozen one would take V8's slow path in every slice);
     // its records are shared with the next caller of the same list, hence frozen.
-    return guard(() =>
-      this.lists.rows(query, q.now, () => this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit }).map(frozenKey), q.includeInactive ? never : firstExpiry),
-    ).slice();
+    return guard(() => this.lists.rows(query, q.now, read, q.includeInactive ? never : firstExpiry)).slice();
   }
 
   async countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {

@@ -38,13 +38,11 @@ export function createRestHandler(
   const routes = restRoutes();
 
   return async function handleRest(req: NodeRequest, res: NodeResponse, url: URL): Promise<void> {
-    const matches = routes
-      .map((route) => ({ route, m: route.pattern.exec(url.pathname) }))
-      .filter((x): x is { route: RestRoute; m: RegExpExecArray } => x.m !== null);
-    if (matches.length === 0) return sendError(res, new ApiError("not_found", `no route for ${req.method} ${url.pathname}`));
-    const hit = matches.find((x) => x.route.httpMethod === req.method);
+    const hit = routeOf(routes, req.method, url.pathname);
     if (!hit) {
-      const allow = matches.map((x) => x.route.httpMethod).join(", ");
+      const allowed = routes.filter((r) => r.pattern.test(url.pathname)).map((r) => r.httpMethod);
+      if (allowed.length === 0) return sendError(res, new ApiError("not_found", `no route for ${req.method} ${url.pathname}`));
+      const allow = allowed.join(", ");
       return sendError(res, new ApiError("method_not_allowed", `${req.method} is not allowed on ${url.pathname}; use ${allow}`), new Headers({ allow }));
     }
     const { route, m } = hit;
@@ -89,6 +87,16 @@ export function createRestHandler(
       sendError(res, err, ctx.responseHeader);
     }
   };
+}
+
+/** The route of this method and path, with its path parameters (the 404 and 405 answers look further). */
+function routeOf(routes: RestRoute[], method: string | undefined, path: string): { route: RestRoute; m: RegExpExecArray } | null {
+  for (const route of routes) {
+    if (route.httpMethod !== method) continue;
+    const m = route.pattern.exec(path);
+    if (m !== null) return { route, m };
+  }
+  return null;
 }
 
 /** The errors a request stream fails with when its client disconnects or resets the stream. */
