@@ -61,6 +61,18 @@ export interface ListRequest {
 }
 
 /**
+ * A page of keys as `list` answers it: `items` as they will be once pending usage is written
+ * (usage-recorder.ts), `stored` the same keys as the store answered them. `items[i]` is
+ * `stored[i]` itself or a copy differing only in `totalRequests` and `lastUsedAt`, so what is
+ * derived from a stored record's other fields (REST's list JSON, key-page-json.ts) can be kept
+ * per stored record.
+ */
+export interface KeyListPage extends Page<KeyRecord> {
+  stored: KeyRecord[];
+  totalSize: number;
+}
+
+/**
  * A write computed but not yet made: `result` is the answer (secrets included) the caller gets
  * once `commit` has succeeded. Split so an idempotent call can store its answer before the write
  * (idempotency.ts): a retry after a crash between write and answer then gets the very same answer.
@@ -191,7 +203,7 @@ export class KeyManager {
     return { key, secret: generated.secret };
   }
 
-  async list(caller: Caller, requestedCustomer: string, req: ListRequest): Promise<Page<KeyRecord> & { totalSize: number }> {
+  async list(caller: Caller, requestedCustomer: string, req: ListRequest): Promise<KeyListPage> {
     const customerId = customerFor(caller, requestedCustomer);
     const instanceId = optionalUuid(req.instanceId, "instance_id");
     const metadata = validMetadata(req.metadata ?? {}, "metadata filter");
@@ -200,7 +212,7 @@ export class KeyManager {
     const beforeId = decodePageToken(req.pageToken, KEY_ID_PATTERN);
     const bound = boundInstance(caller);
     if (bound !== null && instanceId !== null && instanceId !== bound) {
-      return { items: [], nextPageToken: null, totalSize: 0 };
+      return { items: [], stored: [], nextPageToken: null, totalSize: 0 };
     }
     const now = this.now();
     const query = { customerId, instanceId: bound ?? instanceId, includeInactive: req.includeInactive, now, beforeId, metadata };
@@ -214,7 +226,7 @@ export class KeyManager {
       : page.nextPageToken === null
         ? page.items.length
         : await this.store.countKeys({ ...query, limit: 0 });
-    return { items: page.items.map((k) => this.usage.overlay(k)), nextPageToken: page.nextPageToken, totalSize };
+    return { items: page.items.map((k) => this.usage.overlay(k)), stored: page.items, nextPageToken: page.nextPageToken, totalSize };
   }
 
   async get(caller: Caller, requestedCustomer: string, id: string): Promise<KeyRecord> {

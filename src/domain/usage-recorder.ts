@@ -9,16 +9,6 @@ export const USAGE_RETENTION_MS = 7 * 24 * HOUR_MS;
 /** Distinct (key, hour, outcome) counters held between flushes; beyond it new ones are dropped. */
 const MAX_HOURLY_PENDING = 100_000;
 
-/** Each overlay copy's record, for as long as the copy lives. */
-const bases = new WeakMap<KeyRecord, KeyRecord>();
-
-/**
- * The record an overlay copy was made from (the record itself if it is none): the copy differs
- * from it only in `totalRequests` and `lastUsedAt`, so what is derived from its other fields (REST's
- * list JSON, key-page-json.ts) can be kept per stored record and reused for every copy.
- */
-export const overlaidFrom = (key: KeyRecord): KeyRecord => bases.get(key) ?? key;
-
 /**
  * `{ ...key, totalRequests, lastUsedAt }`, field by field: a spread of a frozen record (what the
  * SQLite list cache hands out) takes V8's slow path, 220 ns against 30 ns a copy on these machines,
@@ -100,13 +90,13 @@ export class UsageRecorder {
     }
   }
 
-  /** The key as it will be once pending usage is written: a copy (see `overlaidFrom`) or the key itself. */
+  /**
+   * The key as it will be once pending usage is written: the key itself if none is pending, else a
+   * copy that differs from it only in `totalRequests` and `lastUsedAt`.
+   */
   overlay(key: KeyRecord): KeyRecord {
     const d = this.pending.get(key.id);
-    if (!d) return key;
-    const copy = withUsage(key, key.totalRequests + d.count, Math.max(key.lastUsedAt ?? 0, d.lastUsedAt));
-    bases.set(copy, key);
-    return copy;
+    return d ? withUsage(key, key.totalRequests + d.count, Math.max(key.lastUsedAt ?? 0, d.lastUsedAt)) : key;
   }
 
   get depth(): number {

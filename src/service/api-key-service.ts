@@ -19,10 +19,10 @@ import type { Authenticator } from "../domain/authenticator.js";
 import type { Domain } from "../domain/domain.js";
 import type { Idempotency } from "../domain/idempotency.js";
 import type { KeyImporter } from "../domain/import-keys.js";
-import type { IssueRequest, KeyManager, Prepared } from "../domain/key-manager.js";
+import type { IssueRequest, KeyListPage, KeyManager, Prepared } from "../domain/key-manager.js";
 import type { KeyRoller } from "../domain/roll.js";
 import type { RateLimiter } from "../domain/rate-limit/rate-limiter.js";
-import type { Caller, KeyRecord, Page, RateLimitDecision } from "../domain/types.js";
+import type { Caller, KeyRecord, RateLimitDecision } from "../domain/types.js";
 import { originOf } from "./call-context.js";
 import type { Sessions } from "../domain/sessions.js";
 import type { UsageReports } from "../domain/usage-reports.js";
@@ -279,7 +279,7 @@ export function createApiKeyService(deps: ServiceDeps): ApiKeyServiceParts {
 }
 
 /** A page of ListKeys as domain records, with the time its `is_active` flags are computed at. */
-export type KeyRecordPage = Page<KeyRecord> & { totalSize: number; now: number };
+export type KeyRecordPage = KeyListPage & { now: number };
 
 /** What createApiKeyService makes: the service, and ListKeys up to its records. */
 export interface ApiKeyServiceParts {

@@ -1,5 +1,4 @@
 import { hintOf, isActive, type KeyRecord } from "../../domain/types.js";
-import { overlaidFrom } from "../../domain/usage-recorder.js";
 import type { KeyRecordPage } from "../../service/api-key-service.js";
 
 /**
@@ -26,7 +25,7 @@ export function keyPageJson(page: KeyRecordPage): Buffer {
   let length = PAGE_START.length + Math.max(0, n - 1) + Buffer.byteLength(tail);
   for (let i = 0; i < n; i++) {
     const k = page.items[i]!;
-    const base = overlaidFrom(k);
+    const base = page.stored[i]!; // k itself, or its copy with pending usage
     const p = (parts[i] = keyJson(base, isActive(k, page.now)));
     if (k === base) length += p.whole.length;
     else length += p.head.length + (usage[i] = usageJson(k)).length + p.rest.length; // usage is ASCII: its length is its byte count
@@ -82,8 +81,8 @@ function pageBuffer(length: number): Buffer {
  * One `Key` object's JSON, fields in the proto's order, for one value of `is_active` (the one field
  * that depends on the time). A frozen record (what SqliteStore's list cache hands out again while
  * the file is unchanged) cannot change, so its JSON is kept for as long as the record lives, and
- * made again only when its `is_active` turns (at its expiry); an overlay copy of it
- * (usage-recorder.ts) differs only in `last_used_at` and `total_requests`, whose bytes between
+ * made again only when its `is_active` turns (at its expiry); the page's copy of it with pending
+ * usage (KeyListPage) differs only in `last_used_at` and `total_requests`, whose bytes between
  * `head` and `rest` it replaces, and any other record (MongoDB's reads) is rendered each time.
  * TextEncoder's arrays own their memory (a Buffer from node's pool would keep its whole 8 KB slab
  * alive).
