@@ -3,7 +3,8 @@
  * layer, in one process with no socket (so no transport, and none of a shared machine's swings
  * between rounds): the request decode (protobuf-es), the grpc-js HandlerContext, the instrumented
  * service over the real domain (an in-memory store: a cached key does no store work), and the
- * answer's encoder. Each row is the mean of `BENCH_IN_PROCESS_CALLS` calls, over 3 measured rounds.
+ * answer's encoder. Each row is the mean of `BENCH_IN_PROCESS_CALLS` calls, over 3 measured rounds;
+ * then one REST list (in-process-list.ts) over half as many.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -13,6 +14,7 @@ import { grpcJsContext } from "../src/transport/grpc/grpc-js-context.js";
 import { INTERNAL, unitService } from "../test/helpers/unit-service.js";
 import { num } from "./lib/settings.js";
 import { badChecksumKey, unknownKey } from "./lib/server.js";
+import { inProcessList } from "./in-process-list.js";
 
 export async function inProcess(): Promise<void> {
   const calls = num("BENCH_IN_PROCESS_CALLS", 200_000);
@@ -54,4 +56,9 @@ export async function inProcess(): Promise<void> {
     process.stdout.write(`  ${name.padEnd(44)} ${us.join("  ")}\n`);
   }
   await u.flush();
+  const list = await inProcessList(Math.max(PER_LIST_ROUND, Math.round(calls / 2)), 3);
+  process.stdout.write(`\nin-process cost per GET /v1/api-keys on PORT (10 keys, ${list.bytes} bytes; fallback handler to the written answer, embedded store; µs per list, rounds 1–3 after a warm-up round)\n\n`);
+  process.stdout.write(`  ${"list, answered from the SQLite list cache".padEnd(44)} ${list.us.map((x) => x.toFixed(2)).join("  ")}\n`);
 }
+
+const PER_LIST_ROUND = 16;
