@@ -222,14 +222,21 @@ export class SqliteStore implements Store {
     // The answer's identity: everything the rows depend on but the time (see ListCache). The SQL
     // is made only when the rows are read: a list answered from the cache builds no query text.
     const query = JSON.stringify([q.customerId, q.instanceId, q.includeInactive, q.beforeId, q.limit, q.metadata ?? null]);
-    const read = () => {
-      const { where, params } = keyFilter(q);
-      const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
-      return this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit }).map(frozenKey);
-    };
     // The array is the caller's (a copy: a frozen one would take V8's slow path in every slice);
-    // its records are shared with the next caller of the same list, hence frozen.
-    return guard(() => this.lists.rows(query, q.now, read, q.includeInactive ? never : firstExpiry)).slice();
+    // its records are shared with the next caller of the same list, hence frozen. (The reader is
+    // an unnamed argument: tsx names a closure bound to a name, a defineProperty per call.)
+    return guard(() =>
+      this.lists.rows(
+        query,
+        q.now,
+        () => {
+          const { where, params } = keyFilter(q);
+          const sql = `SELECT ${KEY_COLUMNS} FROM api_keys WHERE ${where} ORDER BY id DESC LIMIT ${BOUND_LIMIT}`;
+          return this.prepared<KeyTuple>(sql, true).all({ ...params, limit: q.limit }).map(frozenKey);
+        },
+        q.includeInactive ? never : firstExpiry,
+      ),
+    ).slice();
   }
 
   async countActiveKeys(customerId: string, now: number, atMost: number): Promise<number> {

@@ -120,7 +120,8 @@ function decodePathParam(name: string, raw: string): string {
 
 function headersOf(req: NodeRequest): Headers {
   const h = new PlainHeaders();
-  for (const [k, v] of Object.entries(req.headers)) {
+  for (const k in req.headers) {
+    const v = req.headers[k];
     if (k.startsWith(":") || v === undefined) continue;
     h.set(k, Array.isArray(v) ? v.join(", ") : v);
   }
