@@ -12,7 +12,8 @@ import { symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { AuthenticateRequestSchema } from "../gen/apikeys/v1/api_key_service_pb.js";
 import { grpcFrame, h2loadGrpc } from "./lib/h2load.js";
-import { findTool, type Measurement, wrk } from "./lib/load.js";
+import { findTool, type Measurement, wrk, type WrkRequest } from "./lib/load.js";
+import { AUTHENTICATE_PATH, forwardAuthRequest, listRequest } from "./lib/requests.js";
 import { mongoServerPid, tempDir } from "./lib/proc.js";
 import { median } from "./lib/report.js";
 import type * as ServerModule from "./lib/server.js";
@@ -28,18 +29,15 @@ interface Side {
   fx: Fixture;
 }
 
-const AUTHENTICATE_PATH = "/apikeys.v1.ApiKeyService/Authenticate";
-
 /** The rows the A/B can run: the bench's rows of the same name, on GRPC_PORT, PORT and AUTHZ_PORT. */
 const ROWS: Record<string, (side: Side, seconds: number) => Promise<Measurement>> = {
   auth: (s, seconds) => authenticate(s, s.fx.validKey, 0, "valid", seconds),
   charge1: (s, seconds) => authenticate(s, s.fx.validKey, 1, "valid", seconds),
   unknown: (s, seconds) => authenticate(s, s.fx.unknownKey, 0, "unknown", seconds),
   malformed: (s, seconds) => authenticate(s, s.fx.malformedKey, 0, "malformed", seconds),
-  list: (s, seconds) =>
-    wrk(s.server.pid, { url: `${s.server.url}/v1/api-keys`, authorization: `Bearer ${s.fx.validKey}` }, { connections: httpConnections(), seconds }, mongoServerPid()),
-  fa0: (s, seconds) => forwardAuth(s, "0", seconds),
-  fa1: (s, seconds) => forwardAuth(s, "1", seconds),
+  list: (s, seconds) => http(s, listRequest(s.server.url, s.fx.validKey), seconds),
+  fa0: (s, seconds) => http(s, forwardAuthRequest(s.server.authzPort, s.fx.validKey, s.mod.INTERNAL_TOKEN, "0"), seconds),
+  fa1: (s, seconds) => http(s, forwardAuthRequest(s.server.authzPort, s.fx.validKey, s.mod.INTERNAL_TOKEN, "1"), seconds),
 };
 
 const grpcConcurrency = () => num("BENCH_CONCURRENCY", 128);
@@ -59,18 +57,7 @@ function authenticate(s: Side, key: string, charge: number, outcome: string, sec
   );
 }
 
-function forwardAuth(s: Side, charge: string, seconds: number): Promise<Measurement> {
-  return wrk(
-    s.server.pid,
-    {
-      url: `http://127.0.0.1:${s.server.authzPort}/check?charge=${charge}`,
-      authorization: `Bearer ${s.fx.validKey}`,
-      headers: { "Proxy-Authorization": `Bearer ${s.mod.INTERNAL_TOKEN}`, "X-Original-URI": "/orders", "X-Original-Method": "GET" },
-    },
-    { connections: httpConnections(), seconds },
-    mongoServerPid(),
-  );
-}
+const http = (s: Side, req: WrkRequest, seconds: number) => wrk(s.server.pid, req, { connections: httpConnections(), seconds }, mongoServerPid());
 
 /** A worktree of `ref` with this checkout's node_modules, removed by `remove`. */
 function worktree(ref: string): { dir: string; commit: string; remove: () => void } {

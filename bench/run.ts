@@ -19,7 +19,6 @@ import { inProcess } from "./in-process.js";
 import { mongoDriver } from "./mongo-driver.js";
 import { summarizeProfile } from "./profile-summary.js";
 import {
-  ApiKeyService,
   AuthenticateRequestSchema,
   AuthenticateResponseSchema,
   DenialReason,
@@ -30,6 +29,7 @@ import { digestKey } from "../src/domain/key-format.js";
 import { type BareServer, MINIMAL_PATH, rawUnary, startBare } from "./lib/bare.js";
 import { grpcFrame, type H2loadCheck, h2loadGrpc } from "./lib/h2load.js";
 import { findTool, ghz, type GhzCall, type Measurement, wrk } from "./lib/load.js";
+import { AUTHENTICATE_PATH, forwardAuthRequest, listRequest } from "./lib/requests.js";
 import { cleanup, installCleanup, mongoServerPid, pinApart, unpinLoad } from "./lib/proc.js";
 import { fmtInt, fmtMs, fmtRatio, mark, median, progress, roundRatio, type Row, rowsTable } from "./lib/report.js";
 import {
@@ -50,7 +50,6 @@ import { commandLine, loadLine, machine, type Settings, settings } from "./lib/s
 const AUTHENTICATE_GHZ = "apikeys.v1.ApiKeyService.Authenticate";
 const HEALTH_CHECK_GHZ = "grpc.health.v1.Health.Check";
 const ENVOY_CHECK_GHZ = "envoy.service.auth.v3.Authorization.Check";
-const AUTHENTICATE_PATH = `/${ApiKeyService.typeName}/${ApiKeyService.method.authenticate.name}`;
 const HEALTH_PATH = "/grpc.health.v1.Health/Check";
 const ENVOY_PATH = "/envoy.service.auth.v3.Authorization/Check";
 
@@ -293,13 +292,7 @@ function wrkRun(req: (ctx: Ctx) => Parameters<typeof wrk>[1], where: "server" | 
   };
 }
 
-function forwardAuth(charge: string): Run {
-  return wrkRun((ctx) => ({
-    url: `http://127.0.0.1:${ctx.server.authzPort}/check?charge=${charge}`,
-    authorization: `Bearer ${ctx.fx.validKey}`,
-    headers: { "Proxy-Authorization": `Bearer ${INTERNAL_TOKEN}`, "X-Original-URI": "/orders", "X-Original-Method": "GET" },
-  }));
-}
+const forwardAuth = (charge: string): Run => wrkRun((ctx) => forwardAuthRequest(ctx.server.authzPort, ctx.fx.validKey, INTERNAL_TOKEN, charge));
 
 interface RowSpec {
   name: string;
@@ -392,7 +385,7 @@ const bareHttp = (ctx: Ctx) => `http://127.0.0.1:${ctx.bare.httpPort}`;
 
 /** GET /v1/api-keys with the bench customer's key: our list, or the bare server's minimal list. */
 const listRun = (where: "server" | "bare" = "server") =>
-  wrkRun((ctx) => ({ url: `${where === "bare" ? bareHttp(ctx) : ctx.server.url}/v1/api-keys`, authorization: `Bearer ${ctx.fx.validKey}` }), where);
+  wrkRun((ctx) => listRequest(where === "bare" ? bareHttp(ctx) : ctx.server.url, ctx.fx.validKey), where);
 
 function httpSpecs(store: StoreKind): { alternated: RowSpec[]; once: RowSpec[] } {
   // The bare node:http rows: its /healthz, and the minimal list, a floor for this store's list.
