@@ -10,40 +10,33 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
-import { createContextValues } from "@connectrpc/connect";
 import pino from "pino";
-import { ApiKeyService, IssueKeyRequestSchema, SetRateLimitRequestSchema } from "../gen/apikeys/v1/api_key_service_pb.js";
 import { createService } from "../src/app.js";
 import { loadConfig } from "../src/config/config.js";
 import { nodeContextValues } from "../src/transport/connect/routes.js";
 import { createFallback } from "../src/transport/http/fallback.js";
 import type { NodeRequest, NodeResponse } from "../src/transport/http/json-response.js";
-import { LeanHandlerContext } from "../src/transport/lean-handler-context.js";
-import { PlainHeaders } from "../src/transport/plain-headers.js";
 import { createRestHandler } from "../src/transport/rest/rest-handler.js";
+import { callImpl } from "../test/helpers/unit-service.js";
 import { HUGE_LIMIT, INTERNAL_TOKEN } from "./lib/server.js";
 
 const PER_TURN = 16;
 
-/** µs per list for each of `rounds` rounds of `calls` lists (after a warm-up round). */
-export async function inProcessList(calls: number, rounds: number): Promise<{ us: number[]; status: number; bytes: number }> {
+/** µs per list for each of `rounds` rounds of about `atLeast` lists, in whole turns (after a warm-up round). */
+export async function inProcessList(atLeast: number, rounds: number): Promise<{ us: number[]; status: number; bytes: number }> {
+  const calls = Math.max(1, Math.ceil(atLeast / PER_TURN)) * PER_TURN;
   const dir = mkdtempSync(join(tmpdir(), "zpk-bench-in-process-"));
   const log = pino({ level: "silent" });
   const config = loadConfig({ DATA_DIR: dir, INTERNAL_TOKEN, RATE_LIMIT_CAPACITY: String(HUGE_LIMIT), RATE_LIMIT_REFILL_PER_SEC: String(HUGE_LIMIT), LOG_LEVEL: "silent" });
   const svc = await createService(config, log);
   try {
-    const internal = (method: (typeof ApiKeyService.methods)[number]) => {
-      const h = new PlainHeaders();
-      h.set("authorization", `Bearer ${INTERNAL_TOKEN}`);
-      return new LeanHandlerContext({ service: ApiKeyService, method, protocolName: "grpc", requestMethod: "POST", url: "http://127.0.0.1/", requestHeader: h, values: createContextValues() });
-    };
     const customerId = "11111111-1111-4111-8111-111111111111";
-    await svc.impl.setRateLimit(create(SetRateLimitRequestSchema, { customerId, capacity: HUGE_LIMIT, refillPerSecond: HUGE_LIMIT }), internal(ApiKeyService.method.setRateLimit));
+    const internal = `Bearer ${INTERNAL_TOKEN}`;
+    await callImpl(svc.impl, "setRateLimit", { customerId, capacity: HUGE_LIMIT, refillPerSecond: HUGE_LIMIT }, internal);
     let secret = "";
     for (let i = 0; i < 10; i++) {
-      const issued = await svc.impl.issueKey(create(IssueKeyRequestSchema, { customerId, name: `bench-${i}` }), internal(ApiKeyService.method.issueKey));
-      if (i === 0) secret = issued.secret ?? "";
+      const { res } = await callImpl(svc.impl, "issueKey", { customerId, name: `bench-${i}` }, internal);
+      if (i === 0) secret = res.secret ?? "";
     }
     const rest = createRestHandler({ impl: svc.impl, listKeyRecords: svc.listKeyRecords }, { bodyLimitBytes: config.BODY_LIMIT_BYTES, contextValues: nodeContextValues, log });
     const fallback = createFallback({ rest, ready: async () => {}, log, isDraining: () => false });

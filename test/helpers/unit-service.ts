@@ -1,5 +1,5 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { ConnectError, createContextValues } from "@connectrpc/connect";
+import { ConnectError, createContextValues, type ServiceImpl } from "@connectrpc/connect";
 import { pino } from "pino";
 import { ApiKeyService } from "../../gen/apikeys/v1/api_key_service_pb.js";
 import { createDomain } from "../../src/domain/domain.js";
@@ -67,30 +67,8 @@ export function unitService(opts: UnitOptions = {}) {
     createApiKeyService(serviceDeps(domain, new Credentials(INTERNAL_TOKEN, domain.authenticator), { dashboardOrigin: null, trustedProxies: new Set() })).impl,
   );
 
-  async function call<M extends MethodName>(
-    method: M,
-    input: InputOf<M>,
-    authorization: string | null,
-    headers: Record<string, string> = {},
-  ) {
-    const desc = ApiKeyService.method[method];
-    const requestHeader = new Headers(headers);
-    if (authorization !== null) requestHeader.set("authorization", authorization);
-    const ctx = new LeanHandlerContext({
-      service: ApiKeyService,
-      method: desc,
-      protocolName: "unit",
-      requestMethod: "POST",
-      url: `http://127.0.0.1/${ApiKeyService.typeName}/${desc.name}`,
-      requestHeader,
-      values: createContextValues().set(kPeerAddress, "127.0.0.9"),
-    });
-    const fn = (impl as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<unknown>>)[method]!;
-    const out = await fn(create(desc.input as DescMessage, input as never), ctx);
-    // As the wire would carry it: the full message, defaults filled in.
-    const res = create(desc.output as DescMessage, out as never) as OutputOf<M>;
-    return { res, headers: ctx.responseHeader };
-  }
+  const call = <M extends MethodName>(method: M, input: InputOf<M>, authorization: string | null, headers: Record<string, string> = {}) =>
+    callImpl(impl, method, input, authorization, headers);
 
   /** The ConnectError a call fails with (fails the test if it succeeds). */
   async function failure<M extends MethodName>(method: M, input: InputOf<M>, authorization: string | null, headers?: Record<string, string>) {
@@ -113,3 +91,33 @@ export function unitService(opts: UnitOptions = {}) {
 }
 
 export type UnitService = ReturnType<typeof unitService>;
+
+/**
+ * Invokes `method` of a ServiceImpl as a transport does: the request message built from its
+ * schema, a LeanHandlerContext with the caller's headers and peer address, the answer as the full
+ * response message (as the wire would carry it: defaults filled in) with the response headers.
+ */
+export async function callImpl<M extends MethodName>(
+  impl: ServiceImpl<typeof ApiKeyService>,
+  method: M,
+  input: InputOf<M>,
+  authorization: string | null,
+  headers: Record<string, string> = {},
+) {
+  const desc = ApiKeyService.method[method];
+  const requestHeader = new Headers(headers);
+  if (authorization !== null) requestHeader.set("authorization", authorization);
+  const ctx = new LeanHandlerContext({
+    service: ApiKeyService,
+    method: desc,
+    protocolName: "unit",
+    requestMethod: "POST",
+    url: `http://127.0.0.1/${ApiKeyService.typeName}/${desc.name}`,
+    requestHeader,
+    values: createContextValues().set(kPeerAddress, "127.0.0.9"),
+  });
+  const fn = (impl as unknown as Record<string, (req: unknown, ctx: unknown) => Promise<unknown>>)[method]!;
+  const out = await fn(create(desc.input as DescMessage, input as never), ctx);
+  const res = create(desc.output as DescMessage, out as never) as OutputOf<M>;
+  return { res, headers: ctx.responseHeader };
+}
