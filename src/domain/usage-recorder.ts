@@ -15,8 +15,8 @@ const MAX_HOURLY_PENDING = 100_000;
  * once per listed key with pending usage. The type names every field, so a new one is a compile
  * error here until it is copied.
  */
-function withUsage(key: Readonly<KeyRecord>, totalRequests: number, lastUsedAt: number): KeyRecord {
-  const copy: Required<KeyRecord> = {
+function withUsage(key: Readonly<KeyRecord>, totalRequests: number, lastUsedAt: number): Required<KeyRecord> {
+  return {
     id: key.id,
     customerId: key.customerId,
     instanceId: key.instanceId,
@@ -38,7 +38,6 @@ function withUsage(key: Readonly<KeyRecord>, totalRequests: number, lastUsedAt: 
     predecessorGraceMs: key.predecessorGraceMs,
     lastFour: key.lastFour,
   };
-  return copy;
 }
 
 /**

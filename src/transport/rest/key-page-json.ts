@@ -54,7 +54,7 @@ const COMMA = 0x2c;
 const PAGE_START = utf8.encode('{"data":[');
 
 /** Bytes of one slab, and the largest page cut from one (a larger page gets a buffer of its own). */
-export const PAGE_SLAB_BYTES = 32 * 1024;
+const PAGE_SLAB_BYTES = 32 * 1024;
 const MAX_SLAB_PAGE = 8 * 1024;
 let slab = Buffer.allocUnsafeSlow(PAGE_SLAB_BYTES);
 let slabUsed = 0;
