@@ -139,6 +139,25 @@ describe("GET /v1/api-keys", () => {
     expect(res.body.data.map((k: any) => k.id)).toEqual([root.id]);
   });
 
+  it("shows the caller's own use, this request included, and every key's own fields, as GET /v1/api-keys/{id} does", async () => {
+    const { customerId, root } = await customer();
+    const a = await issueWith(server, root.secret, { name: "a", metadata: { team: "a" } });
+    const b = await issueWith(server, root.secret, { name: "b", scopes: ["api_keys:read"] });
+    let page: any[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const res = await rest(server, "GET", "/v1/api-keys", { key: b.secret });
+      expect(res.status).toBe(200);
+      page = res.body.data;
+      expect(page.map((k: any) => [k.id, k.name])).toEqual([[b.id, "b"], [a.id, "a"], [root.id, "root"]]);
+      expect(page[0].total_requests, `list ${n} by b`).toBe(n);
+      expect(page[1]).toMatchObject({ total_requests: 0, last_used_at: null, metadata: { team: "a" } });
+    }
+    for (const k of page) {
+      const one = await rest(server, "GET", `/v1/api-keys/${k.id}?customer_id=${customerId}`, { key: server.internalToken });
+      expect(one.body, k.name).toEqual(k);
+    }
+  });
+
   it("filters by instance_id", async () => {
     const { root } = await customer();
     const x = uuid();
