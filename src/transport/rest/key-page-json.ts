@@ -11,46 +11,52 @@ import type { KeyRecordPage } from "../../service/api-key-service.js";
  *
  * The body is UTF-8 bytes put together from bytes, not a string: every key's `hint` holds "…", so
  * a page as a string is a two-byte string, which node measures (Content-Length) and encodes
- * (the write) at about 3 ns a character, 20 µs for a 10-key page of 4.9 KB. The bytes are counted
- * first and then copied into one buffer from `pageBuffer`, with the few strings that change per
- * call (an overlaid key's usage, the page's tail) written straight into it: a `Buffer.concat` and
- * a `TextEncoder.encode` each allocate a new ArrayBuffer, ~0.7 µs apiece on these machines, which
- * were most of this function's cost.
+ * (the write) at about 3 ns a character, 20 µs for a 10-key page of 4.9 KB. The stored records'
+ * Key objects are kept as one run of bytes (`runOf`), and a page is that run copied into one buffer
+ * from `pageBuffer`, with the few strings that change per call (an overlaid key's usage, the
+ * page's tail) written straight into it: about five copies a page, where a copy per key and a
+ * lookup per key were most of this function's cost under load.
  */
 export function keyPageJson(page: KeyRecordPage): Buffer {
-  const n = page.items.length;
-  const parts: KeyJson[] = new Array(n);
-  const usage: (string | undefined)[] = new Array(n);
+  const { items, stored, now } = page;
+  const n = items.length;
   const tail = `],"next_page_token":${str(page.nextPageToken)},"total_size":${page.totalSize}}`;
-  let length = PAGE_START.length + Math.max(0, n - 1) + Buffer.byteLength(tail);
+  if (n === 0) return Buffer.from(`{"data":[${tail}`);
+  const run = runOf(stored, now);
+  let overlaid: string[] | null = null; // an overlaid key's usage JSON, at its index
+  let length = PAGE_START.length + run.json.length + Buffer.byteLength(tail);
   for (let i = 0; i < n; i++) {
-    const k = page.items[i]!;
-    const base = page.stored[i]!; // k itself, or its copy with pending usage
-    const p = (parts[i] = keyJson(base, isActive(k, page.now)));
-    if (k === base) length += p.whole.length;
-    else length += p.head.length + (usage[i] = usageJson(k)).length + p.rest.length; // usage is ASCII: its length is its byte count
+    const k = items[i]!;
+    if (k === stored[i]) continue; // k itself, or its copy with pending usage
+    const u = usageJson(k); // ASCII: its length is its byte count
+    (overlaid ??= new Array<string>(n))[i] = u;
+    length += u.length - (run.usage[2 * i + 1]! - run.usage[2 * i]!);
   }
   const out = pageBuffer(length);
-  let at = put(out, 0, PAGE_START);
-  for (let i = 0; i < n; i++) {
-    const p = parts[i]!;
-    const u = usage[i];
-    if (i > 0) out[at++] = COMMA;
-    if (u === undefined) at = put(out, at, p.whole);
-    else {
-      at = put(out, at, p.head);
+  out.set(PAGE_START, 0);
+  let at = PAGE_START.length;
+  let from = 0; // the run's bytes copied so far
+  if (overlaid !== null) {
+    for (let i = 0; i < n; i++) {
+      const u = overlaid[i];
+      if (u === undefined) continue;
+      at = copy(out, at, run.json, from, run.usage[2 * i]!);
       at += out.write(u, at, "latin1");
-      at = put(out, at, p.rest);
+      from = run.usage[2 * i + 1]!;
     }
   }
+  at = copy(out, at, run.json, from, run.json.length);
   out.write(tail, at, "utf8");
   return out;
 }
 
-const put = (out: Buffer, at: number, bytes: Uint8Array) => (out.set(bytes, at), at + bytes.length);
+/** Copies `src[from, to)` into `out` at `at`; answers where the copy ends. */
+const copy = (out: Buffer, at: number, src: Uint8Array, from: number, to: number) => {
+  out.set(src.subarray(from, to), at);
+  return at + to - from;
+};
 
 const utf8 = new TextEncoder();
-const COMMA = 0x2c;
 const PAGE_START = utf8.encode('{"data":[');
 
 /** Bytes of one slab, and the largest page cut from one (a larger page gets a buffer of its own). */
@@ -78,48 +84,81 @@ function pageBuffer(length: number): Buffer {
 }
 
 /**
- * One `Key` object's JSON, fields in the proto's order, for one value of `is_active` (the one field
- * that depends on the time). A frozen record (what SqliteStore's list cache hands out again while
- * the file is unchanged) cannot change, so its JSON is kept for as long as the record lives, and
- * made again only when its `is_active` turns (at its expiry); the page's copy of it with pending
- * usage (KeyListPage) differs only in `last_used_at` and `total_requests`, whose bytes between
- * `head` and `rest` it replaces, and any other record (MongoDB's reads) is rendered each time.
- * TextEncoder's arrays own their memory (a Buffer from node's pool would keep its whole 8 KB slab
- * alive).
+ * The Key objects of a page's stored records, in order and comma-separated, each in the proto's
+ * field order and for one value of `is_active` (the one field that depends on the time). Frozen
+ * records (what SqliteStore's list cache hands out again while the file is unchanged) cannot
+ * change, so a run of them is kept, under its first record, for as long as that record lives,
+ * and made again when the page's records differ or a key's `is_active` turns (at its expiry). An
+ * overlaid copy (KeyListPage) differs from its stored record only in `last_used_at` and
+ * `total_requests`, whose bytes `usage` locates; a run of other records (MongoDB's reads) is made
+ * for its page only. The run's array owns its memory (a Buffer from node's pool would keep its
+ * whole 8 KB slab alive).
  */
-interface KeyJson {
-  active: boolean;
-  whole: Uint8Array;
-  /** `whole` up to the usage fields' bytes (through `"last_used_at":`), and from their end (`,"expires_at"…`). */
-  head: Uint8Array;
-  rest: Uint8Array;
+interface Run {
+  records: readonly KeyRecord[];
+  active: boolean[];
+  json: Uint8Array;
+  /** Per record, where its usage bytes start and end in `json` (after `"last_used_at":`, before `,"expires_at"`). */
+  usage: number[];
 }
 
-function keyJson(k: KeyRecord, active: boolean): KeyJson {
-  // Only a frozen record's JSON is kept, so a kept one is right. Object.isFrozen walks the
-  // record's 20 properties (27 ns), hence asked only when the JSON is made.
-  let json = kept.get(k);
-  if (json === undefined || json.active !== active) {
+function runOf(stored: readonly KeyRecord[], now: number): Run {
+  const run = runs.get(stored[0]!);
+  if (run !== undefined && sameRun(run, stored, now)) return run;
+  const made = makeRun(stored, now);
+  // Object.isFrozen walks a record's 20 properties (27 ns): asked only when a run is made.
+  if (stored.every((k) => Object.isFrozen(k))) runs.set(stored[0]!, made);
+  return made;
+}
+
+function sameRun(run: Run, stored: readonly KeyRecord[], now: number): boolean {
+  if (run.records.length !== stored.length) return false;
+  for (let i = 0; i < stored.length; i++) {
+    const k = stored[i]!;
+    if (run.records[i] !== k || run.active[i] !== isActive(k, now)) return false;
+  }
+  return true;
+}
+
+function makeRun(stored: readonly KeyRecord[], now: number): Run {
+  const parts: Uint8Array[] = [];
+  const active: boolean[] = [];
+  const usage: number[] = [];
+  let at = 0;
+  for (const k of stored) {
+    if (parts.length > 0) at += 1; // the comma
+    const a = isActive(k, now);
     const head =
       `{"id":${str(k.id)},"customer_id":${str(k.customerId)},"instance_id":${str(k.instanceId)},"name":${str(k.name)}` +
       `,"prefix":${str(k.prefix)},"environment":${str(k.environment)},"scopes":${JSON.stringify(k.scopes)}` +
       `,"metadata":${JSON.stringify(k.metadata)},"last_used_at":`;
-    const usage = usageJson(k); // ASCII: its length is its byte count
+    const u = usageJson(k); // ASCII: its length is its byte count
     const rest =
       `,"expires_at":${time(k.expiresAt)},"created_at":${time(k.createdAt)},"updated_at":${time(k.updatedAt)},"revoked_at":${time(k.revokedAt)}` +
-      `,"is_active":${active},"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`;
-    const usageAt = Buffer.byteLength(head);
-    const whole = utf8.encode(head + usage + rest);
-    json = { active, whole, head: whole.subarray(0, usageAt), rest: whole.subarray(usageAt + usage.length) };
-    if (Object.isFrozen(k)) kept.set(k, json);
+      `,"is_active":${a},"enabled":${k.enabled},"rolled_from":${str(k.rolledFrom)},"rolled_to":${str(k.rolledTo)},"hint":${str(hintOf(k))}}`;
+    const whole = utf8.encode(head + u + rest);
+    const usageAt = at + Buffer.byteLength(head);
+    usage.push(usageAt, usageAt + u.length);
+    active.push(a);
+    parts.push(whole);
+    at += whole.length;
   }
-  return json;
+  const json = new Uint8Array(at);
+  let to = 0;
+  for (const part of parts) {
+    if (to > 0) json[to++] = COMMA;
+    json.set(part, to);
+    to += part.length;
+  }
+  return { records: stored.slice(), active, json, usage };
 }
+
+const COMMA = 0x2c;
 
 /** `last_used_at`'s value and the `total_requests` field. */
 const usageJson = (k: KeyRecord) => `${time(k.lastUsedAt)},"total_requests":${JSON.stringify(k.totalRequests)}`;
 
-const kept = new WeakMap<KeyRecord, KeyJson>();
+const runs = new WeakMap<KeyRecord, Run>();
 
 const str = (s: string | null) => (s === null ? "null" : JSON.stringify(s));
 /** ISO 8601 has no character JSON escapes. */
