@@ -20,7 +20,7 @@ export async function paginate<T extends { id: string }>(
   fetch: (limitPlusOne: number) => Promise<T[]>,
 ): Promise<{ items: T[]; nextPageToken: string | null }> {
   const rows = await fetch(limit + 1);
-  const items = rows.slice(0, limit);
+  const items = rows.length > limit ? rows.slice(0, limit) : rows; // the fetch's own array: no copy
   const last = items[items.length - 1];
   return { items, nextPageToken: rows.length > limit && last ? encodePageToken(last.id) : null };
 }

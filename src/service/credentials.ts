@@ -120,9 +120,19 @@ const internalName = (ctx: HandlerContext) => {
   return name && /^[A-Za-z0-9._-]{1,64}$/.test(name) ? name : "internal";
 };
 
-const rateLimitHeaders = (d: RateLimitDecision | null): Record<string, string> =>
-  d ? { "x-ratelimit-limit": String(d.limit), "x-ratelimit-remaining": String(d.remaining) } : {};
+/** The bucket's state after a charge, as `x-ratelimit-*` headers (SPEC §6). */
+function rateLimitHeaders(d: RateLimitDecision | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (d) forEachRateLimitHeader(d, (k, v) => (out[k] = v));
+  return out;
+}
 
 function setRateLimitHeaders(ctx: HandlerContext, d: RateLimitDecision): void {
-  for (const [k, v] of Object.entries(rateLimitHeaders(d))) ctx.responseHeader.set(k, v);
+  forEachRateLimitHeader(d, (k, v) => ctx.responseHeader.set(k, v));
+}
+
+/** One place names the headers; a success sets them on its context with no object in between. */
+function forEachRateLimitHeader(d: RateLimitDecision, put: (name: string, value: string) => void): void {
+  put("x-ratelimit-limit", String(d.limit));
+  put("x-ratelimit-remaining", String(d.remaining));
 }

@@ -26,7 +26,7 @@ export function decodeRequest(
 ): Message {
   const schema = route.method.input;
   const json: JsonObject = {};
-  for (const name of new Set(query.keys())) {
+  for (const name of query.size === 0 ? NONE : new Set(query.keys())) {
     if (route.body === "*") throw invalid(`unknown query parameter "${name}"`);
     const entry = mapEntryParam(schema, name);
     if (entry) {
@@ -83,6 +83,8 @@ function mapEntryParam(schema: DescMessage, name: string): { field: DescField; k
   if (field?.fieldKind !== "map" || field.mapKey !== ScalarType.STRING || field.mapKind !== "scalar") return null;
   return { field, key: name.slice(dot + 1) };
 }
+
+const NONE: readonly string[] = [];
 
 const fieldOf = (schema: DescMessage, name: string): DescField | undefined =>
   schema.fields.find((f) => f.name === name || f.jsonName === name);

@@ -7,11 +7,13 @@ import { echoRequestId, requestIdOf } from "../../service/call-context.js";
 import type { ApiKeyServiceParts } from "../../service/api-key-service.js";
 import { type NodeRequest, type NodeResponse, sendError, sendJson, sendJsonText } from "../http/json-response.js";
 import { LeanHandlerContext } from "../lean-handler-context.js";
-import { PlainHeaders } from "../plain-headers.js";
+import { NodeRequestHeaders } from "../http/node-request-headers.js";
 import { decodeRequest } from "./decode-request.js";
 import { keyPageJson } from "./key-page-json.js";
 import { present, presentEachFlattened, presentFlattened } from "./present.js";
 import { type RestRoute, restRoutes } from "./routes.js";
+
+const NO_QUERY = new URLSearchParams();
 
 type UnaryFn = (req: Message, ctx: HandlerContext) => Promise<Message>;
 
@@ -52,17 +54,15 @@ export function createRestHandler(
       protocolName: "rest",
       requestMethod: req.method ?? "GET",
       url: url.toString(),
-      requestHeader: headersOf(req),
+      requestHeader: new NodeRequestHeaders(req.headers),
       values: opts.contextValues(req),
-    });
-    // Cancel the handler only if the client went away before the answer was written.
-    res.on("close", () => {
-      if (!res.writableFinished) ctx.cancel();
+      watchCancel: cancelWatcher(res),
     });
     try {
       const body = route.body === "*" ? await readJson(req, opts.bodyLimitBytes) : undefined;
       const params = Object.fromEntries(route.params.map((p, i) => [p, decodePathParam(p, m[i + 1]!)]));
-      const input = decodeRequest(route, params, url.searchParams, body);
+      // (A URL's searchParams is an object made on first use: not for a request with no query.)
+      const input = decodeRequest(route, params, url.search === "" ? NO_QUERY : url.searchParams, body);
       if (route.method === ApiKeyService.method.listKeys) {
         const page = await service.listKeyRecords(input as ListKeysRequest, ctx);
         return sendJsonText(res, 200, keyPageJson(page), ctx.responseHeader);
@@ -118,14 +118,17 @@ function decodePathParam(name: string, raw: string): string {
   }
 }
 
-function headersOf(req: NodeRequest): Headers {
-  const h = new PlainHeaders();
-  for (const k in req.headers) {
-    const v = req.headers[k];
-    if (k.startsWith(":") || v === undefined) continue;
-    h.set(k, Array.isArray(v) ? v.join(", ") : v);
-  }
-  return h;
+/**
+ * Cancels the context if the client goes away before the answer was written, subscribed only when
+ * something asks for the context's signal (LeanHandlerContext): a listener on every response was
+ * work for nothing. (A returned arrow: tsx's keepNames names an arrow bound to a name each time.)
+ */
+function cancelWatcher(res: NodeResponse) {
+  return (cancel: () => void) => {
+    if (res.writableFinished) return;
+    if (res.destroyed) return cancel();
+    res.on("close", () => res.writableFinished || cancel());
+  };
 }
 
 /** Reads the JSON body, refusing more than `limit` bytes (413) and malformed JSON (400). */
