@@ -8,8 +8,9 @@
  *   on the embedded store, and nothing else. It reads `authorization: Bearer <key>` (with
  *   src/service/credentials.ts's bearerToken), hashes the key (SHA-256, our digestKey) and looks the digest
  *   up in a Map, checks that the SQLite file is unchanged since its page was read (`PRAGMA
- *   data_version` and `SELECT total_changes()`, what src/storage/sqlite/list-cache.ts runs per
- *   request, on a WAL file of its own), and answers the real server's page with a fresh request id
+ *   data_version`, read once a turn for the lists that asked by src/storage/sqlite/file-version.ts
+ *   as our list cache reads it, and `SELECT total_changes()` per request, on a WAL file of its
+ *   own), and answers the real server's page with a fresh request id
  *   and the rate-limit headers; an unknown key gets 401 (and a changed file, which nothing makes, 503). No rate-limit charge, usage count, audit,
  *   metrics, query parameters or paging: a floor for GET /v1/api-keys on the same transport (no
  *   target; bench/README.md).
@@ -29,6 +30,7 @@ import { digestKey } from "../../src/domain/key-format.js";
 import { LIMITS } from "../../src/domain/validation.js";
 import { bearerToken } from "../../src/service/credentials.js";
 import { listKeysCommand, mongoClientOptions } from "../../src/storage/mongo/mongo-store.js";
+import { FileVersion } from "../../src/storage/sqlite/file-version.js";
 
 export interface BareHttpOptions {
   port: number;
@@ -44,7 +46,6 @@ export interface BareHttpOptions {
 const HEALTH = Buffer.from(JSON.stringify({ status: "ok" }));
 
 export function listenBareHttp(opts: BareHttpOptions, ready: () => void): void {
-  // SQLite's check is synchronous and stays so (a promise per request would be work the embedded floor does not need).
   const fresh = opts.mongo ? mongoCheck(opts.mongo, opts.page) : sqliteCheck(opts.dir);
   const known = new Map([[opts.keyDigest, opts.page]]);
   const server = createServer((req, res) => {
@@ -76,22 +77,20 @@ export function listenBareHttp(opts: BareHttpOptions, ready: () => void): void {
       });
       res.end(page);
     };
-    const ok = fresh();
-    if (typeof ok === "boolean") answer(ok);
-    else ok.then(answer, () => answer(false));
+    fresh().then(answer, () => answer(false));
   });
   server.listen(opts.port, "127.0.0.1", ready);
 }
 
-/** The embedded store's check: the SQLite file is unchanged since the page was read. */
-function sqliteCheck(dir: string): () => boolean {
+/** The embedded store's check, as our list cache makes it: the SQLite file is unchanged since the page was read. */
+function sqliteCheck(dir: string): () => Promise<boolean> {
   const db = new Database(join(dir, `bare-${process.pid}.sqlite`));
   db.pragma("journal_mode = WAL");
   db.exec("CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY)");
-  const dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+  const dataVersion = new FileVersion(db);
   const totalChanges = db.prepare<[], number>("SELECT total_changes()").pluck();
-  const read = { version: dataVersion.get()!, changes: totalChanges.get()! };
-  return () => dataVersion.get() === read.version && totalChanges.get() === read.changes;
+  const read = { version: db.pragma("data_version", { simple: true }) as number, changes: totalChanges.get()! };
+  return async () => (await dataVersion.read()) === read.version && totalChanges.get() === read.changes;
 }
 
 /** MongoDB's check: one round trip of our list's query, as many documents as the page has keys. */

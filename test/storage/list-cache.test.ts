@@ -9,7 +9,7 @@ describe("ListCache", () => {
     const cache = new ListCache<string>(db, (row) => row.length * 2);
     let reads = 0;
     const rows = (query: string, answer: string[] = [query]) =>
-      cache.rows(query, 0, () => (reads++, answer), () => Infinity);
+      cache.rows(0, query, 0, () => (reads++, answer), () => Infinity);
     return { db, rows, reads: () => reads };
   };
 

@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import { FileVersion } from "./file-version.js";
 
 /** Most answers kept per process. */
 export const LIST_CACHE_ENTRIES = 256;
@@ -9,7 +10,7 @@ export const LIST_CACHE_MAX_BYTES = 32 * 1024 * 1024;
  * Recent `listKeys` answers of one SqliteStore, as frozen records, reused while the database file is
  * exactly as it was when they were read:
  * - no commit by any other connection (the other workers of `WORKERS`, the `keys` CLI):
- *   `PRAGMA data_version` is unchanged;
+ *   `PRAGMA data_version` is unchanged (read by `fileVersion`, once for every list of a turn);
  * - no row written by this connection: `total_changes()` is unchanged;
  * - no key of the answer has reached its `expires_at` since (an active-only list drops it then).
  * Any write at all, including a usage flush or a readiness probe, empties the cache, so an answer
@@ -20,7 +21,7 @@ export const LIST_CACHE_MAX_BYTES = 32 * 1024 * 1024;
  * answer larger than the byte bound on its own is not kept.
  */
 export class ListCache<Row> {
-  private readonly dataVersion: Database.Statement<[], number>;
+  private readonly dataVersion: FileVersion;
   private readonly totalChanges: Database.Statement<[], number>;
   /** `data_version` and `total_changes()` when the kept answers were read. */
   private version = -1;
@@ -28,20 +29,27 @@ export class ListCache<Row> {
   private readonly answers = new Map<string, { rows: Row[]; readAt: number; until: number; bytes: number }>();
   private bytes = 0;
 
-  /** `sizeOf`: an estimate of a row's heap bytes. */
-  constructor(db: Database.Database, private readonly sizeOf: (row: Row) => number) {
-    this.dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+  /**
+   * `sizeOf`: an estimate of a row's heap bytes. `guard`: how the store maps a failed SQLite call
+   * (here, of the `fileVersion` reading) to its errors.
+   */
+  constructor(db: Database.Database, private readonly sizeOf: (row: Row) => number, guard?: <T>(fn: () => T) => T) {
+    this.dataVersion = new FileVersion(db, guard);
     this.totalChanges = db.prepare<[], number>("SELECT total_changes()").pluck();
   }
 
+  /** The file's `data_version`, read once for all the lists of a turn, after they asked (file-version.ts). */
+  fileVersion(): Promise<number> {
+    return this.dataVersion.read();
+  }
+
   /**
-   * The rows of `query` at `now`: from the cache if still exact, else from `read`. `until` is
-   * when the rows stop being the answer without any write (the earliest expiry among them, or
-   * Infinity). The two counters are read before the rows, so rows newer than them are only ever
-   * dropped early.
+   * The rows of `query` at `now`: from the cache if still exact, else from `read`. `version` is a
+   * reading of `fileVersion()` asked for by this list; `until` is when the rows stop being the answer
+   * without any write (the earliest expiry among them, or Infinity). The two counters are read
+   * before the rows, so rows newer than them are only ever dropped early.
    */
-  rows(query: string, now: number, read: () => Row[], until: (rows: Row[]) => number): Row[] {
-    const version = this.dataVersion.get()!;
+  rows(version: number, query: string, now: number, read: () => Row[], until: (rows: Row[]) => number): Row[] {
     const changes = this.totalChanges.get()!;
     if (version !== this.version || changes !== this.changes) {
       this.answers.clear();

@@ -70,7 +70,7 @@ export class SqliteStore implements Store {
     });
     this.db = db;
     this.dashboard = new SqliteDashboard(db, (fn) => this.tx(fn));
-    this.lists = new ListCache<KeyRecord>(db, listedKeyBytes);
+    this.lists = new ListCache<KeyRecord>(db, listedKeyBytes, guard);
     this.stmts = {
       insertKey: db.prepare(`INSERT INTO api_keys (${KEY_COLUMNS}) VALUES (@id, @customer_id, @instance_id, @name,
         @prefix, @environment, @scopes, @metadata, @digest, @last_used_at, @total_requests,
@@ -222,11 +222,13 @@ export class SqliteStore implements Store {
     // The answer's identity: everything the rows depend on but the time (see ListCache). The SQL
     // is made only when the rows are read: a list answered from the cache builds no query text.
     const query = listQueryKey(q);
+    const version = await this.lists.fileVersion();
     // The array is the caller's (a copy: a frozen one would take V8's slow path in every slice);
     // its records are shared with the next caller of the same list, hence frozen. (The reader is
     // an unnamed argument: tsx names a closure bound to a name, a defineProperty per call.)
     return guard(() =>
       this.lists.rows(
+        version,
         query,
         q.now,
         () => {
