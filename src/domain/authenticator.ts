@@ -1,6 +1,6 @@
 import type { AuditLog } from "./audit-log.js";
 import { invalid } from "./errors.js";
-import { digestKey, parseKey } from "./key-format.js";
+import { digestKey, isWellFormedKey } from "./key-format.js";
 import type { RateLimiter } from "./rate-limit/rate-limiter.js";
 import { grants } from "./scopes.js";
 import type { UsageRecorder } from "./usage-recorder.js";
@@ -91,8 +91,7 @@ export class Authenticator {
   }
 
   async authenticate(presented: string, check: AuthCheck, origin: OriginOf): Promise<AuthResult> {
-    const parsed = parseKey(presented) ?? (isLegacyImport(presented, this.importPrefixes) ? true : null);
-    if (!parsed) return this.deny("malformed", null, origin, check);
+    if (!isWellFormedKey(presented) && !isLegacyImport(presented, this.importPrefixes)) return this.deny("malformed", null, origin, check);
     const key = await this.lookup(digestKey(presented));
     if (!key) return this.deny("unknown", null, origin, check);
     const now = this.now();

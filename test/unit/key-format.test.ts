@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { checksum, digestKey, generateKey, parseKey } from "../../src/domain/key-format.js";
+import { checksum, digestKey, generateKey, isWellFormedKey, parseKey } from "../../src/domain/key-format.js";
 
 /*
  * Checksum test vectors, computed independently of the implementation under test with a one-off
@@ -130,6 +130,16 @@ describe("parseKey", () => {
       expect(parseKey(changeCharAt(g, i)), `changed at ${i}`).toBeNull();
     }
     for (const k of KNOWN_GOOD_KEYS) expect(parseKey(changeCharAt(k, k.length - 1))).toBeNull();
+  });
+
+  it("authentication's boolean check agrees with parseKey on good keys, every one-character change and random strings", () => {
+    const g = generateKey("test").secret;
+    const candidates = [...KNOWN_GOOD_KEYS, g, "", "zpk_live_", g.slice(0, -1), `${g}0`];
+    for (let i = 0; i < g.length; i++) candidates.push(changeCharAt(g, i));
+    const alphabet = "zpk_livetsAZaz09-+ ";
+    for (let i = 0; i < 500; i++) candidates.push(g.slice(0, 9 + (i % 50)) + Array.from({ length: 58 - (i % 50) }, (_, j) => alphabet[(i * 7 + j * 13) % alphabet.length]).join(""));
+    for (const c of candidates) expect(isWellFormedKey(c), c).toBe(parseKey(c) !== null);
+    expect(isWellFormedKey(g)).toBe(true);
   });
 
   it("rejects characters outside the alphabets", () => {
