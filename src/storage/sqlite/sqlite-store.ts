@@ -9,7 +9,7 @@ import type { AuditQuery, IdempotencyPatch, IdempotencyRecord, KeyListQuery, Key
 import { type AuditRow, eventToRow, frozenKey, KEY_COLUMNS, type KeyTuple, keyToRow, rowToEvent, rowToKey } from "./rows.js";
 import { ADDED_COLUMNS, ADDED_INDEXES, SCHEMA } from "./schema.js";
 import { SqliteDashboard } from "./sqlite-dashboard.js";
-import { ListCache } from "./list-cache.js";
+import { LIST_CACHE_ENTRIES, ListCache } from "./list-cache.js";
 import type { HourlyUsageDelta, HourlyUsageQuery, HourlyUsageRow, SessionRecord } from "../../domain/session-store.js";
 
 /**
@@ -429,8 +429,10 @@ const never = () => Infinity;
 /**
  * A list's identity in the list cache: every field of the query but the time, each string with
  * its length in front (so no two queries share a key, whatever their ids hold), the metadata
- * filter as JSON and only when it has entries. Made and looked up, 0.18 µs against 0.33 µs for a
- * `JSON.stringify` of the whole query (scratch microbenchmark).
+ * filter as JSON and only when it has entries. A plain list (no instance, page token, inactive
+ * keys or metadata filter: what a customer's `GET /v1/api-keys` is) takes its key from
+ * `plainListKeys`, made once per customer and page size: a key made per list, and the hashing of
+ * a new string in the cache's lookup, cost ~1 µs a list under load (0.18 µs in a loop).
  */
 function listQueryKey(q: KeyListQuery): string {
   let filter = "";
@@ -438,8 +440,19 @@ function listQueryKey(q: KeyListQuery): string {
     filter = JSON.stringify(q.metadata);
     break;
   }
+  if (filter === "" && q.instanceId === null && q.beforeId === null && !q.includeInactive) {
+    const known = plainListKeys.get(q.customerId);
+    if (known !== undefined && known.limit === q.limit) return known.key;
+    const key = `${q.limit} 0 ${part(q.customerId)}--`;
+    if (plainListKeys.size >= LIST_CACHE_ENTRIES) plainListKeys.clear();
+    plainListKeys.set(q.customerId, { limit: q.limit, key });
+    return key;
+  }
   return `${q.limit} ${q.includeInactive ? 1 : 0} ${part(q.customerId)}${part(q.instanceId)}${part(q.beforeId)}${filter}`;
 }
+
+/** Plain lists' cache keys by customer (listQueryKey), at most as many as the cache keeps answers. */
+const plainListKeys = new Map<string, { limit: number; key: string }>();
 const part = (s: string | null) => (s === null ? "-" : `${s.length}:${s}`);
 
 /**
