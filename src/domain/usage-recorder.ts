@@ -53,6 +53,13 @@ function withUsage(key: Readonly<KeyRecord>, totalRequests: number, lastUsedAt: 
 export class UsageRecorder {
   private pending = new Map<string, UsageDelta>();
   private hourly = new Map<string, HourlyUsageDelta>();
+  /**
+   * The counter each key record last counted into, with the map it is in: recordOutcome's fast
+   * path while that map is still `hourly` (a flush starts a new one). The key cache hands out one
+   * record per key version, so a key's calls of one hour and outcome find their counter without
+   * building and hashing its `key|hour|outcome` name (~0.15 µs a call).
+   */
+  private lastCounter = new WeakMap<KeyRecord, { delta: HourlyUsageDelta; in: Map<string, HourlyUsageDelta> }>();
   private lastPurge = 0;
   private timer: NodeJS.Timeout | null = null;
   /** The flush under way: flushes never overlap (a store may not merge concurrent increments). */
@@ -81,12 +88,19 @@ export class UsageRecorder {
   /** Counts one authentication of `key` in its hour, by outcome (`valid` or the denial reason). */
   recordOutcome(key: KeyRecord, outcome: string, at: number): void {
     const hour = at - (at % HOUR_MS);
+    const last = this.lastCounter.get(key);
+    if (last !== undefined && last.in === this.hourly && last.delta.hour === hour && last.delta.outcome === outcome) {
+      last.delta.count += 1;
+      return;
+    }
     const id = `${key.id}|${hour}|${outcome}`;
-    const d = this.hourly.get(id);
+    let d = this.hourly.get(id);
     if (d) d.count += 1;
     else if (this.hourly.size < MAX_HOURLY_PENDING) {
-      this.hourly.set(id, { customerId: key.customerId, keyId: key.id, instanceId: key.instanceId, hour, outcome, count: 1 });
+      d = { customerId: key.customerId, keyId: key.id, instanceId: key.instanceId, hour, outcome, count: 1 };
+      this.hourly.set(id, d);
     }
+    if (d) this.lastCounter.set(key, { delta: d, in: this.hourly });
   }
 
   /**

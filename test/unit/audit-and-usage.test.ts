@@ -60,6 +60,38 @@ describe("usage write-behind", () => {
     await usage.flush();
     expect(await store.findKey(issued.customerId, key.id)).toMatchObject({ totalRequests: 4, lastUsedAt: 300 });
   });
+
+  it("counts each key's outcomes per hour, across flushes, a failed write and an hour's end", async () => {
+    const H = 3_600_000;
+    const T = 10 * H;
+    const store = new MemoryStore();
+    const usage = new UsageRecorder(store, H, log);
+    const key = Object.freeze(baseKey("key_01JD3X5Q7R2M9T4V6W8Y0Z1A2C"));
+    const other = Object.freeze({ ...baseKey("key_01JD3X5Q7R2M9T4V6W8Y0Z1A2D"), customerId: key.customerId });
+    const count = (k: typeof key, outcome: string, at: number, n: number) => {
+      for (let i = 0; i < n; i++) usage.recordOutcome(k, outcome, at);
+    };
+    count(key, "valid", T, 3);
+    count(key, "revoked", T + 1, 2);
+    count(key, "valid", T + 2, 1); // back to an outcome counted before
+    count(other, "valid", T, 4);
+    await usage.flush();
+    count(key, "valid", T + 3, 5); // after a flush: a new batch
+    store.failing = true;
+    const failed = usage.flush();
+    count(key, "valid", T + 4, 1); // while the failing write is under way
+    await failed;
+    store.failing = false;
+    count(key, "valid", T + H, 2); // the next hour
+    await usage.flush();
+    const q = { customerId: key.customerId, keyId: key.id, instanceId: null, since: T, until: T + 2 * H };
+    expect(await store.hourlyUsage(q)).toEqual([
+      { hour: T, outcome: "revoked", count: 2 },
+      { hour: T, outcome: "valid", count: 10 },
+      { hour: T + H, outcome: "valid", count: 2 },
+    ]);
+    expect(await store.hourlyUsage({ ...q, keyId: other.id })).toEqual([{ hour: T, outcome: "valid", count: 4 }]);
+  });
 });
 
 describe("audit log", () => {
