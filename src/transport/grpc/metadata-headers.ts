@@ -1,4 +1,5 @@
 import type * as grpc from "@grpc/grpc-js";
+import { HeadersView } from "../headers-view.js";
 
 /**
  * A grpc-js call's metadata read as the Headers of its HandlerContext, without copying: a call
@@ -6,8 +7,10 @@ import type * as grpc from "@grpc/grpc-js";
  * of all of them per call was work for nothing. Binary (`-bin`) values are not headers and are
  * left out, as the Connect adapters leave them out of text headers; writes go to the metadata.
  */
-export class MetadataHeaders implements Headers {
-  constructor(private readonly md: grpc.Metadata) {}
+export class MetadataHeaders extends HeadersView {
+  constructor(private readonly md: grpc.Metadata) {
+    super();
+  }
 
   get(name: string): string | null {
     const values = this.md.get(name.toLowerCase());
@@ -16,11 +19,8 @@ export class MetadataHeaders implements Headers {
     return out;
   }
 
-  has(name: string): boolean {
-    return this.get(name) !== null;
-  }
-
-  append(name: string, value: string): void {
+  /** Each value its own metadata entry, as grpc-js sends repeats (not joined as the view's default). */
+  override append(name: string, value: string): void {
     this.md.add(name.toLowerCase(), value);
   }
 
@@ -37,26 +37,7 @@ export class MetadataHeaders implements Headers {
     return v === null ? [] : [v];
   }
 
-  forEach(callback: (value: string, key: string, parent: Headers) => void, thisArg?: unknown): void {
-    for (const [k, v] of this.entries()) callback.call(thisArg, v, k, this);
-  }
-
-  *entries(): HeadersIterator<[string, string]> {
-    for (const k of Object.keys(this.md.getMap())) {
-      const v = this.get(k);
-      if (v !== null) yield [k, v];
-    }
-  }
-
-  *keys(): HeadersIterator<string> {
-    for (const [k] of this.entries()) yield k;
-  }
-
-  *values(): HeadersIterator<string> {
-    for (const [, v] of this.entries()) yield v;
-  }
-
-  [Symbol.iterator]() {
-    return this.entries();
+  protected names(): string[] {
+    return Object.keys(this.md.getMap());
   }
 }

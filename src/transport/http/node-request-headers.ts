@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { HeadersView } from "../headers-view.js";
 
 /**
  * A node request's headers (HTTP/1.1 or HTTP/2) read as the Headers of its HandlerContext, without
@@ -8,23 +9,16 @@ import type { IncomingHttpHeaders } from "node:http";
  * `set-cookie`, whose values are joined here with ", " too); HTTP/2's pseudo-headers (`:path`…)
  * are not headers and are left out. Writes go to node's object.
  */
-export class NodeRequestHeaders implements Headers {
-  constructor(private readonly headers: IncomingHttpHeaders) {}
+export class NodeRequestHeaders extends HeadersView {
+  constructor(private readonly headers: IncomingHttpHeaders) {
+    super();
+  }
 
   get(name: string): string | null {
     const k = name.toLowerCase();
     if (k.startsWith(":")) return null;
     const v = this.headers[k];
     return v === undefined ? null : Array.isArray(v) ? v.join(", ") : v;
-  }
-
-  has(name: string): boolean {
-    return this.get(name) !== null;
-  }
-
-  append(name: string, value: string): void {
-    const prev = this.get(name);
-    this.set(name, prev === null ? value : `${prev}, ${value}`);
   }
 
   set(name: string, value: string): void {
@@ -36,30 +30,10 @@ export class NodeRequestHeaders implements Headers {
   }
 
   getSetCookie(): string[] {
-    const v = this.headers["set-cookie"];
-    return v === undefined ? [] : v;
+    return this.headers["set-cookie"] ?? [];
   }
 
-  forEach(callback: (value: string, key: string, parent: Headers) => void, thisArg?: unknown): void {
-    for (const [k, v] of this.entries()) callback.call(thisArg, v, k, this);
-  }
-
-  *entries(): HeadersIterator<[string, string]> {
-    for (const k of Object.keys(this.headers)) {
-      const v = this.get(k);
-      if (v !== null) yield [k, v];
-    }
-  }
-
-  *keys(): HeadersIterator<string> {
-    for (const [k] of this.entries()) yield k;
-  }
-
-  *values(): HeadersIterator<string> {
-    for (const [, v] of this.entries()) yield v;
-  }
-
-  [Symbol.iterator]() {
-    return this.entries();
+  protected names(): string[] {
+    return Object.keys(this.headers);
   }
 }
