@@ -12,7 +12,7 @@ import type { AuditLog, NewAuditEvent } from "./audit-log.js";
 import { failedPrecondition, invalid, notFound } from "./errors.js";
 import { EVENT_ID_PATTERN, KEY_ID_PATTERN, newKeyId } from "./ids.js";
 import { generateKey } from "./key-format.js";
-import { decodePageToken, paginate } from "./page-token.js";
+import { decodePageToken, pageOf } from "./page-token.js";
 import { SCOPE } from "./scopes.js";
 import type { Store } from "./store.js";
 import { newKeyRecord, type AuditEvent, type AuditTarget, type Caller, type KeyRecord, type Page, type RequestOrigin } from "./types.js";
@@ -70,6 +70,8 @@ export interface ListRequest {
 export interface KeyListPage extends Page<KeyRecord> {
   stored: KeyRecord[];
   totalSize: number;
+  /** When the page was read: the time its keys' `is_active` is told at. */
+  now: number;
 }
 
 /**
@@ -211,22 +213,23 @@ export class KeyManager {
     const limit = validPageSize(req.pageSize);
     const beforeId = decodePageToken(req.pageToken, KEY_ID_PATTERN);
     const bound = boundInstance(caller);
-    if (bound !== null && instanceId !== null && instanceId !== bound) {
-      return { items: [], stored: [], nextPageToken: null, totalSize: 0 };
-    }
     const now = this.now();
-    const query = { customerId, instanceId: bound ?? instanceId, includeInactive: req.includeInactive, now, beforeId, metadata };
+    if (bound !== null && instanceId !== null && instanceId !== bound) {
+      return { items: [], stored: [], nextPageToken: null, totalSize: 0, now };
+    }
+    // A page and one more (pageOf).
+    const query = { customerId, instanceId: bound ?? instanceId, includeInactive: req.includeInactive, now, beforeId, metadata, limit: limit + 1 };
     // One store call when the page itself tells the total: a first page with no next page holds
     // every matching key (the common list). Otherwise the count runs alongside the page.
     const counted = beforeId !== null ? this.store.countKeys({ ...query, limit: 0 }) : null;
     counted?.catch(() => {}); // awaited below; not unhandled if the page fails first
-    const page = await paginate(limit, (n) => this.store.listKeys({ ...query, limit: n }));
+    const page = pageOf(limit, await this.store.listKeys(query));
     const totalSize = counted
       ? await counted
       : page.nextPageToken === null
         ? page.items.length
         : await this.store.countKeys({ ...query, limit: 0 });
-    return { items: page.items.map((k) => this.usage.overlay(k)), stored: page.items, nextPageToken: page.nextPageToken, totalSize };
+    return { items: page.items.map((k) => this.usage.overlay(k)), stored: page.items, nextPageToken: page.nextPageToken, totalSize, now };
   }
 
   async get(caller: Caller, requestedCustomer: string, id: string): Promise<KeyRecord> {
@@ -289,10 +292,8 @@ export class KeyManager {
     }
     const limit = validPageSize(req.pageSize);
     const beforeId = decodePageToken(req.pageToken, EVENT_ID_PATTERN);
-    return paginate(limit, (n) =>
-      this.store.listAuditEvents({ customerId, instanceId: boundInstance(caller), action: req.action || null, targetId: req.targetId || null,
-        since: req.since, until: req.until, beforeId, limit: n }),
-    );
+    return pageOf(limit, await this.store.listAuditEvents({ customerId, instanceId: boundInstance(caller), action: req.action || null,
+      targetId: req.targetId || null, since: req.since, until: req.until, beforeId, limit: limit + 1 }));
   }
 
   /**

@@ -14,13 +14,13 @@ export function decodePageToken(token: string, idPattern: RegExp): string | null
   return id;
 }
 
-/** Fetches one row more than asked to learn whether another page exists. */
-export async function paginate<T extends { id: string }>(
-  limit: number,
-  fetch: (limitPlusOne: number) => Promise<T[]>,
-): Promise<{ items: T[]; nextPageToken: string | null }> {
-  const rows = await fetch(limit + 1);
-  const items = rows.length > limit ? rows.slice(0, limit) : rows; // the fetch's own array: no copy
+/**
+ * A page of `limit` rows from a read of `limit + 1` (the caller reads one row more than asked, to
+ * learn whether another page exists): the read's own array when no row is over (no copy), and the
+ * token of the page after when one is. Synchronous, so a list's read is awaited once, by its caller.
+ */
+export function pageOf<T extends { id: string }>(limit: number, rows: T[]): { items: T[]; nextPageToken: string | null } {
+  const items = rows.length > limit ? rows.slice(0, limit) : rows;
   const last = items[items.length - 1];
   return { items, nextPageToken: rows.length > limit && last ? encodePageToken(last.id) : null };
 }

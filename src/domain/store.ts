@@ -125,7 +125,7 @@ export interface KeyListQuery {
   now: number;
   /** Only ids below this one (the last id of the previous page). */
   beforeId: string | null;
-  /** Keys to read: in listKeys at most a page and one more (LIMITS.pageSizeMax + 1, paginate). */
+  /** Keys to read: in listKeys at most a page and one more (LIMITS.pageSizeMax + 1, page-token.ts pageOf). */
   limit: number;
   /** Only keys whose metadata holds all these entries. */
   metadata?: Record<string, string>;

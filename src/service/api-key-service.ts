@@ -107,16 +107,15 @@ export function createApiKeyService(deps: ServiceDeps): ApiKeyServiceParts {
   const { sessions, usageReports, site } = deps;
 
   /** ListKeys up to the records: the RPCs make messages of them, REST its JSON (key-page-json.ts). */
-  async function listKeyRecords(req: ListKeysRequest, ctx: HandlerContext): Promise<KeyRecordPage> {
+  async function listKeyRecords(req: ListKeysRequest, ctx: HandlerContext): Promise<KeyListPage> {
     const caller = await credentials.caller(ctx);
-    const page = await keys.list(caller, req.customerId, {
+    return keys.list(caller, req.customerId, {
       pageSize: req.pageSize,
       pageToken: req.pageToken,
       includeInactive: req.includeInactive,
       instanceId: req.instanceId,
       metadata: req.metadata,
     });
-    return { ...page, now: now() };
   }
 
   const impl: ServiceImpl<typeof ApiKeyService> = {
@@ -278,13 +277,10 @@ export function createApiKeyService(deps: ServiceDeps): ApiKeyServiceParts {
   return { impl, listKeyRecords };
 }
 
-/** A page of ListKeys as domain records, with the time its `is_active` flags are computed at. */
-export type KeyRecordPage = KeyListPage & { now: number };
-
 /** What createApiKeyService makes: the service, and ListKeys up to its records. */
 export interface ApiKeyServiceParts {
   impl: ServiceImpl<typeof ApiKeyService>;
-  listKeyRecords: (req: ListKeysRequest, ctx: HandlerContext) => Promise<KeyRecordPage>;
+  listKeyRecords: (req: ListKeysRequest, ctx: HandlerContext) => Promise<KeyListPage>;
 }
 
 type PrincipalInit = MessageInitShape<typeof PrincipalSchema>;

@@ -6,7 +6,7 @@ import { keyRecordBytes } from "../../src/domain/key-record-bytes.js";
 import type { Store } from "../../src/domain/store.js";
 import { UsageRecorder } from "../../src/domain/usage-recorder.js";
 import type { KeyRecord } from "../../src/domain/types.js";
-import type { KeyRecordPage } from "../../src/service/api-key-service.js";
+import type { KeyListPage } from "../../src/domain/key-manager.js";
 import { keyMessage } from "../../src/service/messages.js";
 import { listedKeyBytes } from "../../src/storage/sqlite/sqlite-store.js";
 import { keyPageJson } from "../../src/transport/rest/key-page-json.js";
@@ -64,7 +64,7 @@ const full: KeyRecord = {
 };
 
 /** The descriptor-driven rendering of the same page, as the REST handler did before. */
-function viaPresent(page: KeyRecordPage): string {
+function viaPresent(page: KeyListPage): string {
   const msg = create(ListKeysResponseSchema, {
     data: page.items.map((k) => keyMessage(k, page.now)),
     nextPageToken: page.nextPageToken ?? undefined,
@@ -74,7 +74,7 @@ function viaPresent(page: KeyRecordPage): string {
 }
 
 /** A page of `items`, whose stored records are `stored` (the items themselves unless some carry pending usage). */
-const page = (items: KeyRecord[], nextPageToken: string | null = null, totalSize = items.length, stored = items): KeyRecordPage => ({
+const page = (items: KeyRecord[], nextPageToken: string | null = null, totalSize = items.length, stored = items): KeyListPage => ({
   items,
   stored,
   nextPageToken,
@@ -103,7 +103,7 @@ describe("the REST list page's JSON, built from records", () => {
 
   it("a frozen record rendered again later is active until its expiry, then not (its JSON is kept, the time is not)", () => {
     const expiring = Object.freeze({ ...full, revokedAt: null, enabled: true, expiresAt: NOW + 1 });
-    const at = (now: number): KeyRecordPage => ({ ...page([expiring]), now });
+    const at = (now: number): KeyListPage => ({ ...page([expiring]), now });
     const activeAt = (now: number) => (JSON.parse(keyPageJson(at(now)).toString()) as { data: { is_active: boolean }[] }).data[0]!.is_active;
     expect(activeAt(NOW)).toBe(true);
     expect(activeAt(NOW + 1)).toBe(false);
@@ -151,7 +151,7 @@ describe("the REST list page's JSON, built from records", () => {
   it("pages written one after another keep their own bytes, small ones (cut from a shared buffer) and large ones", () => {
     const usage = new UsageRecorder({} as Store, 60_000, pino({ level: "silent" }));
     const stored = Array.from({ length: 40 }, (_, i) => Object.freeze({ ...full, id: `key_01M8TSH7WXVPA7364E3MD0Z${String(i).padStart(3, "0")}` }));
-    const pages: KeyRecordPage[] = [];
+    const pages: KeyListPage[] = [];
     for (let n = 0; n < 60; n++) {
       usage.record(stored[n % 40]!.id, NOW + n);
       const keys = stored.slice(0, 1 + (n % 40));

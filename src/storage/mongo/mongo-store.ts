@@ -535,7 +535,7 @@ function binaryOf(raw: unknown): Uint8Array | null {
   return new Uint8Array(raw as Uint8Array);
 }
 
-/** The most keys one listKeys reads: a page and one more (domain/page-token.ts paginate), so one batch holds them. */
+/** The most keys one listKeys reads: a page and one more (domain/page-token.ts pageOf), so one batch holds them. */
 export const PAGE_READ_MAX = LIMITS.pageSizeMax + 1;
 
 /** Fields a key listing needs: all but the ones only filters use (also the bench's minimal list on MongoDB). */

@@ -1,5 +1,5 @@
 import { hintOf, isActive, type KeyRecord } from "../../domain/types.js";
-import type { KeyRecordPage } from "../../service/api-key-service.js";
+import type { KeyListPage } from "../../domain/key-manager.js";
 
 /**
  * `GET /v1/api-keys`'s body built straight from the domain's records: the very JSON that
@@ -17,7 +17,7 @@ import type { KeyRecordPage } from "../../service/api-key-service.js";
  * page's tail) written straight into it: about five copies a page, where a copy per key and a
  * lookup per key were most of this function's cost under load.
  */
-export function keyPageJson(page: KeyRecordPage): Buffer {
+export function keyPageJson(page: KeyListPage): Buffer {
   const { items, stored, now } = page;
   const n = items.length;
   const tail = `],"next_page_token":${str(page.nextPageToken)},"total_size":${page.totalSize}}`;
