@@ -106,6 +106,15 @@ export function describeStoreContract(
         expect(listed[0]).toEqual(keys[keys.length - 1]);
       });
 
+      it("the same list asked again with another limit reads that many keys, in either order", async () => {
+        const customer = randomUUID();
+        const keys = Array.from({ length: 6 }, () => keyRecord({ customerId: customer }));
+        for (const k of keys) await store.insertKey(k, issuedEvent(k));
+        for (const limit of [2, 6, 3, 6]) {
+          expect((await store.listKeys(listQuery({ customerId: customer, limit }))).map((k) => k.id)).toEqual(idsDesc(keys).slice(0, limit));
+        }
+      });
+
       it("limit and beforeId page through every key once, with no duplicates or gaps", async () => {
         const customer = randomUUID();
         const keys = Array.from({ length: 11 }, () => keyRecord({ customerId: customer }));

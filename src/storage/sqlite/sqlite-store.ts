@@ -440,16 +440,17 @@ function listQueryKey(q: KeyListQuery): string {
     filter = JSON.stringify(q.metadata);
     break;
   }
-  if (filter === "" && q.instanceId === null && q.beforeId === null && !q.includeInactive) {
-    const known = plainListKeys.get(q.customerId);
-    if (known !== undefined && known.limit === q.limit) return known.key;
-    const key = `${q.limit} 0 ${part(q.customerId)}--`;
-    if (plainListKeys.size >= LIST_CACHE_ENTRIES) plainListKeys.clear();
-    plainListKeys.set(q.customerId, { limit: q.limit, key });
-    return key;
-  }
-  return `${q.limit} ${q.includeInactive ? 1 : 0} ${part(q.customerId)}${part(q.instanceId)}${part(q.beforeId)}${filter}`;
+  if (filter !== "" || q.instanceId !== null || q.beforeId !== null || q.includeInactive) return queryKey(q, filter);
+  const known = plainListKeys.get(q.customerId);
+  if (known !== undefined && known.limit === q.limit) return known.key;
+  const key = queryKey(q, "");
+  if (plainListKeys.size >= LIST_CACHE_ENTRIES) plainListKeys.clear();
+  plainListKeys.set(q.customerId, { limit: q.limit, key });
+  return key;
 }
+
+const queryKey = (q: KeyListQuery, filter: string) =>
+  `${q.limit} ${q.includeInactive ? 1 : 0} ${part(q.customerId)}${part(q.instanceId)}${part(q.beforeId)}${filter}`;
 
 /** Plain lists' cache keys by customer (listQueryKey), at most as many as the cache keeps answers. */
 const plainListKeys = new Map<string, { limit: number; key: string }>();
